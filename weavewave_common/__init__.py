@@ -1,0 +1,1 @@
+"""Contracts and HTTP plumbing shared by WeaveWave's three services (no torch, no vLLM)."""

@@ -1,0 +1,124 @@
+"""Models that cross service boundaries.
+
+The captioner produces a `MusicBrief`; the gateway relays it (headers and `/describe`) and the
+composer consumes its `description`. Field limits here are the contract: every producer validates
+against them, so a consumer never sees an out-of-range brief.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+DESCRIPTION_MAX_CHARS = 600
+
+
+class BriefSource(StrEnum):
+    """How the brief was obtained, so clients can tell a structured brief from a fallback."""
+
+    STRUCTURED = "structured"
+    """The model's JSON-schema-guided output validated on the first try."""
+    RETRIED = "retried"
+    """The first structured attempt was invalid; the second one validated."""
+    PLAIN_TEXT = "plain_text"
+    """Both structured attempts failed; the description is the model's plain text."""
+
+
+class ImageFacts(BaseModel):
+    """What the captioner saw of one image."""
+
+    model_config = ConfigDict(frozen=True)
+
+    filename: str | None = None
+    format: str = Field(description="Container format detected from the content, e.g. PNG.")
+    width: int = Field(description="Width in pixels as uploaded (after EXIF rotation).")
+    height: int = Field(description="Height in pixels as uploaded (after EXIF rotation).")
+    used_width: int = Field(description="Width in pixels given to the model.")
+    used_height: int = Field(description="Height in pixels given to the model.")
+
+
+class VideoFacts(BaseModel):
+    """What the captioner saw of the video."""
+
+    model_config = ConfigDict(frozen=True)
+
+    filename: str | None = None
+    codec: str
+    width: int
+    height: int
+    duration_s: float = Field(description="Duration of the video stream in seconds.")
+    source_fps: float | None = Field(default=None, description="The stream's average frame rate.")
+    frames_used: int = Field(description="Frames sampled and given to the model.")
+    sampled_fps: float = Field(description="Frames used per second of video.")
+    has_audio_track: bool
+    audio_track_used: bool = Field(description="Whether the model heard the soundtrack.")
+
+
+class AudioFacts(BaseModel):
+    """What the captioner did with the uploaded audio clip."""
+
+    model_config = ConfigDict(frozen=True)
+
+    filename: str | None = None
+    codec: str
+    duration_s: float = Field(description="Seconds of audio decoded (after the length cap).")
+    sample_rate: int = Field(description="Sample rate in Hz after resampling.")
+    truncated: bool = Field(description="True when the clip was longer than the cap.")
+    used: bool = Field(description="Whether the model heard it (only audio-capable models do).")
+
+
+class MediaFacts(BaseModel):
+    """Facts about every input, as decoded."""
+
+    model_config = ConfigDict(frozen=True)
+
+    images: list[ImageFacts] = Field(default_factory=list)
+    video: VideoFacts | None = None
+    audio: AudioFacts | None = None
+
+
+class TokenUsage(BaseModel):
+    """Tokens spent on the brief, summed over attempts."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    attempts: int = Field(default=0, description="Model calls made (1 to 3).")
+
+
+class Timings(BaseModel):
+    """Where the time went, in seconds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    decode_s: float = Field(description="Decoding and downscaling the media.")
+    generate_s: float = Field(description="Prefill and generation in the engine, all attempts.")
+    total_s: float
+
+
+class MusicBrief(BaseModel):
+    """The bridge between what inspired the user and the music model.
+
+    `description` is written in the style of the captions MusicGen was trained on: genre, mood,
+    tempo and instruments, one to three sentences, no visual nouns. The structured fields repeat
+    that content for clients that want to show or edit it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX_CHARS)
+    genre: str | None = Field(default=None, max_length=60)
+    mood: str | None = Field(default=None, max_length=60)
+    tempo_bpm: int | None = Field(default=None, ge=30, le=300)
+    instruments: list[str] = Field(default_factory=list, max_length=8)
+    key: str | None = Field(default=None, max_length=20)
+    source: BriefSource
+    warnings: list[str] = Field(
+        default_factory=list, description="Human-readable notes, e.g. why a fallback was used."
+    )
+    model: str = Field(description="The captioning model that wrote the brief.")
+    usage: TokenUsage
+    timings: Timings
+    media: MediaFacts
