@@ -1,0 +1,48 @@
+# WeaveWave: the entry points people use. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+UV := $(VENV)/tools/bin/uv
+export UV_CACHE_DIR := $(CURDIR)/.cache/uv
+
+# Tests never reach a model hub; vLLM on CPU runs in its lightest mode.
+TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
+	VLLM_NO_USAGE_STATS=1 VLLM_CPU_OMP_THREADS_BIND=nobind VLLM_CPU_KVCACHE_SPACE=1
+
+.PHONY: help install test lint typecheck tiny-models bench-video clean
+
+help:
+	@echo "make install      create .venv/captioner from its lock file (idempotent)"
+	@echo "make test         lint, type-check and run the whole test suite"
+	@echo "make tiny-models  build the tiny random models into models/"
+	@echo "make bench-video  video sampling benchmark (seek-based vs decode-all)"
+	@echo "make clean        remove environments, caches and built models"
+
+install: $(VENV)/captioner/.installed
+
+$(UV):
+	$(PYTHON) -m venv $(VENV)/tools
+	$(VENV)/tools/bin/pip install --quiet uv==0.13.9
+
+$(VENV)/captioner/.installed: $(UV) scripts/install-env.sh services/captioner/requirements-cpu.lock \
+		services/captioner/post-install.sh pyproject.toml services/captioner/pyproject.toml
+	scripts/install-env.sh captioner
+
+lint: install
+	$(VENV)/captioner/bin/ruff check .
+	$(VENV)/captioner/bin/ruff format --check .
+
+typecheck: install
+	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner tests bench
+
+test: lint typecheck
+	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner
+
+tiny-models: install
+	$(TEST_ENV) $(VENV)/captioner/bin/python -m captioner.tiny_model models/tiny-qwen2.5-vl
+
+bench-video: install
+	$(TEST_ENV) $(VENV)/captioner/bin/python bench/video_sampling.py
+
+clean:
+	rm -rf $(VENV) .cache models out .mypy_cache .ruff_cache .pytest_cache
