@@ -1,0 +1,1 @@
+"""WeaveWave captioner: any mix of text, images, video and audio in, a `MusicBrief` out (vLLM)."""

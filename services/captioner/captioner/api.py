@@ -1,0 +1,46 @@
+"""`POST /v1/describe`: multipart uploads in, `MusicBrief` out."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, File, Form, UploadFile
+
+from captioner.deps import DescriberDep
+from captioner.describe import DescribeInput, Upload
+from weavewave_common.errors import error_responses
+from weavewave_common.protocol import MusicBrief
+from weavewave_common.request_id import current_request_id, new_request_id
+
+router = APIRouter(prefix="/v1", tags=["captioner"])
+
+
+def _upload(file: UploadFile) -> Upload:
+    return Upload(file=file.file, filename=file.filename, size=file.size)
+
+
+@router.post(
+    "/describe",
+    name="describe",
+    response_model=MusicBrief,
+    responses=error_responses(400, 413, 415, 422, 503),
+    summary="Write a music brief from any mix of text, images, a video and an audio clip.",
+)
+async def describe(
+    describer: DescriberDep,
+    prompt: Annotated[str | None, Form(description="The user's own words.")] = None,
+    images: Annotated[
+        list[UploadFile] | None, File(description="Pictures, any number up to the limit.")
+    ] = None,
+    video: Annotated[UploadFile | None, File(description="One video clip.")] = None,
+    audio: Annotated[
+        UploadFile | None, File(description="One audio clip (heard by audio models).")
+    ] = None,
+) -> MusicBrief:
+    request = DescribeInput(
+        prompt=prompt,
+        images=[_upload(f) for f in images or []],
+        video=_upload(video) if video is not None else None,
+        audio=_upload(audio) if audio is not None else None,
+    )
+    return await describer.describe(request, current_request_id() or new_request_id())

@@ -1,0 +1,93 @@
+"""Composition root: settings -> engine loader, describer, routes, error handlers, middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+
+from captioner import api
+from captioner.config import CaptionerSettings
+from captioner.deps import CaptionerState
+from captioner.describe import DescribeLimits, Describer
+from captioner.engine import CaptionEngine, EngineOptions, open_engine
+from captioner.loader import EngineLoader
+from captioner.media import MediaLimits
+from weavewave_common.errors import install_error_handlers
+from weavewave_common.health import health_router
+from weavewave_common.limits import BodySizeLimitMiddleware
+from weavewave_common.metrics import install_metrics
+from weavewave_common.request_id import RequestIdMiddleware
+
+EngineFactory = Callable[[], AbstractAsyncContextManager[CaptionEngine]]
+
+
+def engine_options(settings: CaptionerSettings) -> EngineOptions:
+    return EngineOptions(
+        model=settings.model,
+        served_name=settings.model_name,
+        dtype=settings.dtype,
+        max_model_len=settings.max_model_len,
+        gpu_memory_utilization=settings.gpu_memory_utilization,
+        cpu_kv_cache_gib=settings.cpu_kv_cache_gib,
+        enforce_eager=settings.enforce_eager,
+        max_num_seqs=settings.max_num_seqs,
+        max_images=max(1, settings.max_images),
+        audio_input=settings.audio_input,
+    )
+
+
+def make_describer_factory(settings: CaptionerSettings) -> Callable[[CaptionEngine], Describer]:
+    media = MediaLimits(
+        max_decode_pixels=settings.max_decode_pixels,
+        max_pixels=settings.max_pixels,
+        max_video_seconds=settings.max_video_seconds,
+        max_frames=settings.max_frames,
+        frames_per_second=settings.frames_per_second,
+        max_frame_pixels=settings.max_frame_pixels,
+        max_audio_seconds=settings.max_audio_seconds,
+        audio_sample_rate=settings.audio_sample_rate,
+    )
+    limits = DescribeLimits(
+        max_prompt_chars=settings.max_prompt_chars,
+        max_images=settings.max_images,
+        max_image_bytes=settings.max_image_bytes,
+        max_video_bytes=settings.max_video_bytes,
+        max_audio_bytes=settings.max_audio_bytes,
+        max_pending=settings.max_pending,
+        max_tokens=settings.max_tokens,
+        temperature=settings.temperature,
+    )
+    return lambda engine: Describer(engine, media, limits)
+
+
+def create_app(settings: CaptionerSettings, engine_factory: EngineFactory | None = None) -> FastAPI:
+    """Build the captioner app; `engine_factory` defaults to vLLM on `settings.model`."""
+    options = engine_options(settings)
+    factory = engine_factory or (lambda: open_engine(options))
+    loader = EngineLoader(factory, make_describer_factory(settings))
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[CaptionerState]:
+        async with loader.running():
+            yield CaptionerState(loader=loader)
+
+    async def readiness() -> str | None:
+        return loader.readiness()
+
+    app = FastAPI(
+        title="WeaveWave captioner",
+        version="0.1.0",
+        summary="Turns images, video, audio and words into a music brief (vLLM).",
+        lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name if isinstance(route, APIRoute) else "",
+    )
+    install_error_handlers(app)
+    app.include_router(health_router(readiness))
+    app.include_router(api.router)
+    install_metrics(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,308 @@
+"""Describer: uploads -> decoded media -> prompt -> engine -> a validated `MusicBrief`.
+
+The model is asked for JSON under a schema (guided decoding). Its answer is validated; an
+invalid one is retried once with fresh sampling, and if that fails too the brief falls back to
+the model's plain-text description, flagged in `source` and `warnings`. A model that writes
+nonsense therefore never turns into a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import anyio
+from pydantic import ValidationError
+
+from captioner import metrics
+from captioner.engine import CaptionEngine, EngineOutput, EngineRequest
+from captioner.media import (
+    DecodedAudio,
+    DecodedImage,
+    MediaLimits,
+    audio_facts,
+    decode_audio,
+    decode_image,
+)
+from captioner.prompts import (
+    BRIEF_JSON_SCHEMA,
+    BriefFields,
+    PromptInputs,
+    build_messages,
+    clean_user_prompt,
+)
+from captioner.video import DecodedVideo, sample_video
+from weavewave_common.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
+from weavewave_common.protocol import (
+    DESCRIPTION_MAX_CHARS,
+    BriefSource,
+    MediaFacts,
+    MusicBrief,
+    Timings,
+    TokenUsage,
+)
+
+logger = logging.getLogger(__name__)
+
+NEUTRAL_DESCRIPTION = "Calm instrumental background music with a steady medium tempo."
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffd]+")
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded file as the describer sees it: an open binary file, its name and size."""
+
+    file: BinaryIO
+    filename: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class DescribeInput:
+    prompt: str | None = None
+    images: list[Upload] = field(default_factory=list)
+    video: Upload | None = None
+    audio: Upload | None = None
+
+
+@dataclass(frozen=True)
+class DescribeLimits:
+    """Per-request caps enforced before any decoding."""
+
+    max_prompt_chars: int = 2000
+    max_images: int = 8
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_video_bytes: int = 500 * 1024 * 1024
+    max_audio_bytes: int = 50 * 1024 * 1024
+    max_pending: int = 32
+    max_tokens: int = 256
+    temperature: float = 0.7
+
+
+@dataclass
+class _Decoded:
+    images: list[DecodedImage]
+    video: DecodedVideo | None
+    audio: DecodedAudio | None
+
+
+def tidy_description(text: str) -> str:
+    """One line, at most three sentences and `DESCRIPTION_MAX_CHARS` characters."""
+    flat = " ".join(_CONTROL.sub(" ", text).split()).strip(" \"'{}[]")
+    sentences = _SENTENCE_END.split(flat)
+    return " ".join(sentences[:3])[:DESCRIPTION_MAX_CHARS].strip()
+
+
+def parse_brief(text: str) -> BriefFields | None:
+    """The model's JSON as `BriefFields`, or None when it is not a valid brief."""
+    try:
+        fields = BriefFields.model_validate(json.loads(text, strict=False))
+    except (ValueError, ValidationError):
+        return None
+    description = tidy_description(fields.description)
+    if len(description) < 20:
+        return None
+    return fields.model_copy(update={"description": description})
+
+
+class Describer:
+    """Turns one request's uploads and words into a `MusicBrief`."""
+
+    def __init__(self, engine: CaptionEngine, media: MediaLimits, limits: DescribeLimits) -> None:
+        self._engine = engine
+        self._media = media
+        self._limits = limits
+        self._pending = 0
+
+    def check(self, request: DescribeInput) -> None:
+        """Reject what is plainly out of bounds before touching any file."""
+        limits = self._limits
+        has_prompt = clean_user_prompt(request.prompt) is not None
+        if not (has_prompt or request.images or request.video or request.audio):
+            raise InvalidInput(
+                "Give at least one of: prompt, images, video, audio.", code="empty_request"
+            )
+        if request.prompt and len(request.prompt) > limits.max_prompt_chars:
+            raise InvalidInput(
+                f"prompt: over {limits.max_prompt_chars} characters.", code="prompt_too_long"
+            )
+        if len(request.images) > limits.max_images:
+            raise InvalidInput(
+                f"images: at most {limits.max_images} per request.", code="too_many_images"
+            )
+        caps: list[tuple[Upload | None, int]] = [
+            (u, limits.max_image_bytes) for u in request.images
+        ]
+        caps += [(request.video, limits.max_video_bytes), (request.audio, limits.max_audio_bytes)]
+        for upload, cap in caps:
+            if upload is not None and upload.size is not None and upload.size > cap:
+                raise PayloadTooLarge(f"{upload.filename or 'upload'}: over {cap} bytes.")
+
+    @contextmanager
+    def _slot(self) -> Iterator[None]:
+        if self._pending >= self._limits.max_pending:
+            raise ServiceUnavailable(
+                "The captioner is busy; retry shortly.", code="busy", retry_after_s=2
+            )
+        self._pending += 1
+        metrics.IN_FLIGHT.inc()
+        try:
+            yield
+        finally:
+            self._pending -= 1
+            metrics.IN_FLIGHT.dec()
+
+    def _decode(self, request: DescribeInput) -> _Decoded:
+        hear = self._engine.accepts_audio
+        images = [decode_image(u.file, u.filename, self._media) for u in request.images]
+        video = None
+        if request.video is not None:
+            video = sample_video(request.video.file, request.video.filename, self._media, hear)
+        audio = None
+        if request.audio is not None:
+            audio = decode_audio(request.audio.file, request.audio.filename, self._media)
+        return _Decoded(images, video, audio)
+
+    async def describe(self, request: DescribeInput, request_id: str) -> MusicBrief:
+        """Decode, prompt, generate and validate; see the module docstring for the fallbacks."""
+        self.check(request)
+        with self._slot():
+            started = time.perf_counter()
+            decoded = await anyio.to_thread.run_sync(self._decode, request)
+            decode_s = time.perf_counter() - started
+            metrics.DECODE_SECONDS.observe(decode_s)
+            brief = await self._write(request, decoded, request_id)
+            generate_s = time.perf_counter() - started - decode_s
+            metrics.GENERATE_SECONDS.observe(generate_s)
+            timings = Timings(
+                decode_s=round(decode_s, 4),
+                generate_s=round(generate_s, 4),
+                total_s=round(decode_s + generate_s, 4),
+            )
+            metrics.BRIEFS.labels(brief.source.value).inc()
+            return brief.model_copy(update={"timings": timings})
+
+    def _engine_request(
+        self,
+        decoded: _Decoded,
+        request: DescribeInput,
+        request_id: str,
+        structured: bool,
+        temperature: float,
+    ) -> EngineRequest:
+        hear = self._engine.accepts_audio
+        clips = []
+        if hear and decoded.audio is not None:
+            clips.append((decoded.audio.samples, decoded.audio.sample_rate))
+        if hear and decoded.video is not None and decoded.video.soundtrack is not None:
+            clips.append((decoded.video.soundtrack.samples, decoded.video.soundtrack.sample_rate))
+        video = decoded.video
+        inputs = PromptInputs(
+            user_prompt=request.prompt,
+            image_count=len(decoded.images),
+            video_frames=len(video.timestamps) if video else 0,
+            video_seconds=video.duration_s if video else 0.0,
+            audio_clips=len(clips),
+        )
+        return EngineRequest(
+            request_id=request_id,
+            messages=build_messages(inputs, structured=structured),
+            images=[d.image for d in decoded.images],
+            video=(video.frames, video.metadata) if video else None,
+            audio=clips,
+            json_schema=BRIEF_JSON_SCHEMA if structured else None,
+            max_tokens=self._limits.max_tokens,
+            temperature=temperature,
+        )
+
+    async def _write(
+        self, request: DescribeInput, decoded: _Decoded, request_id: str
+    ) -> MusicBrief:
+        usage = TokenUsage()
+        warnings: list[str] = []
+        temperature = self._limits.temperature
+        attempts = [(True, temperature), (True, max(temperature, 0.7)), (False, temperature)]
+        fields: BriefFields | None = None
+        output = EngineOutput("", 0, 0, None)
+        for number, (structured, temp) in enumerate(attempts, start=1):
+            engine_request = self._engine_request(
+                decoded, request, f"{request_id}-{number}", structured, temp
+            )
+            output = await self._engine.generate(engine_request)
+            usage = _add_usage(usage, output)
+            if not structured:
+                break
+            fields = parse_brief(output.text)
+            if fields is not None:
+                break
+            warnings.append(f"attempt {number}: the model's JSON was not a valid brief")
+            logger.info("brief attempt %d invalid (finish %s)", number, output.finish_reason)
+        if fields is not None:
+            source = BriefSource.STRUCTURED if usage.attempts == 1 else BriefSource.RETRIED
+            return self._brief(fields.model_dump(), source, warnings, usage, decoded, request)
+        description = tidy_description(output.text)
+        if len(description) < 3:
+            description = tidy_description(clean_user_prompt(request.prompt) or "")
+            description = description or NEUTRAL_DESCRIPTION
+            warnings.append("the model wrote no usable text; the description is a stand-in")
+        else:
+            warnings.append("the description is the model's plain text (no structured fields)")
+        return self._brief(
+            {"description": description}, BriefSource.PLAIN_TEXT, warnings, usage, decoded, request
+        )
+
+    def _brief(
+        self,
+        fields: dict[str, object],
+        source: BriefSource,
+        warnings: list[str],
+        usage: TokenUsage,
+        decoded: _Decoded,
+        request: DescribeInput,
+    ) -> MusicBrief:
+        hear = self._engine.accepts_audio
+        video = decoded.video
+        media = MediaFacts(
+            images=[d.facts for d in decoded.images],
+            video=video.facts(
+                request.video.filename if request.video else None,
+                audio_used=hear and video.soundtrack is not None,
+            )
+            if video
+            else None,
+            audio=audio_facts(
+                decoded.audio, request.audio.filename if request.audio else None, used=hear
+            )
+            if decoded.audio
+            else None,
+        )
+        if decoded.audio is not None and not hear:
+            warnings.append("the audio clip was decoded but this model cannot hear it")
+        metrics.TOKENS.labels("prompt").inc(usage.prompt_tokens)
+        metrics.TOKENS.labels("completion").inc(usage.completion_tokens)
+        return MusicBrief.model_validate(
+            {
+                **fields,
+                "source": source,
+                "warnings": warnings,
+                "model": self._engine.model_name,
+                "usage": usage,
+                "timings": Timings(decode_s=0, generate_s=0, total_s=0),
+                "media": media,
+            }
+        )
+
+
+def _add_usage(usage: TokenUsage, output: EngineOutput) -> TokenUsage:
+    return TokenUsage(
+        prompt_tokens=usage.prompt_tokens + output.prompt_tokens,
+        completion_tokens=usage.completion_tokens + output.completion_tokens,
+        attempts=usage.attempts + 1,
+    )

@@ -1,0 +1,210 @@
+"""The model behind the captioner: a two-method interface and its vLLM implementation.
+
+`VllmEngine` drives vLLM's in-process async engine (`AsyncLLM`): it renders the chat with the
+model's own template, attaches the decoded media as `multi_modal_data`, and constrains the output
+with a JSON schema when asked. vLLM batches concurrent requests itself (continuous batching).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import anyio
+import numpy as np
+import numpy.typing as npt
+from PIL import Image
+
+from captioner.prompts import ChatMessage
+
+logger = logging.getLogger(__name__)
+
+AUDIO_ARCHITECTURE_MARKERS = ("Omni", "Audio", "Phi4MM", "Gemma3n")
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to load the model (built from the service settings by the app)."""
+
+    model: str
+    served_name: str
+    dtype: str = "auto"
+    max_model_len: int = 8192
+    gpu_memory_utilization: float = 0.9
+    cpu_kv_cache_gib: int = 4
+    enforce_eager: bool = False
+    max_num_seqs: int = 8
+    max_images: int = 8
+    audio_input: Literal["auto", "on", "off"] = "auto"
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """One generation: the chat, its media, and frozen sampling settings."""
+
+    request_id: str
+    messages: list[ChatMessage]
+    images: list[Image.Image] = field(default_factory=list)
+    video: tuple[npt.NDArray[np.uint8], dict[str, Any]] | None = None
+    """Frames [T, H, W, 3] and the metadata the processor needs."""
+    audio: list[tuple[npt.NDArray[np.float32], int]] = field(default_factory=list)
+    """(samples [N], sample rate in Hz) per clip; only for audio-capable models."""
+    json_schema: dict[str, Any] | None = None
+    max_tokens: int = 256
+    temperature: float = 0.7
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class EngineOutput:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    finish_reason: str | None
+
+
+class CaptionEngine(Protocol):
+    """What the describer needs from a model."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def accepts_audio(self) -> bool: ...
+
+    async def generate(self, request: EngineRequest) -> EngineOutput: ...
+
+
+def model_accepts_audio(architectures: list[str], setting: str) -> bool:
+    """Whether to give audio to the model: forced by the setting, or judged by architecture."""
+    if setting != "auto":
+        return setting == "on"
+    return any(marker in arch for arch in architectures for marker in AUDIO_ARCHITECTURE_MARKERS)
+
+
+class VllmEngine:
+    """`CaptionEngine` over vLLM's `AsyncLLM`."""
+
+    def __init__(self, llm: Any, chat_renderer: Any, options: EngineOptions, audio: bool) -> None:
+        self._llm = llm
+        self._renderer = chat_renderer
+        self._options = options
+        self._audio = audio
+
+    @property
+    def model_name(self) -> str:
+        return self._options.served_name
+
+    @property
+    def accepts_audio(self) -> bool:
+        return self._audio
+
+    def _sampling_params(self, request: EngineRequest) -> Any:
+        from vllm.sampling_params import SamplingParams, StructuredOutputsParams
+
+        structured = None
+        if request.json_schema is not None:
+            structured = StructuredOutputsParams(json=request.json_schema)
+        return SamplingParams(
+            max_tokens=request.max_tokens,
+            temperature=request.temperature,
+            seed=request.seed,
+            structured_outputs=structured,
+        )
+
+    def _inputs(self, request: EngineRequest) -> dict[str, Any]:
+        prompt = self._renderer.apply_chat_template(
+            request.messages, tokenize=False, add_generation_prompt=True
+        )
+        media: dict[str, Any] = {}
+        if request.images:
+            media["image"] = list(request.images)
+        if request.video is not None:
+            media["video"] = [request.video]
+        if request.audio:
+            media["audio"] = list(request.audio)
+        return {"prompt": prompt, "multi_modal_data": media} if media else {"prompt": prompt}
+
+    async def generate(self, request: EngineRequest) -> EngineOutput:
+        """Run one request to completion; aborts it in the engine if the caller is cancelled."""
+        params = self._sampling_params(request)
+        final = None
+        try:
+            async for output in self._llm.generate(
+                self._inputs(request), params, request_id=request.request_id
+            ):
+                final = output
+        except (asyncio.CancelledError, GeneratorExit):
+            await self._llm.abort(request.request_id)
+            raise
+        if final is None or not final.outputs:
+            return EngineOutput("", 0, 0, None)
+        completion = final.outputs[0]
+        return EngineOutput(
+            text=completion.text,
+            prompt_tokens=len(final.prompt_token_ids or ()),
+            completion_tokens=len(completion.token_ids),
+            finish_reason=completion.finish_reason,
+        )
+
+
+def _build_llm(options: EngineOptions, audio: bool) -> Any:
+    """Construct `AsyncLLM` (blocking: loads weights, profiles memory, starts the core process)."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    limits = {"image": options.max_images, "video": 1}
+    if audio:
+        limits["audio"] = 2  # the uploaded clip and the video's soundtrack
+    args = AsyncEngineArgs(
+        model=options.model,
+        served_model_name=[options.served_name],
+        dtype=options.dtype,
+        max_model_len=options.max_model_len,
+        gpu_memory_utilization=options.gpu_memory_utilization,
+        enforce_eager=options.enforce_eager,
+        max_num_seqs=options.max_num_seqs,
+        limit_mm_per_prompt=limits,
+        disable_log_stats=True,
+    )
+    return AsyncLLM.from_engine_args(args)
+
+
+def _load_chat_renderer(model: str) -> Any:
+    """The model's processor (it carries the chat template); its tokenizer when there is none."""
+    from transformers import AutoProcessor, AutoTokenizer
+
+    try:
+        processor = AutoProcessor.from_pretrained(model)
+        if getattr(processor, "chat_template", None):
+            return processor
+    except (OSError, ValueError) as exc:
+        logger.info("no processor for %s (%s); using its tokenizer's chat template", model, exc)
+    return AutoTokenizer.from_pretrained(model)
+
+
+def _architectures(model: str) -> list[str]:
+    from transformers import AutoConfig
+
+    return list(getattr(AutoConfig.from_pretrained(model), "architectures", None) or [])
+
+
+@asynccontextmanager
+async def open_engine(options: EngineOptions) -> AsyncIterator[VllmEngine]:
+    """Load the model in a worker thread, yield the engine, and always shut it down."""
+    # vLLM reads its CPU KV-cache size from the environment; a GPU host ignores it.
+    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", str(options.cpu_kv_cache_gib))
+    architectures = await anyio.to_thread.run_sync(_architectures, options.model)
+    audio = model_accepts_audio(architectures, options.audio_input)
+    renderer = await anyio.to_thread.run_sync(_load_chat_renderer, options.model)
+    llm = await anyio.to_thread.run_sync(_build_llm, options, audio, abandon_on_cancel=True)
+    logger.info("engine ready: %s (%s), audio input %s", options.served_name, architectures, audio)
+    try:
+        yield VllmEngine(llm, renderer, options, audio)
+    finally:
+        llm.shutdown()

@@ -1,0 +1,217 @@
+"""Decode uploads under hard caps: images with Pillow, audio with PyAV (video lives in `video.py`).
+
+Everything here is synchronous and CPU-bound; the describer runs it in a worker thread. Every
+failure is raised as an `ApiError` with a status that tells the user what to fix: 413 for
+something too big, 415 for something that is not the media it claims to be, 422 for a file of
+the right kind that cannot be decoded.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from weavewave_common.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from weavewave_common.protocol import AudioFacts, ImageFacts
+
+IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
+_EXIF_ORIENTATION = 0x0112
+AUDIO_DEMUXERS = frozenset(
+    {"wav", "mp3", "flac", "ogg", "mov", "mp4", "m4a", "matroska", "webm", "aac", "aiff", "w64"}
+)
+
+
+@dataclass(frozen=True)
+class MediaLimits:
+    """Hard caps for decoding, taken from the service settings."""
+
+    max_decode_pixels: int = 50_000_000
+    max_pixels: int = 1280 * 28 * 28
+    max_video_seconds: float = 600.0
+    max_frames: int = 32
+    frames_per_second: float = 1.0
+    max_frame_pixels: int = 360 * 640
+    max_audio_seconds: float = 60.0
+    audio_sample_rate: int = 16000
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    image: Image.Image
+    facts: ImageFacts
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    samples: npt.NDArray[np.float32]
+    """Mono samples in [-1, 1], shape [N]."""
+    sample_rate: int
+    codec: str
+    truncated: bool
+
+
+@dataclass
+class DecodedMedia:
+    """Everything decoded for one request, ready for the prompt builder."""
+
+    images: list[DecodedImage] = field(default_factory=list)
+    video: object | None = None  # video.DecodedVideo; typed loosely to keep modules independent
+    audio: DecodedAudio | None = None
+
+
+def fit_within(width: int, height: int, max_pixels: int, multiple: int = 2) -> tuple[int, int]:
+    """Largest size with the same aspect ratio and at most `max_pixels`, rounded to `multiple`."""
+    scale = min(1.0, math.sqrt(max_pixels / max(1, width * height)))
+    w = max(multiple, int(width * scale) // multiple * multiple)
+    h = max(multiple, int(height * scale) // multiple * multiple)
+    return w, h
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    """RGB on white for anything with alpha or a palette; plain conversion for CMYK, L, I;16..."""
+    has_alpha = image.mode in ("RGBA", "LA", "PA") or (
+        image.mode == "P" and "transparency" in image.info
+    )
+    if has_alpha:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def _open_image(file: BinaryIO, name: str) -> Image.Image:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            image = Image.open(file)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise PayloadTooLarge(
+            f"{name}: image dimensions are too large.", code="image_too_large"
+        ) from exc
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UnsupportedMedia(f"{name}: not a supported image.") from exc
+    if image.format not in IMAGE_FORMATS:
+        raise UnsupportedMedia(f"{name}: image format {image.format} is not supported.")
+    return image
+
+
+def decode_image(file: BinaryIO, filename: str | None, limits: MediaLimits) -> DecodedImage:
+    """Decode one image: bomb guard, EXIF rotation, RGB, downscale to `limits.max_pixels`."""
+    name = filename or "image"
+    image = _open_image(file, name)
+    image_format = str(image.format)
+    width, height = image.size
+    if width * height > limits.max_decode_pixels:
+        raise PayloadTooLarge(
+            f"{name}: {width}x{height} is over the {limits.max_decode_pixels}-pixel limit.",
+            code="image_too_large",
+        )
+    try:
+        if image.getexif().get(_EXIF_ORIENTATION, 1) in (5, 6, 7, 8):
+            width, height = height, width  # rotated by 90 degrees one way or the other
+        if image_format == "JPEG":
+            # libjpeg decodes at 1/2, 1/4 or 1/8 scale when asked: far less work for big photos.
+            image.draft("RGB", fit_within(image.width, image.height, limits.max_pixels))
+        image.load()
+        rgb = _to_rgb(ImageOps.exif_transpose(image))
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise InvalidInput(
+            f"{name}: the image is corrupt or truncated.", code="media_unreadable"
+        ) from exc
+    if rgb.width * rgb.height > limits.max_pixels:
+        rgb = rgb.resize(
+            fit_within(rgb.width, rgb.height, limits.max_pixels), Image.Resampling.BICUBIC
+        )
+    facts = ImageFacts(
+        filename=filename,
+        format=image_format,
+        width=width,
+        height=height,
+        used_width=rgb.width,
+        used_height=rgb.height,
+    )
+    return DecodedImage(image=rgb, facts=facts)
+
+
+def open_container(
+    file: BinaryIO, name: str, allowed: frozenset[str]
+) -> av.container.InputContainer:
+    """Open with FFmpeg's probing, then accept only the demuxers in `allowed`."""
+    file.seek(0)
+    try:
+        container = av.open(file, mode="r", metadata_errors="ignore")
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise UnsupportedMedia(
+            f"{name}: not a supported media file (or truncated before its header ends)."
+        ) from exc
+    demuxers = set(container.format.name.split(","))
+    if not demuxers & allowed:
+        container.close()
+        raise UnsupportedMedia(f"{name}: container {container.format.name} is not supported.")
+    return container
+
+
+def decode_audio_stream(
+    container: av.container.InputContainer, name: str, limits: MediaLimits
+) -> DecodedAudio:
+    """Decode the first audio stream to mono float32 at `limits.audio_sample_rate`, capped."""
+    if not container.streams.audio:
+        raise UnsupportedMedia(f"{name}: no audio stream.", code="no_audio_stream")
+    stream = container.streams.audio[0]
+    rate = limits.audio_sample_rate
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+    max_samples = int(limits.max_audio_seconds * rate)
+    chunks: list[npt.NDArray[np.float32]] = []
+    total = 0
+    truncated = False
+    try:
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunk = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                chunks.append(chunk)
+                total += chunk.size
+            if total >= max_samples:
+                truncated = True
+                break
+        if not truncated:
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise InvalidInput(f"{name}: the audio is corrupt.", code="media_unreadable") from exc
+    samples = np.concatenate(chunks)[:max_samples] if chunks else np.zeros(0, np.float32)
+    if samples.size == 0:
+        raise InvalidInput(f"{name}: the audio has no samples.", code="empty_audio")
+    return DecodedAudio(
+        samples=np.clip(samples, -1.0, 1.0),
+        sample_rate=rate,
+        codec=stream.codec_context.name,
+        truncated=truncated,
+    )
+
+
+def decode_audio(file: BinaryIO, filename: str | None, limits: MediaLimits) -> DecodedAudio:
+    """Decode an uploaded audio clip (any common container) under the length cap."""
+    name = filename or "audio"
+    container = open_container(file, name, AUDIO_DEMUXERS)
+    with container:
+        return decode_audio_stream(container, name, limits)
+
+
+def audio_facts(audio: DecodedAudio, filename: str | None, used: bool) -> AudioFacts:
+    return AudioFacts(
+        filename=filename,
+        codec=audio.codec,
+        duration_s=round(audio.samples.size / audio.sample_rate, 3),
+        sample_rate=audio.sample_rate,
+        truncated=audio.truncated,
+        used=used,
+    )

@@ -1,0 +1,187 @@
+"""Sample a video evenly with seeks, never decoding it whole.
+
+For each of the N sample times the decoder seeks to the keyframe at or before the end of that
+sample's tolerance window (half the sampling interval on each side) and takes the first frame
+inside the window. With keyframes at least as dense as the sampling interval (phone and web
+video: every 1-2 s) that is one decoded frame per sample; with sparse keyframes it decodes
+forward, but never more than `MAX_DECODE_PER_SAMPLE` frames per sample. Frames are scaled
+while converting to RGB (swscale), so full-size frames are never kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+from typing import Any, BinaryIO
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+
+from captioner.media import (
+    DecodedAudio,
+    MediaLimits,
+    decode_audio_stream,
+    fit_within,
+    open_container,
+)
+from weavewave_common.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from weavewave_common.protocol import VideoFacts
+
+VIDEO_DEMUXERS = frozenset(
+    {
+        "mov",
+        "mp4",
+        "m4a",
+        "3gp",
+        "matroska",
+        "webm",
+        "avi",
+        "mpegts",
+        "flv",
+        "ogg",
+        "mpeg",
+        "asf",
+        "gif",
+    }
+)
+MAX_DECODE_PER_SAMPLE = 120
+
+
+@dataclass(frozen=True)
+class DecodedVideo:
+    frames: npt.NDArray[np.uint8]
+    """RGB frames, shape [T, H, W, 3], T even (the model patches frames in pairs)."""
+    timestamps: list[float]
+    """Seconds of each distinct sampled frame."""
+    duration_s: float
+    codec: str
+    width: int
+    height: int
+    source_fps: float | None
+    has_audio_track: bool
+    soundtrack: DecodedAudio | None
+    """The decoded audio track, only when the model can hear it."""
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        """What Qwen2.5-VL's processor needs to place frames in time (vLLM `(frames, meta)`)."""
+        count = int(self.frames.shape[0])
+        return {
+            "total_num_frames": count,
+            "fps": count / self.duration_s,
+            "duration": self.duration_s,
+            "video_backend": "pyav",
+            "frames_indices": list(range(count)),
+            "do_sample_frames": False,
+        }
+
+    def facts(self, filename: str | None, audio_used: bool) -> VideoFacts:
+        return VideoFacts(
+            filename=filename,
+            codec=self.codec,
+            width=self.width,
+            height=self.height,
+            duration_s=round(self.duration_s, 3),
+            source_fps=self.source_fps,
+            frames_used=len(self.timestamps),
+            sampled_fps=round(len(self.timestamps) / self.duration_s, 3),
+            has_audio_track=self.has_audio_track,
+            audio_track_used=audio_used,
+        )
+
+
+def sample_times(duration_s: float, limits: MediaLimits) -> list[float]:
+    """Centres of N equal slices of the video, N = duration x fps within [2, max_frames]."""
+    count = min(limits.max_frames, max(2, round(duration_s * limits.frames_per_second)))
+    return [(i + 0.5) * duration_s / count for i in range(count)]
+
+
+def _duration(container: av.container.InputContainer, stream: av.video.VideoStream) -> float:
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    raise InvalidInput("The video does not declare its duration.", code="media_unreadable")
+
+
+def _frame_at(
+    container: av.container.InputContainer,
+    stream: av.video.VideoStream,
+    window: tuple[float, float],
+    after: float,
+) -> av.VideoFrame | None:
+    """First frame with time in `window` and after `after` (the previous sample), or None."""
+    start, end = window
+    time_base = stream.time_base or Fraction(1, 1000)
+    container.seek(int(end / time_base), stream=stream, backward=True, any_frame=False)
+    for decoded, frame in enumerate(container.decode(stream)):
+        when = frame.time
+        if when is None or when <= after:
+            continue
+        if when >= start:
+            return frame if when <= end else None
+        if decoded >= MAX_DECODE_PER_SAMPLE:
+            return frame
+    return None
+
+
+def sample_video(
+    file: BinaryIO, filename: str | None, limits: MediaLimits, want_audio: bool
+) -> DecodedVideo:
+    """Sample frames evenly (about `frames_per_second`, at most `max_frames`), downscaled."""
+    name = filename or "video"
+    container = open_container(file, name, VIDEO_DEMUXERS)
+    with container:
+        if not container.streams.video:
+            raise UnsupportedMedia(f"{name}: no video stream.", code="no_video_stream")
+        stream = container.streams.video[0]
+        duration = _duration(container, stream)
+        if duration > limits.max_video_seconds:
+            raise PayloadTooLarge(
+                f"{name}: {duration:.1f} s is over the {limits.max_video_seconds:.0f} s limit.",
+                code="video_too_long",
+            )
+        if duration <= 0 or not stream.width or not stream.height:
+            raise InvalidInput(f"{name}: the video is empty.", code="media_unreadable")
+        size = fit_within(stream.width, stream.height, limits.max_frame_pixels)
+        times = sample_times(duration, limits)
+        half = duration / len(times) / 2
+        frames: list[npt.NDArray[np.uint8]] = []
+        stamps: list[float] = []
+        try:
+            for t in times:
+                previous = stamps[-1] if stamps else -1.0
+                frame = _frame_at(container, stream, (t - half, t + half), previous)
+                if frame is not None:
+                    rgb = frame.reformat(width=size[0], height=size[1], format="rgb24")
+                    frames.append(np.asarray(rgb.to_ndarray(), dtype=np.uint8))
+                    stamps.append(float(frame.time or 0.0))
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise InvalidInput(f"{name}: the video is corrupt.", code="media_unreadable") from exc
+        if not frames:
+            raise InvalidInput(f"{name}: no frame could be decoded.", code="media_unreadable")
+        soundtrack = None
+        if want_audio and container.streams.audio:
+            container.seek(0)
+            soundtrack = decode_audio_stream(container, name, limits)
+        rate = stream.average_rate
+        return DecodedVideo(
+            frames=_even(np.stack(frames)),
+            timestamps=stamps,
+            duration_s=duration,
+            codec=stream.codec_context.name,
+            width=stream.width,
+            height=stream.height,
+            source_fps=float(rate) if rate else None,
+            has_audio_track=bool(container.streams.audio),
+            soundtrack=soundtrack,
+        )
+
+
+def _even(frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Repeat the last frame when the count is odd (frames enter the model two by two)."""
+    if frames.shape[0] % 2:
+        return np.concatenate([frames, frames[-1:]])
+    return frames

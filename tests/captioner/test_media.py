@@ -1,0 +1,151 @@
+"""Media decoding under caps, on files generated here (Pillow, PyAV)."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+
+from captioner.media import MediaLimits, decode_audio, decode_image, fit_within
+from captioner.video import sample_times, sample_video
+from tests.media_factory import image_bytes, png_bomb, video_bytes, wav_bytes
+from weavewave_common.errors import ApiError
+
+LIMITS = MediaLimits(max_pixels=224 * 224, max_frames=8, max_frame_pixels=112 * 112)
+
+
+def status_of(call: object) -> int:
+    with pytest.raises(ApiError) as caught:
+        call()  # type: ignore[operator]
+    return caught.value.status
+
+
+def test_fit_within_keeps_aspect_and_cap() -> None:
+    assert fit_within(100, 50, 10_000) == (100, 50)
+    width, height = fit_within(4000, 3000, 224 * 224)
+    assert width * height <= 224 * 224
+    assert abs(width / height - 4 / 3) < 0.02
+
+
+@pytest.mark.parametrize(
+    ("fmt", "mode"),
+    [
+        ("PNG", "RGB"),
+        ("PNG", "RGBA"),
+        ("PNG", "LA"),
+        ("PNG", "P"),
+        ("JPEG", "CMYK"),
+        ("JPEG", "L"),
+        ("WEBP", "RGB"),
+        ("GIF", "P"),
+        ("BMP", "RGB"),
+        ("TIFF", "CMYK"),
+    ],
+)
+def test_images_become_rgb(fmt: str, mode: str) -> None:
+    decoded = decode_image(io.BytesIO(image_bytes(64, 48, fmt, mode)), "x", LIMITS)
+    assert decoded.image.mode == "RGB"
+    assert decoded.image.size == (64, 48)
+    assert decoded.facts.format == fmt
+
+
+def test_transparent_pixels_become_white() -> None:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGBA", (8, 8), (0, 0, 0, 0)).save(buffer, format="PNG")
+    decoded = decode_image(io.BytesIO(buffer.getvalue()), "clear.png", LIMITS)
+    assert decoded.image.getpixel((4, 4)) == (255, 255, 255)
+
+
+def test_exif_rotation_is_applied() -> None:
+    data = image_bytes(80, 40, "JPEG", exif_orientation=6)
+    decoded = decode_image(io.BytesIO(data), "rotated.jpg", LIMITS)
+    assert decoded.image.size == (40, 80)
+    assert (decoded.facts.width, decoded.facts.height) == (40, 80)
+
+
+def test_large_images_are_downscaled() -> None:
+    decoded = decode_image(io.BytesIO(image_bytes(1600, 1200, "JPEG")), "big.jpg", LIMITS)
+    assert decoded.image.width * decoded.image.height <= LIMITS.max_pixels
+    assert (decoded.facts.width, decoded.facts.height) == (1600, 1200)
+    assert (decoded.facts.used_width, decoded.facts.used_height) == decoded.image.size
+
+
+def test_bad_images_are_refused_with_the_right_status() -> None:
+    assert status_of(lambda: decode_image(io.BytesIO(png_bomb()), "bomb.png", LIMITS)) == 413
+    small_cap = MediaLimits(max_decode_pixels=1000)
+    big = io.BytesIO(image_bytes(100, 100))
+    assert status_of(lambda: decode_image(big, "big.png", small_cap)) == 413
+    garbage = io.BytesIO(b"not an image at all" * 10)
+    assert status_of(lambda: decode_image(garbage, "x.png", LIMITS)) == 415
+    truncated = io.BytesIO(image_bytes(200, 200, "PNG")[:400])
+    assert status_of(lambda: decode_image(truncated, "t.png", LIMITS)) in (415, 422)
+    assert status_of(lambda: decode_image(io.BytesIO(b""), "empty.png", LIMITS)) == 415
+
+
+def test_sample_times_are_even_and_capped() -> None:
+    assert len(sample_times(3.0, LIMITS)) == 3
+    assert len(sample_times(600.0, LIMITS)) == LIMITS.max_frames
+    assert len(sample_times(0.2, LIMITS)) == 2
+    times = sample_times(8.0, LIMITS)
+    assert times == pytest.approx([0.5 + i for i in range(8)])
+
+
+def test_video_is_sampled_evenly_and_downscaled() -> None:
+    data = video_bytes(seconds=6, fps=10, width=320, height=240, gop=10)
+    video = sample_video(io.BytesIO(data), "clip.mp4", LIMITS, want_audio=False)
+    assert len(video.timestamps) == 6
+    assert video.duration_s == pytest.approx(6.0, abs=0.1)
+    assert video.timestamps == sorted(set(video.timestamps))
+    # each sample lies within half an interval of its slot centre (0.5 s, 1.5 s, ...)
+    for slot, stamp in enumerate(video.timestamps):
+        assert abs(stamp - (slot + 0.5)) <= 0.5 + 1e-6
+    assert video.frames.shape[0] % 2 == 0
+    assert video.frames.shape[1] * video.frames.shape[2] <= LIMITS.max_frame_pixels
+    assert video.metadata["total_num_frames"] == video.frames.shape[0]
+    assert video.metadata["duration"] == pytest.approx(6.0, abs=0.1)
+
+
+def test_long_video_uses_at_most_max_frames() -> None:
+    data = video_bytes(seconds=20, fps=5, gop=5)
+    video = sample_video(io.BytesIO(data), "long.mp4", LIMITS, want_audio=False)
+    assert len(video.timestamps) == LIMITS.max_frames
+
+
+def test_soundtrack_is_decoded_only_when_wanted() -> None:
+    data = video_bytes(seconds=2, fps=10, with_audio=True)
+    muted = sample_video(io.BytesIO(data), "a.mp4", LIMITS, want_audio=False)
+    heard = sample_video(io.BytesIO(data), "a.mp4", LIMITS, want_audio=True)
+    assert muted.has_audio_track and muted.soundtrack is None
+    assert heard.soundtrack is not None
+    assert heard.soundtrack.sample_rate == LIMITS.audio_sample_rate
+    assert heard.soundtrack.samples.size / LIMITS.audio_sample_rate == pytest.approx(2.0, abs=0.1)
+
+
+def test_bad_videos_are_refused() -> None:
+    too_long = MediaLimits(max_video_seconds=2.0)
+    clip = video_bytes(seconds=3, fps=5)
+    assert status_of(lambda: sample_video(io.BytesIO(clip), "v", too_long, False)) == 413
+    truncated = io.BytesIO(clip[: len(clip) // 3])
+    assert status_of(lambda: sample_video(truncated, "t.mp4", LIMITS, False)) in (415, 422)
+    picture = io.BytesIO(image_bytes(32, 32))
+    assert status_of(lambda: sample_video(picture, "p.png", LIMITS, False)) == 415
+    sound = io.BytesIO(wav_bytes(1.0))
+    assert status_of(lambda: sample_video(sound, "s.wav", LIMITS, False)) == 415
+
+
+def test_audio_is_resampled_and_capped() -> None:
+    audio = decode_audio(io.BytesIO(wav_bytes(seconds=2.0, rate=22050)), "a.wav", LIMITS)
+    assert audio.sample_rate == 16000
+    assert audio.samples.size == pytest.approx(32000, abs=400)
+    assert not audio.truncated
+    capped = decode_audio(io.BytesIO(wav_bytes(3.0)), "a.wav", MediaLimits(max_audio_seconds=1))
+    assert capped.truncated and capped.samples.size == 16000
+
+
+def test_bad_audio_is_refused() -> None:
+    assert status_of(lambda: decode_audio(io.BytesIO(wav_bytes(0.0)), "e.wav", LIMITS)) == 422
+    assert status_of(lambda: decode_audio(io.BytesIO(b"\x00" * 100), "z.wav", LIMITS)) == 415
+    silent_video = io.BytesIO(video_bytes(seconds=1, fps=5))
+    assert status_of(lambda: decode_audio(silent_video, "v.mp4", LIMITS)) == 415

@@ -1,0 +1,156 @@
+"""The captioner as a real process on the tiny Qwen2.5-VL, through real vLLM, over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.media_factory import image_bytes, png_bomb, video_bytes, wav_bytes
+from tests.services import RunningService
+from weavewave_common.protocol import MusicBrief
+
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
+
+Files = list[tuple[str, tuple[str, bytes, str]]]
+
+
+def describe(
+    service: RunningService,
+    data: dict[str, str] | None = None,
+    files: Files | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    return httpx.post(f"{service.url}/v1/describe", data=data, files=files, timeout=120, **kwargs)
+
+
+def brief_of(response: httpx.Response) -> MusicBrief:
+    assert response.status_code == 200, response.text
+    return MusicBrief.model_validate(response.json())
+
+
+def png(name: str = "a.png", **kwargs: Any) -> tuple[str, tuple[str, bytes, str]]:
+    return ("images", (name, image_bytes(**kwargs), "image/png"))
+
+
+def assert_error(response: httpx.Response, status: int) -> None:
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert error["code"] and error["message"]
+    assert error["request_id"] == response.headers["x-request-id"]
+
+
+def test_text_only(captioner: RunningService) -> None:
+    brief = brief_of(describe(captioner, data={"prompt": "a rainy night in a quiet city"}))
+    assert brief.description
+    assert brief.model.endswith("tiny-qwen2.5-vl")
+    assert 1 <= brief.usage.attempts <= 3 and brief.usage.prompt_tokens > 0
+    assert brief.media.images == [] and brief.media.video is None
+    assert brief.timings.total_s >= brief.timings.generate_s > 0
+
+
+def test_one_image(captioner: RunningService) -> None:
+    brief = brief_of(describe(captioner, files=[png(width=640, height=480)]))
+    (facts,) = brief.media.images
+    assert (facts.format, facts.width, facts.height) == ("PNG", 640, 480)
+    assert facts.used_width * facts.used_height <= 50176
+    assert brief.usage.prompt_tokens > 0
+
+
+def test_several_images(captioner: RunningService) -> None:
+    files = [png(f"{i}.png", seed=i, width=100 + i, height=80) for i in range(3)]
+    brief = brief_of(describe(captioner, data={"prompt": "sunny"}, files=files))
+    assert [(f.filename, f.width) for f in brief.media.images] == [
+        ("0.png", 100),
+        ("1.png", 101),
+        ("2.png", 102),
+    ]
+
+
+def test_video_respects_the_frame_cap_and_reports_its_duration(captioner: RunningService) -> None:
+    clip = video_bytes(seconds=8, fps=10)
+    brief = brief_of(describe(captioner, files=[("video", ("clip.mp4", clip, "video/mp4"))]))
+    video = brief.media.video
+    assert video is not None
+    assert video.duration_s == pytest.approx(8.0, abs=0.15)
+    assert 2 <= video.frames_used <= 6
+    assert (video.width, video.height, video.codec) == (160, 120, "h264")
+
+
+def test_image_video_and_text_together(captioner: RunningService) -> None:
+    files = [png(), ("video", ("v.mp4", video_bytes(seconds=3, fps=10), "video/mp4"))]
+    brief = brief_of(describe(captioner, data={"prompt": "make it epic"}, files=files))
+    assert len(brief.media.images) == 1
+    assert brief.media.video is not None and brief.media.video.frames_used == 3
+
+
+def test_audio_with_a_model_that_cannot_hear(captioner: RunningService) -> None:
+    files = [("audio", ("hum.wav", wav_bytes(seconds=1.5), "audio/wav"))]
+    brief = brief_of(describe(captioner, files=files))
+    assert brief.media.audio is not None
+    assert not brief.media.audio.used
+    assert brief.media.audio.duration_s == pytest.approx(1.5, abs=0.05)
+    assert any("cannot hear" in w for w in brief.warnings)
+
+
+def test_bad_input_gets_clear_4xx_and_the_service_stays_up(captioner: RunningService) -> None:
+    clip = video_bytes(seconds=4, fps=5)
+    cases: list[tuple[int, dict[str, str] | None, Files | None]] = [
+        (415, None, [("images", ("x.png", b"\x89PNG garbage" * 50, "image/png"))]),
+        (413, None, [("images", ("bomb.png", png_bomb(), "image/png"))]),
+        (415, None, [("video", ("cut.mp4", clip[: len(clip) // 3], "video/mp4"))]),
+        (413, None, [("video", ("long.mp4", video_bytes(seconds=25, fps=2), "video/mp4"))]),
+        (415, None, [("video", ("still.png", image_bytes(), "video/mp4"))]),
+        (422, None, [png(f"{i}.png") for i in range(4)]),
+        (422, None, None),
+        (422, {"prompt": "   "}, None),
+        (422, {"prompt": "x" * 2001}, None),
+    ]
+    for status, data, files in cases:
+        assert_error(describe(captioner, data=data, files=files), status)
+    malformed = httpx.post(
+        f"{captioner.url}/v1/describe",
+        content=b'--xx\r\nContent-Disposition: form-data; name="images"\r\n\r\nno end',
+        headers={"content-type": "multipart/form-data; boundary=xx"},
+    )
+    assert malformed.status_code in (400, 422)
+    assert "error" in malformed.json()
+    assert httpx.get(f"{captioner.url}/readyz").status_code == 200
+    brief_of(describe(captioner, data={"prompt": "still alive"}))
+
+
+def test_four_concurrent_requests_all_succeed(captioner: RunningService) -> None:
+    async def run() -> list[httpx.Response]:
+        async with httpx.AsyncClient(base_url=captioner.url, timeout=120) as client:
+            calls = [
+                client.post(
+                    "/v1/describe", data={"prompt": f"song {i}"}, files=[png(f"{i}.png", seed=i)]
+                )
+                for i in range(4)
+            ]
+            return list(await asyncio.gather(*calls))
+
+    for response in asyncio.run(run()):
+        assert brief_of(response).media.images
+
+
+def test_request_id_is_echoed_and_logged(captioner: RunningService) -> None:
+    response = describe(
+        captioner, data={"prompt": "trace me"}, headers={"X-Request-ID": "trace-abc-123"}
+    )
+    assert response.headers["x-request-id"] == "trace-abc-123"
+    assert '"request_id": "trace-abc-123"' in captioner.log()
+
+
+def test_metrics_and_openapi(captioner: RunningService) -> None:
+    describe(captioner, data={"prompt": "count me"})
+    metrics = httpx.get(f"{captioner.url}/metrics").text
+    assert "captioner_briefs_total" in metrics
+    assert 'captioner_tokens_total{kind="prompt"}' in metrics
+    assert "captioner_requests_in_flight" in metrics
+    spec = httpx.get(f"{captioner.url}/openapi.json").json()
+    operation = spec["paths"]["/v1/describe"]["post"]
+    assert operation["operationId"] == "describe"
+    assert {"200", "413", "415", "422", "503"} <= set(operation["responses"])

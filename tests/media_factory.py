@@ -1,0 +1,145 @@
+"""Test media made in code: images with Pillow, video and audio with PyAV, hostile files by hand.
+
+Nothing binary is committed; every file is generated from parameters, so each test says exactly
+what it feeds the service.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import struct
+import zlib
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+from PIL import Image
+
+
+def image_bytes(
+    width: int = 320,
+    height: int = 240,
+    fmt: str = "PNG",
+    mode: str = "RGB",
+    seed: int = 0,
+    exif_orientation: int | None = None,
+) -> bytes:
+    """A gradient-and-noise picture in the given format and mode."""
+    rng = np.random.default_rng(seed)
+    x = np.linspace(0, 255, width, dtype=np.float32)[None, :, None]
+    y = np.linspace(0, 255, height, dtype=np.float32)[:, None, None]
+    rgb = np.concatenate(
+        [
+            np.broadcast_to(x, (height, width, 1)),
+            np.broadcast_to(y, (height, width, 1)),
+            rng.integers(0, 255, (height, width, 1)).astype(np.float32),
+        ],
+        axis=2,
+    )
+    image = Image.fromarray(rgb.astype(np.uint8), "RGB")
+    if mode != "RGB":
+        image = image.convert(mode)
+    buffer = io.BytesIO()
+    kwargs = {}
+    if exif_orientation is not None:
+        exif = Image.Exif()
+        exif[0x0112] = exif_orientation
+        kwargs["exif"] = exif.tobytes()
+    image.save(buffer, format=fmt, **kwargs)
+    return buffer.getvalue()
+
+
+def png_bomb(width: int = 50_000, height: int = 50_000) -> bytes:
+    """A tiny PNG whose header declares huge dimensions (the IDAT holds almost nothing)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data))
+            + kind
+            + data
+            + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\x00" * 1024))
+        + chunk(b"IEND", b"")
+    )
+
+
+def video_bytes(
+    seconds: float = 3.0,
+    fps: int = 10,
+    width: int = 160,
+    height: int = 120,
+    gop: int | None = None,
+    with_audio: bool = False,
+    codec: str = "libx264",
+) -> bytes:
+    """An MP4 of moving colour bars (H.264 by default), optionally with a sine soundtrack."""
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="mp4") as container:
+        stream: Any = container.add_stream(codec, rate=fps)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if gop is not None:
+            stream.codec_context.gop_size = gop
+        stream.options = {"preset": "ultrafast"} if codec == "libx264" else {}
+        audio: Any = None
+        if with_audio:
+            audio = container.add_stream("aac", rate=16000)
+            audio.layout = "mono"
+        total = int(round(seconds * fps))
+        xs = np.arange(width, dtype=np.int32)[None, :]
+        for i in range(total):
+            shade = ((xs + i * 7) % 256).astype(np.uint8)
+            frame = np.stack(
+                [
+                    np.broadcast_to(shade, (height, width)),
+                    np.full((height, width), (i * 11) % 256, np.uint8),
+                    np.broadcast_to(255 - shade, (height, width)),
+                ],
+                axis=2,
+            )
+            vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            vf.pts = i
+            vf.time_base = Fraction(1, fps)
+            container.mux(stream.encode(vf))
+        container.mux(stream.encode(None))
+        if audio is not None:
+            _write_sine(container, audio, seconds, 16000)
+    return buffer.getvalue()
+
+
+def _write_sine(
+    container: av.container.OutputContainer, stream: av.AudioStream, seconds: float, rate: int
+) -> None:
+    samples = int(seconds * rate)
+    step = 1024
+    for start in range(0, samples, step):
+        n = min(step, samples - start)
+        t = (np.arange(start, start + n) / rate).astype(np.float32)
+        data = (0.3 * np.sin(2 * math.pi * 440 * t)).astype(np.float32)[None, :]
+        frame = av.AudioFrame.from_ndarray(data, format="fltp", layout="mono")
+        frame.sample_rate = rate
+        frame.pts = start
+        container.mux(stream.encode(frame))
+    container.mux(stream.encode(None))
+
+
+def wav_bytes(seconds: float = 2.0, rate: int = 22050, freq: float = 440.0) -> bytes:
+    """A 16-bit mono WAV sine tone (stdlib `wave`)."""
+    import wave
+
+    t = np.arange(int(seconds * rate)) / rate
+    pcm = (0.3 * np.sin(2 * math.pi * freq * t) * 32767).astype("<i2").tobytes()
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm)
+    return buffer.getvalue()
