@@ -4,6 +4,7 @@ PYTHON ?= python3.11
 VENV := .venv
 UV := $(VENV)/tools/bin/uv
 export UV_CACHE_DIR := $(CURDIR)/.cache/uv
+TINY_DIR ?= models/tiny-qwen2.5-vl
 
 # Tests never reach a model hub; vLLM on CPU runs in its lightest mode.
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
@@ -14,8 +15,8 @@ TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS
 help:
 	@echo "make install      create .venv/captioner from its lock file (idempotent)"
 	@echo "make test         lint, type-check and run the whole test suite"
-	@echo "make tiny-models  build the tiny random models into models/"
-	@echo "make bench-video  video sampling benchmark (seek-based vs decode-all)"
+	@echo "make tiny-models  build the tiny random Qwen2.5-VL into $(TINY_DIR)"
+	@echo "make bench-video  video sampling benchmark, one core (seek-based vs decode-all)"
 	@echo "make clean        remove environments, caches and built models"
 
 install: $(VENV)/captioner/.installed
@@ -36,13 +37,13 @@ typecheck: install
 	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner tests bench
 
 test: lint typecheck
-	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner
+	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner tests/test_readme.py
 
 tiny-models: install
-	$(TEST_ENV) $(VENV)/captioner/bin/python -m captioner.tiny_model models/tiny-qwen2.5-vl
+	$(TEST_ENV) $(VENV)/captioner/bin/python -m captioner.tiny_model $(TINY_DIR)
 
 bench-video: install
-	$(TEST_ENV) $(VENV)/captioner/bin/python bench/video_sampling.py
+	$(TEST_ENV) taskset -c 0 $(VENV)/captioner/bin/python bench/video_sampling.py
 
 clean:
 	rm -rf $(VENV) .cache models out .mypy_cache .ruff_cache .pytest_cache

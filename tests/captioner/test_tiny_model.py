@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from captioner.tiny_model import SPECIAL_TOKENS, build
+from captioner.tiny_model import SPECIAL_TOKENS
 
 
 def digest(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
 @pytest.mark.slow
-def test_builds_are_byte_identical(tiny_vlm: Path, tmp_path: Path) -> None:
-    again = build(tmp_path / "again")
+def test_make_tiny_models_rebuilds_byte_identically(tiny_vlm: Path, tmp_path: Path) -> None:
+    again = tmp_path / "again"
+    subprocess.run(["make", "-s", "tiny-models", f"TINY_DIR={again}"], cwd=REPO, check=True)
     assert digest(again) == digest(tiny_vlm)
     assert {"model.safetensors", "tokenizer.json", "config.json", "chat_template.jinja"} <= set(
         digest(again)
