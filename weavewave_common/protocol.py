@@ -122,3 +122,24 @@ class MusicBrief(BaseModel):
     usage: TokenUsage
     timings: Timings
     media: MediaFacts
+
+
+class AudioFormat(StrEnum):
+    """Audio formats the composer streams (and the gateway relays)."""
+
+    WAV = "wav"
+    FLAC = "flac"
+    MP3 = "mp3"
+    OGG = "ogg"
+
+    @property
+    def media_type(self) -> str:
+        return AUDIO_MEDIA_TYPES[self]
+
+
+AUDIO_MEDIA_TYPES = {
+    AudioFormat.WAV: "audio/wav",
+    AudioFormat.FLAC: "audio/flac",
+    AudioFormat.MP3: "audio/mpeg",
+    AudioFormat.OGG: "audio/ogg",
+}

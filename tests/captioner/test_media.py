@@ -6,9 +6,10 @@ import io
 
 import pytest
 
-from captioner.media import MediaLimits, decode_audio, decode_image, fit_within
+from captioner.media import MediaLimits, decode_image, fit_within
 from captioner.video import sample_times, sample_video
 from tests.media_factory import image_bytes, png_bomb, video_bytes, wav_bytes
+from weavewave_common.audio import decode_audio
 from weavewave_common.errors import ApiError
 
 LIMITS = MediaLimits(max_pixels=224 * 224, max_frames=8, max_frame_pixels=112 * 112)
@@ -136,16 +137,16 @@ def test_bad_videos_are_refused() -> None:
 
 
 def test_audio_is_resampled_and_capped() -> None:
-    audio = decode_audio(io.BytesIO(wav_bytes(seconds=2.0, rate=22050)), "a.wav", LIMITS)
+    audio = decode_audio(io.BytesIO(wav_bytes(seconds=2.0, rate=22050)), "a.wav", 16000, 60)
     assert audio.sample_rate == 16000
     assert audio.samples.size == pytest.approx(32000, abs=400)
     assert not audio.truncated
-    capped = decode_audio(io.BytesIO(wav_bytes(3.0)), "a.wav", MediaLimits(max_audio_seconds=1))
+    capped = decode_audio(io.BytesIO(wav_bytes(3.0)), "a.wav", 16000, 1.0)
     assert capped.truncated and capped.samples.size == 16000
 
 
 def test_bad_audio_is_refused() -> None:
-    assert status_of(lambda: decode_audio(io.BytesIO(wav_bytes(0.0)), "e.wav", LIMITS)) == 422
-    assert status_of(lambda: decode_audio(io.BytesIO(b"\x00" * 100), "z.wav", LIMITS)) == 415
+    assert status_of(lambda: decode_audio(io.BytesIO(wav_bytes(0.0)), "e.wav", 16000, 60)) == 422
+    assert status_of(lambda: decode_audio(io.BytesIO(b"\x00" * 100), "z.wav", 16000, 60)) == 415
     silent_video = io.BytesIO(video_bytes(seconds=1, fps=5))
-    assert status_of(lambda: decode_audio(silent_video, "v.mp4", LIMITS)) == 415
+    assert status_of(lambda: decode_audio(silent_video, "v.mp4", 16000, 60)) == 415

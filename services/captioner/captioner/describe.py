@@ -22,14 +22,7 @@ from pydantic import ValidationError
 
 from captioner import metrics
 from captioner.engine import CaptionEngine, EngineOutput, EngineRequest
-from captioner.media import (
-    DecodedAudio,
-    DecodedImage,
-    MediaLimits,
-    audio_facts,
-    decode_audio,
-    decode_image,
-)
+from captioner.media import DecodedImage, MediaLimits, audio_facts, decode_image
 from captioner.prompts import (
     BRIEF_JSON_SCHEMA,
     BriefFields,
@@ -38,6 +31,7 @@ from captioner.prompts import (
     clean_user_prompt,
 )
 from captioner.video import DecodedVideo, sample_video
+from weavewave_common.audio import DecodedAudio, decode_audio
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from weavewave_common.protocol import (
     DESCRIPTION_MAX_CHARS,
@@ -167,7 +161,12 @@ class Describer:
             video = sample_video(request.video.file, request.video.filename, self._media, hear)
         audio = None
         if request.audio is not None:
-            audio = decode_audio(request.audio.file, request.audio.filename, self._media)
+            audio = decode_audio(
+                request.audio.file,
+                request.audio.filename,
+                self._media.audio_sample_rate,
+                self._media.max_audio_seconds,
+            )
         return _Decoded(images, video, audio)
 
     async def describe(self, request: DescribeInput, request_id: str) -> MusicBrief:

@@ -1,4 +1,4 @@
-"""Decode uploads under hard caps: images with Pillow, audio with PyAV (video lives in `video.py`).
+"""Decode uploads under hard caps: images with Pillow (video: `video.py`; audio: common).
 
 Everything here is synchronous and CPU-bound; the describer runs it in a worker thread. Every
 failure is raised as an `ApiError` with a status that tells the user what to fix: 413 for
@@ -10,23 +10,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import BinaryIO
 
-import av
-import av.error
-import numpy as np
-import numpy.typing as npt
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from weavewave_common.audio import DecodedAudio
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 from weavewave_common.protocol import AudioFacts, ImageFacts
 
 IMAGE_FORMATS = frozenset({"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF", "MPO"})
 _EXIF_ORIENTATION = 0x0112
-AUDIO_DEMUXERS = frozenset(
-    {"wav", "mp3", "flac", "ogg", "mov", "mp4", "m4a", "matroska", "webm", "aac", "aiff", "w64"}
-)
 
 
 @dataclass(frozen=True)
@@ -47,24 +41,6 @@ class MediaLimits:
 class DecodedImage:
     image: Image.Image
     facts: ImageFacts
-
-
-@dataclass(frozen=True)
-class DecodedAudio:
-    samples: npt.NDArray[np.float32]
-    """Mono samples in [-1, 1], shape [N]."""
-    sample_rate: int
-    codec: str
-    truncated: bool
-
-
-@dataclass
-class DecodedMedia:
-    """Everything decoded for one request, ready for the prompt builder."""
-
-    images: list[DecodedImage] = field(default_factory=list)
-    video: object | None = None  # video.DecodedVideo; typed loosely to keep modules independent
-    audio: DecodedAudio | None = None
 
 
 def fit_within(width: int, height: int, max_pixels: int, multiple: int = 2) -> tuple[int, int]:
@@ -140,70 +116,6 @@ def decode_image(file: BinaryIO, filename: str | None, limits: MediaLimits) -> D
         used_height=rgb.height,
     )
     return DecodedImage(image=rgb, facts=facts)
-
-
-def open_container(
-    file: BinaryIO, name: str, allowed: frozenset[str]
-) -> av.container.InputContainer:
-    """Open with FFmpeg's probing, then accept only the demuxers in `allowed`."""
-    file.seek(0)
-    try:
-        container = av.open(file, mode="r", metadata_errors="ignore")
-    except (av.error.FFmpegError, ValueError, OSError) as exc:
-        raise UnsupportedMedia(
-            f"{name}: not a supported media file (or truncated before its header ends)."
-        ) from exc
-    demuxers = set(container.format.name.split(","))
-    if not demuxers & allowed:
-        container.close()
-        raise UnsupportedMedia(f"{name}: container {container.format.name} is not supported.")
-    return container
-
-
-def decode_audio_stream(
-    container: av.container.InputContainer, name: str, limits: MediaLimits
-) -> DecodedAudio:
-    """Decode the first audio stream to mono float32 at `limits.audio_sample_rate`, capped."""
-    if not container.streams.audio:
-        raise UnsupportedMedia(f"{name}: no audio stream.", code="no_audio_stream")
-    stream = container.streams.audio[0]
-    rate = limits.audio_sample_rate
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
-    max_samples = int(limits.max_audio_seconds * rate)
-    chunks: list[npt.NDArray[np.float32]] = []
-    total = 0
-    truncated = False
-    try:
-        for frame in container.decode(stream):
-            for out in resampler.resample(frame):
-                chunk = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
-                chunks.append(chunk)
-                total += chunk.size
-            if total >= max_samples:
-                truncated = True
-                break
-        if not truncated:
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
-    except (av.error.FFmpegError, ValueError) as exc:
-        raise InvalidInput(f"{name}: the audio is corrupt.", code="media_unreadable") from exc
-    samples = np.concatenate(chunks)[:max_samples] if chunks else np.zeros(0, np.float32)
-    if samples.size == 0:
-        raise InvalidInput(f"{name}: the audio has no samples.", code="empty_audio")
-    return DecodedAudio(
-        samples=np.clip(samples, -1.0, 1.0),
-        sample_rate=rate,
-        codec=stream.codec_context.name,
-        truncated=truncated,
-    )
-
-
-def decode_audio(file: BinaryIO, filename: str | None, limits: MediaLimits) -> DecodedAudio:
-    """Decode an uploaded audio clip (any common container) under the length cap."""
-    name = filename or "audio"
-    container = open_container(file, name, AUDIO_DEMUXERS)
-    with container:
-        return decode_audio_stream(container, name, limits)
 
 
 def audio_facts(audio: DecodedAudio, filename: str | None, used: bool) -> AudioFacts:

@@ -19,13 +19,8 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
-from captioner.media import (
-    DecodedAudio,
-    MediaLimits,
-    decode_audio_stream,
-    fit_within,
-    open_container,
-)
+from captioner.media import MediaLimits, fit_within
+from weavewave_common.audio import DecodedAudio, decode_audio_stream, open_container
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 from weavewave_common.protocol import VideoFacts
 
@@ -165,7 +160,9 @@ def sample_video(
         soundtrack = None
         if want_audio and container.streams.audio:
             container.seek(0)
-            soundtrack = decode_audio_stream(container, name, limits)
+            soundtrack = decode_audio_stream(
+                container, name, limits.audio_sample_rate, limits.max_audio_seconds
+            )
         rate = stream.average_rate
         return DecodedVideo(
             frames=_even(np.stack(frames)),

@@ -1,0 +1,100 @@
+"""Open media containers safely and decode audio to mono float32 (PyAV), under a length cap.
+
+Shared by the captioner (audio uploads, video soundtracks) and the composer (melody clips).
+FFmpeg probes the content itself, so the client's file name and Content-Type play no part; only
+the demuxers a caller allows are accepted (FFmpeg would otherwise happily open a PNG as video).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import av
+import av.error
+import numpy as np
+import numpy.typing as npt
+
+from weavewave_common.errors import InvalidInput, UnsupportedMedia
+
+AUDIO_DEMUXERS = frozenset(
+    {"wav", "mp3", "flac", "ogg", "mov", "mp4", "m4a", "matroska", "webm", "aac", "aiff", "w64"}
+)
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    samples: npt.NDArray[np.float32]
+    """Mono samples in [-1, 1], shape [N]."""
+    sample_rate: int
+    codec: str
+    truncated: bool
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples.size / self.sample_rate
+
+
+def open_container(
+    file: BinaryIO, name: str, allowed: frozenset[str]
+) -> av.container.InputContainer:
+    """Open with FFmpeg's probing, then accept only the demuxers in `allowed`."""
+    file.seek(0)
+    try:
+        container = av.open(file, mode="r", metadata_errors="ignore")
+    except (av.error.FFmpegError, ValueError, OSError) as exc:
+        raise UnsupportedMedia(
+            f"{name}: not a supported media file (or truncated before its header ends)."
+        ) from exc
+    demuxers = set(container.format.name.split(","))
+    if not demuxers & allowed:
+        container.close()
+        raise UnsupportedMedia(f"{name}: container {container.format.name} is not supported.")
+    return container
+
+
+def decode_audio_stream(
+    container: av.container.InputContainer, name: str, sample_rate: int, max_seconds: float
+) -> DecodedAudio:
+    """Decode the first audio stream to mono float32 at `sample_rate` Hz, at most `max_seconds`."""
+    if not container.streams.audio:
+        raise UnsupportedMedia(f"{name}: no audio stream.", code="no_audio_stream")
+    stream = container.streams.audio[0]
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    max_samples = int(max_seconds * sample_rate)
+    chunks: list[npt.NDArray[np.float32]] = []
+    total = 0
+    truncated = False
+    try:
+        for frame in container.decode(stream):
+            for out in resampler.resample(frame):
+                chunk = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                chunks.append(chunk)
+                total += chunk.size
+            if total >= max_samples:
+                truncated = True
+                break
+        if not truncated:
+            for out in resampler.resample(None):
+                chunks.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+    except (av.error.FFmpegError, ValueError) as exc:
+        raise InvalidInput(f"{name}: the audio is corrupt.", code="media_unreadable") from exc
+    samples = np.concatenate(chunks)[:max_samples] if chunks else np.zeros(0, np.float32)
+    if samples.size == 0:
+        raise InvalidInput(f"{name}: the audio has no samples.", code="empty_audio")
+    return DecodedAudio(
+        samples=np.clip(samples, -1.0, 1.0),
+        sample_rate=sample_rate,
+        codec=stream.codec_context.name,
+        truncated=truncated,
+    )
+
+
+def decode_audio(
+    file: BinaryIO, filename: str | None, sample_rate: int, max_seconds: float
+) -> DecodedAudio:
+    """Decode an uploaded audio clip (any common container) under the length cap."""
+    name = filename or "audio"
+    container = open_container(file, name, AUDIO_DEMUXERS)
+    with container:
+        return decode_audio_stream(container, name, sample_rate, max_seconds)
