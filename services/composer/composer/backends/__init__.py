@@ -1,0 +1,103 @@
+"""The music model behind the composer: a small interface, its types, and the factory.
+
+A backend runs one batch at a time, blocking, in the composer's single model thread. It reports
+audio through a `BatchSink` as it is generated (one callback per row and chunk) and asks the sink
+between steps which rows were cancelled, so a dead request stops costing compute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Frozen per-request knobs (never set on a shared model)."""
+
+    duration_s: float
+    seed: int
+    temperature: float = 1.0
+    top_k: int = 250
+    top_p: float = 0.0
+    guidance: float = 3.0
+
+
+@dataclass(frozen=True)
+class Melody:
+    """A melody clip for chroma conditioning: mono samples in [-1, 1] at `sample_rate` Hz."""
+
+    samples: npt.NDArray[np.float32]
+    sample_rate: int
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    description: str
+    params: GenerationParams
+    melody: Melody | None = None
+
+
+class BatchSink(Protocol):
+    """Where a backend delivers a batch's audio, row by row."""
+
+    def emit(self, row: int, samples: npt.NDArray[np.float32]) -> None:
+        """New audio for `row`: float32 [channels, N] at the backend's sample rate."""
+
+    def is_cancelled(self, row: int) -> bool:
+        """True once nobody is waiting for `row` any more."""
+
+    def progress(self, step: int, total: int) -> None:
+        """Called after every generation step (`step` of `total` in this batch)."""
+
+
+class MusicBackend(Protocol):
+    """What the composer needs from a MusicGen implementation."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def sample_rate(self) -> int: ...
+
+    @property
+    def channels(self) -> int: ...
+
+    @property
+    def supports_melody(self) -> bool: ...
+
+    def samples_for(self, seconds: float) -> int:
+        """Samples per channel that a request for `seconds` of audio yields (whole frames)."""
+
+    def generate(self, batch: list[GenerationRequest], sink: BatchSink) -> None:
+        """Generate every row of `batch` (all share `guidance`), streaming through `sink`."""
+
+
+@dataclass(frozen=True)
+class BackendOptions:
+    """How to load a backend (built from the service settings)."""
+
+    kind: str
+    model: str
+    device: str = "cpu"
+    dtype: str = "float32"
+    window_s: float = 30.0
+    """Longest span generated in one pass; longer audio is continued window by window."""
+    extend_stride_s: float = 18.0
+    """New audio per continuation window (the rest of the window is the previous tail)."""
+    chunk_s: float = 0.5
+    """Audio per streamed chunk."""
+    decode_context_s: float = 1.0
+    """Codes decoded before each chunk so the codec's state is warm (cost stays linear)."""
+
+
+def load_backend(options: BackendOptions) -> MusicBackend:
+    """Instantiate the backend named by `options.kind` (imported lazily: each pulls in torch)."""
+    if options.kind == "transformers":
+        from composer.backends.transformers import TransformersBackend
+
+        return TransformersBackend.load(options)
+    raise ValueError(f"unknown backend {options.kind!r}: expected transformers")

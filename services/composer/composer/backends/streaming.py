@@ -1,0 +1,70 @@
+"""Codes to audio, chunk by chunk, with a bounded decode window (cost linear in length).
+
+MusicGen's codec (EnCodec) turns codebook frames into audio. Re-decoding the whole prefix for
+every chunk is quadratic; instead each chunk decodes its own frames plus `context` frames before
+them (to warm the codec's convolutions and LSTM) and up to `lookahead` frames after them (its
+convolutions are not causal), and keeps only the samples of its own frames. The result matches a
+whole-clip decode closely (the test bounds the difference); it is not bit-exact, because the
+LSTM's memory is truncated to the context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+Decode = Callable[[torch.Tensor], torch.Tensor]
+"""codes [K, F] (long) -> audio [C, F * hop] (float)."""
+
+
+def undelay(ids: torch.Tensor) -> torch.Tensor:
+    """Undo MusicGen's delay pattern: ids [B, K, T] (column 0 = start token) -> codes [B, K, F].
+
+    Codebook k of frame f sits at column 1 + f + k, so F = T - K frames are complete.
+    """
+    frames = ids.shape[-1] - ids.shape[1]
+    if frames <= 0:
+        return ids[:, :, :0]
+    return torch.stack([ids[:, k, 1 + k : 1 + k + frames] for k in range(ids.shape[1])], dim=1)
+
+
+class RowDecoder:
+    """Emits the audio of one row's growing code sequence in chunks of `chunk` frames."""
+
+    def __init__(
+        self, decode: Decode, hop: int, chunk: int, context: int, lookahead: int, start: int = 0
+    ) -> None:
+        self._decode = decode
+        self._hop = hop
+        self._chunk = chunk
+        self._context = context
+        self._lookahead = lookahead
+        self.emitted = start
+        """Frames whose audio has been emitted (frames before `start` belong to a prompt)."""
+
+    def update(self, codes: torch.Tensor, limit: int) -> npt.NDArray[np.float32] | None:
+        """Audio for newly complete frames (a whole chunk's worth), or None if not enough yet."""
+        end = min(codes.shape[-1] - self._lookahead, limit)
+        if end - self.emitted < self._chunk:
+            return None
+        return self._emit(codes, end)
+
+    def finish(self, codes: torch.Tensor, limit: int) -> npt.NDArray[np.float32] | None:
+        """Audio for every frame not yet emitted, up to `limit` frames."""
+        end = min(codes.shape[-1], limit)
+        if end <= self.emitted:
+            return None
+        return self._emit(codes, end)
+
+    def _emit(self, codes: torch.Tensor, end: int) -> npt.NDArray[np.float32]:
+        first = max(0, self.emitted - self._context)
+        last = min(codes.shape[-1], end + self._lookahead)
+        audio = self._decode(codes[:, first:last])
+        start_sample = (self.emitted - first) * self._hop
+        stop_sample = (end - first) * self._hop
+        self.emitted = end
+        samples: npt.NDArray[np.float32] = audio[:, start_sample:stop_sample].float().cpu().numpy()
+        return samples

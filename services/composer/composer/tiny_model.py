@@ -1,0 +1,201 @@
+"""Build MusicGen checkpoints with random weights, offline and byte-identically from a seed.
+
+Tests and CI cannot download MusicGen, so the composer runs its real loading and generation code
+on models of the real architecture built here: 32 kHz, 4 codebooks at 50 Hz like musicgen-small,
+a T5 text encoder with a sentencepiece tokenizer trained in process. `--preset small-shape`
+writes the real musicgen-small sizes (random weights) for benchmarks.
+
+Usage::
+
+    python -m composer.tiny_model OUT_DIR [--preset tiny|small-shape] [--seed 1234]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import logging
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+logger = logging.getLogger(__name__)
+
+DESCRIPTIONS = [
+    "lofi hip hop beat with dusty drums and mellow piano",
+    "epic orchestral soundtrack with soaring strings and brass",
+    "calm ambient pads with soft synth textures",
+    "upbeat pop song with bright guitars and claps",
+    "dark techno with driving kick and acid bass",
+    "acoustic folk with fingerpicked guitar and harmonica",
+    "smooth jazz with saxophone, upright bass and brushed drums",
+    "cinematic piano ballad, slow and emotional",
+    "energetic rock with distorted guitars and pounding drums",
+    "dreamy synthwave with retro arpeggios, 100 bpm",
+    "chill house with warm chords and a steady groove",
+    "sad cello solo in a minor key",
+    "happy ukulele tune with whistling",
+    "tense thriller score with pulsing synths",
+    "reggae with offbeat guitar skank and deep bass",
+    "classical string quartet, gentle and bright",
+    "hip hop instrumental with hard drums and a vinyl sample",
+    "relaxing meditation music with bells and drones",
+    "funky disco with slap bass and strings, 120 bpm",
+    "world music with hand percussion and flute",
+]
+
+
+@dataclass(frozen=True)
+class Preset:
+    t5_d_model: int
+    t5_layers: int
+    t5_heads: int
+    t5_d_ff: int
+    t5_d_kv: int
+    encodec_filters: int
+    encodec_hidden: int
+    encodec_lstm: int
+    codebook_size: int
+    decoder_hidden: int
+    decoder_layers: int
+    decoder_heads: int
+    decoder_ffn: int
+
+
+PRESETS = {
+    "tiny": Preset(32, 2, 4, 64, 8, 4, 16, 1, 256, 32, 2, 4, 64),
+    "small-shape": Preset(768, 12, 12, 3072, 64, 64, 128, 2, 2048, 1024, 24, 16, 4096),
+}
+
+
+def train_tokenizer(out: Path) -> list[tuple[str, float]]:
+    """A sentencepiece unigram model on fixed descriptions (T5's pad/eos/unk convention)."""
+    import sentencepiece as spm
+
+    model = io.BytesIO()
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(DESCRIPTIONS * 5),
+        model_writer=model,
+        vocab_size=200,
+        hard_vocab_limit=False,
+        model_type="unigram",
+        pad_id=0,
+        eos_id=1,
+        unk_id=2,
+        bos_id=-1,
+        num_threads=1,
+        minloglevel=2,
+    )
+    (out / "spiece.model").write_bytes(model.getvalue())
+    processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
+    return [(processor.id_to_piece(i), processor.get_score(i)) for i in range(len(processor))]
+
+
+def build(out: Path, preset_name: str = "tiny", seed: int = 1234) -> Path:
+    """Write a transformers MusicGen folder (the hub's musicgen-small layout) to `out`."""
+    import torch
+    from transformers import (
+        EncodecConfig,
+        EncodecFeatureExtractor,
+        GenerationConfig,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenProcessor,
+        T5Config,
+        T5Tokenizer,
+    )
+
+    p = PRESETS[preset_name]
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    vocab = train_tokenizer(out)
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
+    text = T5Config(
+        vocab_size=len(vocab),
+        d_model=p.t5_d_model,
+        d_kv=p.t5_d_kv,
+        d_ff=p.t5_d_ff,
+        num_layers=p.t5_layers,
+        num_heads=p.t5_heads,
+        relative_attention_num_buckets=8 if preset_name == "tiny" else 32,
+        feed_forward_proj="relu",
+        dropout_rate=0.0,
+    )
+    audio = EncodecConfig(
+        sampling_rate=32000,
+        audio_channels=1,
+        target_bandwidths=[2.2],
+        upsampling_ratios=[8, 5, 4, 4],
+        num_filters=p.encodec_filters,
+        hidden_size=p.encodec_hidden,
+        codebook_size=p.codebook_size,
+        num_lstm_layers=p.encodec_lstm,
+        num_residual_layers=1,
+        use_causal_conv=False,
+        norm_type="weight_norm",
+        pad_mode="reflect",
+        normalize=False,
+        chunk_length_s=None,
+    )
+    decoder = MusicgenDecoderConfig(
+        vocab_size=p.codebook_size,
+        num_codebooks=4,
+        hidden_size=p.decoder_hidden,
+        ffn_dim=p.decoder_ffn,
+        num_hidden_layers=p.decoder_layers,
+        num_attention_heads=p.decoder_heads,
+        pad_token_id=p.codebook_size,
+        bos_token_id=p.codebook_size,
+        decoder_start_token_id=p.codebook_size,
+    )
+    config = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
+    config.decoder_start_token_id = config.pad_token_id = p.codebook_size
+    torch.manual_seed(seed)
+    model = MusicgenForConditionalGeneration(config)
+    # EnCodec's codebooks start at zero (training fills them by k-means): random ones make every
+    # code decode to a different sound, as in a trained model.
+    with torch.no_grad():
+        for layer in model.audio_encoder.quantizer.layers:
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+            layer.codebook.cluster_size.fill_(1.0)
+    model.generation_config = GenerationConfig(
+        do_sample=True,
+        top_k=250,
+        guidance_scale=3.0,
+        max_length=1500,
+        decoder_start_token_id=p.codebook_size,
+        pad_token_id=p.codebook_size,
+        bos_token_id=p.codebook_size,
+    )
+    model.save_pretrained(str(out))
+    extractor = EncodecFeatureExtractor(
+        feature_size=1,
+        sampling_rate=32000,
+        padding_side="left",
+        padding_value=0.0,
+        return_attention_mask=True,
+    )
+    MusicgenProcessor(feature_extractor=extractor, tokenizer=tokenizer).save_pretrained(str(out))
+    extractor.save_pretrained(str(out))
+    # transformers 5 nests the extractor in processor_config.json, which 4.x cannot read; the
+    # hub's musicgen folders have no such file, and without it both versions load the folder.
+    (out / "processor_config.json").unlink(missing_ok=True)
+    logger.info("built %s MusicGen (random weights) in %s", preset_name, out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--seed", type=int, default=1234)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    build(args.out, args.preset, args.seed)
+
+
+if __name__ == "__main__":
+    main()

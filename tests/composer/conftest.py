@@ -1,0 +1,40 @@
+"""Composer fixtures: the tiny MusicGen built once per session, and the real service on it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import RunningService, free_port, run_service
+
+# A 3 s window with a 2 s stride sends anything longer than 3 s through the continuation path.
+SERVICE_ENV = {
+    "COMPOSER_HOST": "127.0.0.1",
+    "COMPOSER_BACKEND": "transformers",
+    "COMPOSER_WINDOW_S": "3",
+    "COMPOSER_EXTEND_STRIDE_S": "2",
+    "COMPOSER_MAX_DURATION_S": "60",
+    "COMPOSER_BATCH_WINDOW_MS": "400",
+    "COMPOSER_MAX_BATCH_SIZE": "4",
+    "COMPOSER_LOG_JSON": "true",
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_musicgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from composer.tiny_model import build
+
+    return build(tmp_path_factory.mktemp("models") / "tiny-musicgen")
+
+
+@pytest.fixture(scope="session")
+def composer(
+    tiny_musicgen: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    port = free_port()
+    env = {**SERVICE_ENV, "COMPOSER_MODEL": str(tiny_musicgen), "COMPOSER_PORT": str(port)}
+    log = tmp_path_factory.mktemp("logs") / "composer.log"
+    with run_service("composer", env, log, port, ready_timeout_s=120) as service:
+        yield service
