@@ -5,21 +5,23 @@ VENV := .venv
 UV := $(VENV)/tools/bin/uv
 export UV_CACHE_DIR := $(CURDIR)/.cache/uv
 TINY_DIR ?= models/tiny-qwen2.5-vl
+TINY_MUSICGEN_DIR ?= models/tiny-musicgen
 
 # Tests never reach a model hub; vLLM on CPU runs in its lightest mode.
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_NO_USAGE_STATS=1 VLLM_CPU_OMP_THREADS_BIND=nobind VLLM_CPU_KVCACHE_SPACE=1
 
-.PHONY: help install test lint typecheck tiny-models bench-video clean
+.PHONY: help install test lint typecheck tiny-models bench-video bench-composer clean
 
 help:
-	@echo "make install      create .venv/captioner from its lock file (idempotent)"
+	@echo "make install      create .venv/captioner and .venv/composer from their lock files (idempotent)"
 	@echo "make test         lint, type-check and run the whole test suite"
-	@echo "make tiny-models  build the tiny random Qwen2.5-VL into $(TINY_DIR)"
+	@echo "make tiny-models  build the tiny random Qwen2.5-VL and MusicGen into models/"
+	@echo "make bench-composer  composer benchmark: batching on vs off, first audio vs total"
 	@echo "make bench-video  video sampling benchmark, one core (seek-based vs decode-all)"
 	@echo "make clean        remove environments, caches and built models"
 
-install: $(VENV)/captioner/.installed
+install: $(VENV)/captioner/.installed $(VENV)/composer/.installed
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)/tools
@@ -29,21 +31,32 @@ $(VENV)/captioner/.installed: $(UV) scripts/install-env.sh services/captioner/re
 		services/captioner/post-install.sh pyproject.toml services/captioner/pyproject.toml
 	scripts/install-env.sh captioner
 
+$(VENV)/composer/.installed: $(UV) scripts/install-env.sh services/composer/requirements-cpu.lock \
+		pyproject.toml services/composer/pyproject.toml
+	scripts/install-env.sh composer
+
 lint: install
 	$(VENV)/captioner/bin/ruff check .
 	$(VENV)/captioner/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner tests bench
+	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner tests/*.py \
+		tests/common tests/captioner bench/video_sampling.py
+	$(VENV)/composer/bin/mypy services/composer/composer tests/composer bench/compose_throughput.py
 
 test: lint typecheck
 	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner tests/test_readme.py
+	$(TEST_ENV) $(VENV)/composer/bin/pytest tests/composer tests/test_readme.py
 
 tiny-models: install
 	$(TEST_ENV) $(VENV)/captioner/bin/python -m captioner.tiny_model $(TINY_DIR)
+	$(TEST_ENV) $(VENV)/composer/bin/python -m composer.tiny_model $(TINY_MUSICGEN_DIR)
 
 bench-video: install
 	$(TEST_ENV) taskset -c 0 $(VENV)/captioner/bin/python bench/video_sampling.py
+
+bench-composer: install
+	$(TEST_ENV) $(VENV)/composer/bin/python bench/compose_throughput.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .cache models out .mypy_cache .ruff_cache .pytest_cache

@@ -31,3 +31,9 @@ def test_captioner_settings_table_matches_the_code() -> None:
     captioner_config = pytest.importorskip("captioner.config")
     expected = settings_rows(captioner_config.CaptionerSettings, "CAPTIONER_")
     assert table_rows("CAPTIONER_") == expected
+
+
+def test_composer_settings_table_matches_the_code() -> None:
+    composer_config = pytest.importorskip("composer.config")
+    expected = settings_rows(composer_config.ComposerSettings, "COMPOSER_")
+    assert table_rows("COMPOSER_") == expected

@@ -22,7 +22,11 @@ REPO = Path(__file__).resolve().parents[2]
 @pytest.mark.slow
 def test_make_tiny_models_rebuilds_byte_identically(tiny_vlm: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    subprocess.run(["make", "-s", "tiny-models", f"TINY_DIR={again}"], cwd=REPO, check=True)
+    subprocess.run(
+        ["make", "-s", "tiny-models", f"TINY_DIR={again}", f"TINY_MUSICGEN_DIR={tmp_path / 'mg'}"],
+        cwd=REPO,
+        check=True,
+    )
     assert digest(again) == digest(tiny_vlm)
     assert {"model.safetensors", "tokenizer.json", "config.json", "chat_template.jinja"} <= set(
         digest(again)

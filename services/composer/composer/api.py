@@ -1,0 +1,60 @@
+"""`POST /v1/compose` (streamed audio) and `GET /v1/models`."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import StreamingResponse
+
+from composer.compose import MelodyUpload
+from composer.deps import ComposerDep
+from composer.protocol import ComposeRequest, ModelCard, ModelList
+from weavewave_common.errors import error_responses
+from weavewave_common.protocol import AUDIO_MEDIA_TYPES
+
+router = APIRouter(prefix="/v1", tags=["composer"])
+
+AUDIO_RESPONSE: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The audio, streamed as it is generated.",
+        "content": {
+            media_type: {"schema": {"type": "string", "format": "binary"}}
+            for media_type in AUDIO_MEDIA_TYPES.values()
+        },
+    }
+}
+
+
+@router.post(
+    "/compose",
+    name="compose",
+    response_class=StreamingResponse,
+    responses={**AUDIO_RESPONSE, **error_responses(400, 413, 415, 422, 503)},
+    summary="Compose music from a description, streamed in the requested format.",
+)
+async def compose(
+    composer: ComposerDep,
+    request: Annotated[ComposeRequest, Form()],
+    melody: Annotated[UploadFile | None, File(description="A melody to follow.")] = None,
+) -> StreamingResponse:
+    upload = None
+    if melody is not None:
+        upload = MelodyUpload(file=melody.file, filename=melody.filename, size=melody.size)
+    stream = await composer.compose(request, upload)
+    return StreamingResponse(stream.body, media_type=stream.media_type, headers=stream.headers)
+
+
+@router.get("/models", name="list_models", response_model=ModelList)
+async def list_models(request: Request) -> ModelList:
+    backend = request.state.backend
+    card = ModelCard(
+        name=backend.name,
+        backend=request.state.backend_kind,
+        sample_rate=backend.sample_rate,
+        channels=backend.channels,
+        supports_melody=backend.supports_melody,
+        max_duration_s=request.state.max_duration_s,
+        loaded=True,
+    )
+    return ModelList(models=[card])

@@ -1,0 +1,89 @@
+"""Composition root: settings -> backend, scheduler, composer, routes, handlers, middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio
+from fastapi import FastAPI
+
+from composer import api
+from composer.backends import BackendOptions, MusicBackend, load_backend
+from composer.compose import ComposeLimits, Composer
+from composer.config import ComposerSettings
+from composer.deps import ComposerState
+from composer.scheduler import BatchScheduler
+from weavewave_common.errors import install_error_handlers
+from weavewave_common.health import health_router
+from weavewave_common.limits import BodySizeLimitMiddleware
+from weavewave_common.metrics import install_metrics
+from weavewave_common.request_id import RequestIdMiddleware
+
+
+def backend_options(settings: ComposerSettings) -> BackendOptions:
+    return BackendOptions(
+        kind=settings.backend,
+        model=settings.model,
+        device=settings.device,
+        dtype=settings.dtype,
+        window_s=settings.window_s,
+        extend_stride_s=settings.extend_stride_s,
+        chunk_s=settings.chunk_s,
+        decode_context_s=settings.decode_context_s,
+    )
+
+
+def create_app(settings: ComposerSettings, backend: MusicBackend | None = None) -> FastAPI:
+    """Build the composer app; the backend is loaded in the lifespan unless one is given."""
+    ready = False
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[ComposerState]:
+        nonlocal ready
+        if backend is not None:
+            model = backend
+        else:
+            model = await anyio.to_thread.run_sync(load_backend, backend_options(settings))
+        scheduler = BatchScheduler(
+            model,
+            max_batch_size=settings.max_batch_size,
+            max_wait_s=settings.batch_window_ms / 1000,
+            max_queue=settings.max_queue,
+        )
+        limits = ComposeLimits(
+            max_duration_s=settings.max_duration_s,
+            max_description_chars=settings.max_description_chars,
+            max_melody_bytes=settings.max_melody_bytes,
+            max_melody_seconds=settings.max_melody_seconds,
+        )
+        await scheduler.start()
+        ready = True
+        try:
+            yield ComposerState(
+                composer=Composer(model, scheduler, limits),
+                backend=model,
+                max_duration_s=settings.max_duration_s,
+                backend_kind=settings.backend,
+            )
+        finally:
+            ready = False
+            await scheduler.stop()
+
+    async def readiness() -> str | None:
+        return None if ready else "model is loading"
+
+    app = FastAPI(
+        title="WeaveWave composer",
+        version="0.1.0",
+        summary="Composes music from a brief with MusicGen, streamed as it is generated.",
+        lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,  # operationId = the route name
+    )
+    install_error_handlers(app)
+    app.include_router(health_router(readiness))
+    app.include_router(api.router)
+    install_metrics(app)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

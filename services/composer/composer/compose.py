@@ -1,0 +1,149 @@
+"""Composer: check the knobs, queue the request, and turn its chunks into encoded bytes.
+
+The response starts as soon as the request is accepted (WAV sends its header at once); audio
+follows chunk by chunk. A failure after the first byte ends the stream abruptly, so the client
+sees an incomplete response, never a silently short file. The caller going away (the generator
+is closed or cancelled) cancels the request in the scheduler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import anyio
+import numpy as np
+
+from composer import metrics
+from composer.backends import GenerationRequest, Melody, MusicBackend
+from composer.encode import LoudnessLimiter, StreamEncoder, open_encoder
+from composer.protocol import ComposeRequest
+from composer.scheduler import BatchScheduler, Ticket
+from weavewave_common.audio import decode_audio
+from weavewave_common.errors import InvalidInput, PayloadTooLarge
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ComposeLimits:
+    max_duration_s: float = 120.0
+    max_description_chars: int = 2000
+    max_melody_bytes: int = 20 * 1024 * 1024
+    max_melody_seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class MelodyUpload:
+    file: BinaryIO
+    filename: str | None
+    size: int | None
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    """An accepted request: what to put in the response headers, and the body to stream."""
+
+    media_type: str
+    headers: dict[str, str]
+    body: AsyncIterator[bytes]
+
+
+class Composer:
+    """Serves compose requests over a `BatchScheduler`."""
+
+    def __init__(
+        self, backend: MusicBackend, scheduler: BatchScheduler, limits: ComposeLimits
+    ) -> None:
+        self._backend = backend
+        self._scheduler = scheduler
+        self._limits = limits
+
+    def _check(self, request: ComposeRequest, melody: MelodyUpload | None) -> str:
+        description = " ".join(request.description.split())
+        if not description:
+            raise InvalidInput("description: must not be blank.", code="empty_description")
+        if len(description) > self._limits.max_description_chars:
+            raise InvalidInput(
+                f"description: over {self._limits.max_description_chars} characters.",
+                code="description_too_long",
+            )
+        if request.duration > self._limits.max_duration_s:
+            raise InvalidInput(
+                f"duration: at most {self._limits.max_duration_s:g} s.", code="duration_too_long"
+            )
+        if melody is not None:
+            if not self._backend.supports_melody:
+                raise InvalidInput(
+                    f"melody: {self._backend.name} does not take a melody; use "
+                    "a melody checkpoint.",
+                    code="melody_unsupported",
+                )
+            if melody.size is not None and melody.size > self._limits.max_melody_bytes:
+                raise PayloadTooLarge(f"melody: over {self._limits.max_melody_bytes} bytes.")
+        return description
+
+    async def compose(self, request: ComposeRequest, melody: MelodyUpload | None) -> AudioStream:
+        """Accept (or refuse with an `ApiError`) and return the stream to send."""
+        description = self._check(request, melody)
+        clip = None
+        if melody is not None:
+            decoded = await anyio.to_thread.run_sync(
+                decode_audio,
+                melody.file,
+                melody.filename,
+                self._backend.sample_rate,
+                self._limits.max_melody_seconds,
+            )
+            clip = Melody(decoded.samples, decoded.sample_rate)
+        params = request.to_params()
+        ticket = self._scheduler.submit(GenerationRequest(description, params, clip))
+        total = self._backend.samples_for(params.duration_s)
+        encoder = open_encoder(
+            request.format, self._backend.sample_rate, self._backend.channels, total
+        )
+        headers = {
+            "X-Sample-Rate": str(encoder.sample_rate),
+            "X-Channels": str(self._backend.channels),
+            "X-Duration": f"{total / self._backend.sample_rate:.3f}",
+            "X-Seed": str(params.seed),
+            "X-Model": self._backend.name,
+        }
+        return AudioStream(request.format.media_type, headers, self._stream(ticket, encoder))
+
+    async def _stream(self, ticket: Ticket, encoder: StreamEncoder) -> AsyncIterator[bytes]:
+        started = time.perf_counter()
+        limiter = LoudnessLimiter()
+        first = True
+        outcome = "failed"
+        metrics.ACTIVE.inc()
+        try:
+            header = encoder.encode(np.zeros((self._backend.channels, 0), dtype=np.float32))
+            if header:
+                yield header
+            async for chunk in ticket.chunks():
+                data = await anyio.to_thread.run_sync(encoder.encode, limiter(chunk))
+                if first:
+                    metrics.FIRST_AUDIO.observe(time.perf_counter() - started)
+                    first = False
+                metrics.AUDIO_SECONDS.inc(chunk.shape[1] / self._backend.sample_rate)
+                if data:
+                    yield data
+            tail = await anyio.to_thread.run_sync(encoder.close)
+            if tail:
+                yield tail
+            outcome = "completed"
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome = "cancelled"
+            raise
+        except Exception:
+            logger.exception("the audio stream broke; the response is cut short on purpose")
+            raise
+        finally:
+            ticket.cancel()
+            metrics.ACTIVE.dec()
+            metrics.OUTCOMES.labels(outcome).inc()

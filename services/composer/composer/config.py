@@ -1,0 +1,54 @@
+"""Composer settings, read from `COMPOSER_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ComposerSettings(BaseSettings):
+    """Everything an operator can tune. Every client-controlled quantity has a cap here."""
+
+    model_config = SettingsConfigDict(env_prefix="COMPOSER_", env_file=".env", extra="ignore")
+
+    # Serving
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8002, description="Port to listen on.")
+    log_level: str = Field("INFO", description="Root log level.")
+    log_json: bool = Field(True, description="JSON log lines (false: plain text for people).")
+
+    # Model
+    backend: Literal["transformers"] = Field(
+        "transformers", description="MusicGen implementation (transformers)."
+    )
+    model: str = Field(
+        "facebook/musicgen-small", description="Hub id or local folder of a MusicGen checkpoint."
+    )
+    device: str = Field("cpu", description="Torch device: cpu, cuda, cuda:1 ...")
+    dtype: Literal["float32", "float16", "bfloat16"] = Field(
+        "float32", description="Weights dtype (float16 on GPUs)."
+    )
+
+    # Generation
+    max_duration_s: float = Field(120.0, gt=0, description="Longest audio a request may ask for.")
+    window_s: float = Field(30.0, gt=0, description="Audio generated in one pass, seconds.")
+    extend_stride_s: float = Field(
+        18.0, gt=0, description="New audio per continuation window beyond the first, seconds."
+    )
+    chunk_s: float = Field(0.5, gt=0, description="Audio per streamed chunk, seconds.")
+    decode_context_s: float = Field(
+        1.0, ge=0, description="Codec context decoded before each chunk, seconds."
+    )
+
+    # Batching and limits
+    batch_window_ms: float = Field(
+        50.0, ge=0, description="How long a batch waits for more requests, ms."
+    )
+    max_batch_size: int = Field(4, ge=1, description="Requests generated together.")
+    max_queue: int = Field(32, ge=1, description="Requests waiting before 503 Busy.")
+    max_description_chars: int = Field(2000, ge=1, description="Longest description.")
+    max_melody_bytes: int = Field(20 * 1024 * 1024, description="Largest melody upload, bytes.")
+    max_melody_seconds: float = Field(30.0, gt=0, description="Melody beyond this is ignored.")
+    max_request_bytes: int = Field(32 * 1024 * 1024, description="Largest request body, bytes.")

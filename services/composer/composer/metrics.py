@@ -1,0 +1,20 @@
+"""The composer's own Prometheus metrics (HTTP metrics come from `weavewave_common.metrics`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+AUDIO_SECONDS = Counter("composer_audio_seconds_total", "Seconds of audio streamed to clients.")
+STEPS = Counter("composer_generation_steps_total", "Model steps run (rate() gives steps/s).")
+BATCHES = Counter("composer_batches_total", "Batches run by the model thread.")
+BATCH_SIZE = Histogram(
+    "composer_batch_size", "Requests per batch.", buckets=(1, 2, 3, 4, 6, 8, 12, 16)
+)
+QUEUE_DEPTH = Gauge("composer_queue_depth", "Requests waiting for the model.")
+ACTIVE = Gauge("composer_active_generations", "Requests being generated for a live client.")
+FIRST_AUDIO = Histogram(
+    "composer_time_to_first_audio_seconds",
+    "From request to the first audio bytes.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+OUTCOMES = Counter("composer_requests_total", "Compose requests by outcome.", ["outcome"])
