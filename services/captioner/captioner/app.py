@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
 
 from captioner import api
 from captioner.config import CaptionerSettings
@@ -82,7 +81,7 @@ def create_app(settings: CaptionerSettings, engine_factory: EngineFactory | None
         version="0.1.0",
         summary="Turns images, video, audio and words into a music brief (vLLM).",
         lifespan=lifespan,
-        generate_unique_id_function=lambda route: route.name if isinstance(route, APIRoute) else "",
+        generate_unique_id_function=lambda route: route.name,  # operationId = the route name
     )
     install_error_handlers(app)
     app.include_router(health_router(readiness))
