@@ -14,14 +14,14 @@ TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS
 .PHONY: help install test lint typecheck tiny-models bench-video bench-composer clean
 
 help:
-	@echo "make install      create .venv/captioner and .venv/composer from their lock files (idempotent)"
+	@echo "make install      create .venv/{captioner,composer,gateway} from their lock files (idempotent)"
 	@echo "make test         lint, type-check and run the whole test suite"
 	@echo "make tiny-models  build the tiny random Qwen2.5-VL and MusicGen into models/"
 	@echo "make bench-composer  composer benchmark: batching on vs off, first audio vs total"
 	@echo "make bench-video  video sampling benchmark, one core (seek-based vs decode-all)"
 	@echo "make clean        remove environments, caches and built models"
 
-install: $(VENV)/captioner/.installed $(VENV)/composer/.installed
+install: $(VENV)/captioner/.installed $(VENV)/composer/.installed $(VENV)/gateway/.installed
 
 $(UV):
 	$(PYTHON) -m venv $(VENV)/tools
@@ -35,6 +35,10 @@ $(VENV)/composer/.installed: $(UV) scripts/install-env.sh services/composer/requ
 		pyproject.toml services/composer/pyproject.toml
 	scripts/install-env.sh composer
 
+$(VENV)/gateway/.installed: $(UV) scripts/install-env.sh gateway/requirements-cpu.lock \
+		pyproject.toml gateway/pyproject.toml
+	scripts/install-env.sh gateway
+
 lint: install
 	$(VENV)/captioner/bin/ruff check .
 	$(VENV)/captioner/bin/ruff format --check .
@@ -43,10 +47,12 @@ typecheck: install
 	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner tests/*.py \
 		tests/common tests/captioner bench/video_sampling.py
 	$(VENV)/composer/bin/mypy services/composer/composer tests/composer bench/compose_throughput.py
+	$(VENV)/gateway/bin/mypy gateway/gateway tests/e2e
 
 test: lint typecheck
 	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner tests/test_readme.py
 	$(TEST_ENV) $(VENV)/composer/bin/pytest tests/composer tests/test_readme.py
+	$(TEST_ENV) $(VENV)/gateway/bin/pytest tests/e2e tests/test_readme.py
 
 tiny-models: install
 	$(TEST_ENV) $(VENV)/captioner/bin/python -m captioner.tiny_model $(TINY_DIR)

@@ -12,7 +12,9 @@ service=${1:?usage: install-env.sh SERVICE}
 root=$(cd "$(dirname "$0")/.." && pwd)
 venv="$root/.venv/$service"
 uv="$root/.venv/tools/bin/uv"
-lock="$root/services/$service/requirements-cpu.lock"
+src="$root/services/$service"
+[ -d "$src" ] || src="$root/$service"          # the gateway lives at the top level
+lock="$src/requirements-cpu.lock"
 export UV_CACHE_DIR="${UV_CACHE_DIR:-$root/.cache/uv}"
 
 wheels=${WEAVEWAVE_WHEELS:-/opt/wheels}
@@ -26,9 +28,9 @@ fi
 "$uv" pip install --quiet --python "$venv/bin/python" --compile-bytecode \
   --index-strategy unsafe-best-match "${torch_source[@]}" -r "$lock"
 "$uv" pip install --quiet --python "$venv/bin/python" --no-deps \
-  -e "$root" -e "$root/services/$service"
+  -e "$root" -e "$src"
 
-if [ -x "$root/services/$service/post-install.sh" ]; then
-  "$root/services/$service/post-install.sh" "$venv"
+if [ -x "$src/post-install.sh" ]; then
+  "$src/post-install.sh" "$venv"
 fi
 touch "$venv/.installed"

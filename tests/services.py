@@ -54,11 +54,15 @@ def run_service(
     port: int,
     ready_timeout_s: float = 300,
     wait_ready: bool = True,
+    python: str = sys.executable,
 ) -> Iterator[RunningService]:
-    """Start `python -m module` with `env` added; yield once `/readyz` answers 200; stop it."""
-    log_file = log_path.open("wb")
+    """Start `python -m module` with `env` added; yield once `/readyz` answers 200; stop it.
+
+    `python` is the interpreter of the service's own environment (each service has its own).
+    """
+    log_file = log_path.open("ab")
     process = subprocess.Popen(
-        [sys.executable, "-m", module],
+        [python, "-m", module],
         env={**os.environ, **env},
         stdout=log_file,
         stderr=subprocess.STDOUT,

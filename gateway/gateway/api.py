@@ -1,0 +1,93 @@
+"""The public routes: `POST /generate`, `POST /describe`, `POST /compose`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import StreamingResponse
+
+from gateway.deps import GeneratorDep
+from gateway.generate import AudioStream, Generator
+from gateway.openapi import multipart_body
+from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
+from gateway.uploads import ParsedForm
+from weavewave_common.errors import error_responses
+from weavewave_common.protocol import AUDIO_MEDIA_TYPES, MusicBrief
+from weavewave_common.request_id import current_request_id, new_request_id
+
+router = APIRouter(tags=["music"])
+
+AUDIO: dict[int | str, dict[str, Any]] = {
+    200: {
+        "description": "The audio, streamed as it is composed. Headers carry the brief.",
+        "content": {
+            t: {"schema": {"type": "string", "format": "binary"}}
+            for t in AUDIO_MEDIA_TYPES.values()
+        },
+    }
+}
+ERRORS = error_responses(400, 413, 415, 422, 429, 503, 504)
+
+
+def _fields(model: type[Any]) -> frozenset[str]:
+    return frozenset(model.model_fields)
+
+
+async def _stream(request: Request, generator: Generator, model: type[Any]) -> ParsedForm:
+    content_type = request.headers.get("content-type", "")
+    return await generator.read_form(content_type, request.stream(), _fields(model))
+
+
+def _respond(stream: AudioStream) -> StreamingResponse:
+    return StreamingResponse(stream.body, media_type=stream.media_type, headers=stream.headers)
+
+
+@router.post(
+    "/generate",
+    name="generate",
+    response_class=StreamingResponse,
+    responses={**AUDIO, **ERRORS},
+    openapi_extra=multipart_body(GenerateForm),
+    summary="Music from any mix of words, images, a video and an audio clip.",
+)
+async def generate(request: Request, generator: GeneratorDep) -> StreamingResponse:
+    form = await _stream(request, generator, GenerateForm)
+    try:
+        return _respond(await generator.generate(form, current_request_id() or new_request_id()))
+    except BaseException:
+        form.close()
+        raise
+
+
+@router.post(
+    "/describe",
+    name="describe",
+    response_model=MusicBrief,
+    responses=ERRORS,
+    openapi_extra=multipart_body(DescribeForm),
+    summary="The music brief alone, to preview or edit before composing.",
+)
+async def describe(request: Request, generator: GeneratorDep) -> MusicBrief:
+    form = await _stream(request, generator, DescribeForm)
+    try:
+        return await generator.describe(form, current_request_id() or new_request_id())
+    finally:
+        form.close()
+
+
+@router.post(
+    "/compose",
+    name="compose",
+    response_class=StreamingResponse,
+    responses={**AUDIO, **ERRORS},
+    openapi_extra=multipart_body(ComposeForm),
+    summary="Music from a description alone (no captioning).",
+)
+async def compose(request: Request, generator: GeneratorDep) -> StreamingResponse:
+    form = await _stream(request, generator, ComposeForm)
+    try:
+        return _respond(await generator.compose(form, current_request_id() or new_request_id()))
+    except BaseException:
+        form.close()
+        raise

@@ -1,0 +1,83 @@
+"""Composition root: settings -> upstream clients, generator, routes, handlers, middleware."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
+
+import httpx
+from fastapi import FastAPI
+
+from gateway import api
+from gateway.config import GatewaySettings
+from gateway.deps import GatewayState
+from gateway.generate import Generator
+from gateway.openapi import install_openapi
+from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
+from gateway.uploads import UploadLimits
+from gateway.upstream import CaptionerClient, ComposerClient, is_ready
+from weavewave_common.errors import install_error_handlers
+from weavewave_common.health import health_router
+from weavewave_common.limits import BodySizeLimitMiddleware
+from weavewave_common.metrics import install_metrics
+from weavewave_common.request_id import RequestIdMiddleware
+
+
+def upload_limits(settings: GatewaySettings) -> UploadLimits:
+    return UploadLimits(
+        max_images=settings.max_images,
+        max_image_bytes=settings.max_image_bytes,
+        max_video_bytes=settings.max_video_bytes,
+        max_audio_bytes=settings.max_audio_bytes,
+        max_field_chars=settings.max_prompt_chars,
+        spool_memory_bytes=settings.spool_memory_bytes,
+    )
+
+
+def create_app(settings: GatewaySettings) -> FastAPI:
+    """Build the gateway; upstream connections live as long as the app."""
+    clients: dict[str, httpx.AsyncClient] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[GatewayState]:
+        async with AsyncExitStack() as stack:
+            for name, url, read_s in (
+                ("captioner", settings.captioner_url, settings.describe_timeout_s),
+                ("composer", settings.composer_url, settings.compose_timeout_s),
+            ):
+                timeout = httpx.Timeout(read_s, connect=settings.connect_timeout_s)
+                clients[name] = await stack.enter_async_context(
+                    httpx.AsyncClient(base_url=url, timeout=timeout)
+                )
+            generator = Generator(
+                CaptionerClient(clients["captioner"], settings.describe_retries),
+                ComposerClient(clients["composer"]),
+                upload_limits(settings),
+                settings.max_duration_s,
+                settings.default_duration_s,
+            )
+            yield GatewayState(generator=generator)
+
+    async def readiness() -> str | None:
+        reasons = []
+        for name, client in clients.items():
+            reason = await is_ready(client)
+            if reason is not None:
+                reasons.append(f"{name}: {reason}")
+        return "; ".join(reasons) or None
+
+    app = FastAPI(
+        title="WeaveWave",
+        version="0.1.0",
+        summary="Music from what inspires you: images, video, audio and words.",
+        lifespan=lifespan,
+        generate_unique_id_function=lambda route: route.name,  # operationId = the route name
+    )
+    install_error_handlers(app)
+    app.include_router(health_router(readiness))
+    app.include_router(api.router)
+    install_metrics(app)
+    install_openapi(app, [GenerateForm, DescribeForm, ComposeForm])
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

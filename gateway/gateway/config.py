@@ -1,0 +1,40 @@
+"""Gateway settings, read from `GATEWAY_*` environment variables (or a `.env` file)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class GatewaySettings(BaseSettings):
+    """Everything an operator can tune. Every client-controlled quantity has a cap here."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
+
+    host: str = Field("127.0.0.1", description="Interface to listen on.")
+    port: int = Field(8000, description="Port to listen on.")
+    log_level: str = Field("INFO", description="Root log level.")
+    log_json: bool = Field(True, description="JSON log lines (false: plain text for people).")
+
+    captioner_url: str = Field("http://127.0.0.1:8001", description="Captioner base URL.")
+    composer_url: str = Field("http://127.0.0.1:8002", description="Composer base URL.")
+    connect_timeout_s: float = Field(5.0, gt=0, description="Connecting to an upstream, s.")
+    describe_timeout_s: float = Field(120.0, gt=0, description="Waiting for a brief, s.")
+    compose_timeout_s: float = Field(
+        120.0, gt=0, description="Waiting for the next audio bytes, s."
+    )
+    describe_retries: int = Field(1, ge=0, description="Retries of a failed describe call.")
+
+    max_request_bytes: int = Field(
+        600 * 1024 * 1024, description="Largest request body accepted, bytes."
+    )
+    max_images: int = Field(8, ge=0, description="Images per request.")
+    max_image_bytes: int = Field(20 * 1024 * 1024, description="Largest image upload, bytes.")
+    max_video_bytes: int = Field(500 * 1024 * 1024, description="Largest video upload, bytes.")
+    max_audio_bytes: int = Field(50 * 1024 * 1024, description="Largest audio upload, bytes.")
+    max_prompt_chars: int = Field(2000, ge=1, description="Longest prompt, characters.")
+    max_duration_s: float = Field(120.0, gt=0, description="Longest audio a request may ask for.")
+    default_duration_s: float = Field(10.0, gt=0, description="Duration when none is given.")
+    spool_memory_bytes: int = Field(
+        1024 * 1024, description="Uploads larger than this go to a temporary file."
+    )

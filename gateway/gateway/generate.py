@@ -1,0 +1,171 @@
+"""Generator: the gateway's serving logic (no FastAPI): uploads -> brief -> audio stream."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from pydantic import ValidationError
+
+from gateway import metrics
+from gateway.protocol import AUDIO_USE_HEADER, BRIEF_HEADER, DESCRIPTION_HEADER, Knobs
+from gateway.relay import relay
+from gateway.uploads import ParsedForm, UploadLimits, parse_multipart
+from gateway.upstream import CaptionerClient, ComposerClient
+from weavewave_common.errors import InvalidInput
+from weavewave_common.protocol import MusicBrief
+
+logger = logging.getLogger(__name__)
+
+PASSED_ON = ("x-sample-rate", "x-channels", "x-duration", "x-seed", "x-model")
+KNOB_FIELDS = frozenset(Knobs.model_fields)
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    media_type: str
+    headers: dict[str, str]
+    body: AsyncIterator[bytes]
+
+
+def _knobs(fields: dict[str, str]) -> Knobs:
+    try:
+        return Knobs.model_validate({k: v for k, v in fields.items() if k in KNOB_FIELDS})
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(problems) from exc
+
+
+class Generator:
+    def __init__(
+        self,
+        captioner: CaptionerClient,
+        composer: ComposerClient,
+        limits: UploadLimits,
+        max_duration_s: float,
+        default_duration_s: float,
+    ) -> None:
+        self._captioner = captioner
+        self._composer = composer
+        self._limits = limits
+        self._max_duration_s = max_duration_s
+        self._default_duration_s = default_duration_s
+
+    async def read_form(
+        self, content_type: str, body: AsyncIterator[bytes], text_fields: frozenset[str]
+    ) -> ParsedForm:
+        limits = UploadLimits(**{**self._limits.__dict__, "text_fields": text_fields})
+        return await parse_multipart(content_type, body, limits)
+
+    async def describe(self, form: ParsedForm, request_id: str) -> MusicBrief:
+        prompt = form.fields.get("prompt")
+        if not (prompt and prompt.strip()) and not form.files:
+            raise InvalidInput(
+                "Give at least one of: prompt, images, video, audio.", code="empty_request"
+            )
+        started = time.perf_counter()
+        try:
+            return await self._captioner.describe(prompt, form.files, request_id)
+        finally:
+            metrics.UPSTREAM_SECONDS.labels("captioner").observe(time.perf_counter() - started)
+
+    def _duration(self, knobs: Knobs, brief: MusicBrief | None) -> float:
+        if knobs.duration is None or knobs.duration == "":
+            return self._default_duration_s
+        if knobs.duration == "auto":
+            video = brief.media.video if brief else None
+            if video is None:
+                raise InvalidInput("duration=auto needs a video.", code="auto_without_video")
+            return round(min(max(video.duration_s, 1.0), self._max_duration_s), 2)
+        try:
+            seconds = float(knobs.duration)
+        except ValueError as exc:
+            raise InvalidInput("duration: a number of seconds, or auto.") from exc
+        if not 0 < seconds <= self._max_duration_s:
+            raise InvalidInput(
+                f"duration: between 0 and {self._max_duration_s:g} s.", code="duration_out_of_range"
+            )
+        return seconds
+
+    async def _compose(
+        self,
+        form: ParsedForm,
+        description: str,
+        knobs: Knobs,
+        duration: float,
+        request_id: str,
+        use_melody: bool,
+        extra_headers: dict[str, str],
+    ) -> AudioStream:
+        fields = {
+            "description": description,
+            "duration": f"{duration:g}",
+            "format": knobs.format.value,
+            "temperature": str(knobs.temperature),
+            "top_k": str(knobs.top_k),
+            "top_p": str(knobs.top_p),
+            "guidance": str(knobs.guidance),
+        }
+        if knobs.seed is not None:
+            fields["seed"] = str(knobs.seed)
+        melody = form.by_field("audio")[0] if use_melody and form.by_field("audio") else None
+        started = time.perf_counter()
+        response = await self._composer.open_stream(fields, melody, request_id)
+        metrics.UPSTREAM_SECONDS.labels("composer").observe(time.perf_counter() - started)
+        headers = {k: v for k, v in response.headers.items() if k.lower() in PASSED_ON}
+        headers.update(extra_headers)
+        media_type = response.headers.get("content-type", knobs.format.media_type)
+        return AudioStream(media_type, headers, relay(response, started, form.close))
+
+    async def generate(self, form: ParsedForm, request_id: str) -> AudioStream:
+        """Describe, then compose; the caller must close `form` only if this raises."""
+        knobs = _knobs(form.fields)
+        if knobs.duration not in (None, "", "auto"):
+            self._duration(knobs, None)  # refuse a bad duration before spending the captioner
+        brief = await self.describe(form, request_id)
+        duration = self._duration(knobs, brief)
+        has_audio = bool(form.by_field("audio"))
+        melody = has_audio and await self._composer.supports_melody()
+        uses = []
+        if brief.media.audio is not None and brief.media.audio.used:
+            uses.append("heard")
+        if melody:
+            uses.append("melody")
+        headers = {
+            DESCRIPTION_HEADER: quote(brief.description, safe=""),
+            BRIEF_HEADER: quote(
+                json.dumps(brief.model_dump(mode="json"), separators=(",", ":")), safe=""
+            ),
+            AUDIO_USE_HEADER: ",".join(uses)
+            if has_audio and uses
+            else ("unused" if has_audio else "none"),
+        }
+        return await self._compose(
+            form, brief.description, knobs, duration, request_id, melody, headers
+        )
+
+    async def compose(self, form: ParsedForm, request_id: str) -> AudioStream:
+        """Text (and optionally a melody) straight to the composer."""
+        knobs = _knobs(form.fields)
+        description = form.fields.get("description", "")
+        if not description.strip():
+            raise InvalidInput("description: required.", code="empty_description")
+        duration = self._duration(knobs, None)
+        melody = bool(form.by_field("audio")) and await self._composer.supports_melody()
+        if form.by_field("audio") and not melody:
+            raise InvalidInput(
+                "audio: the composer's model does not take a melody.", code="melody_unsupported"
+            )
+        return await self._compose(
+            form,
+            description,
+            knobs,
+            duration,
+            request_id,
+            melody,
+            {DESCRIPTION_HEADER: quote(description, safe="")},
+        )

@@ -1,0 +1,18 @@
+"""The gateway's own Prometheus metrics (HTTP metrics come from `weavewave_common.metrics`)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Histogram
+
+UPSTREAM_SECONDS = Histogram(
+    "gateway_upstream_seconds",
+    "Upstream call latency (describe: whole call; compose: until the response starts).",
+    ["upstream"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+FIRST_AUDIO = Histogram(
+    "gateway_time_to_first_audio_seconds",
+    "From request to the first audio byte relayed (recorded when the stream ends).",
+    buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
+)
+STREAMS = Counter("gateway_streams_total", "Audio streams relayed, by outcome.", ["outcome"])

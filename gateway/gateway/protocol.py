@@ -1,0 +1,55 @@
+"""The public request forms (named models, so generated clients get named types) and headers."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+from weavewave_common.protocol import AudioFormat
+
+DESCRIPTION_HEADER = "X-WeaveWave-Description"
+BRIEF_HEADER = "X-WeaveWave-Brief"
+AUDIO_USE_HEADER = "X-WeaveWave-Audio-Use"
+
+BINARY = {"type": "string", "format": "binary"}
+
+
+class Knobs(BaseModel):
+    """Generation settings shared by /generate and /compose (multipart text fields)."""
+
+    duration: str | None = Field(
+        None, description="Seconds of audio, or `auto` for the video's length (capped)."
+    )
+    format: AudioFormat = Field(AudioFormat.WAV, description="Audio format of the response.")
+    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Same seed, same music.")
+    temperature: float = Field(1.0, ge=0, le=4, description="Sampling temperature (0: greedy).")
+    top_k: int = Field(250, ge=0, le=2048, description="Sample from the k likeliest (0: off).")
+    top_p: float = Field(0.0, ge=0, le=1, description="Nucleus sampling (0: off).")
+    guidance: float = Field(3.0, ge=1, le=15, description="Classifier-free guidance scale.")
+
+
+class GenerateForm(Knobs):
+    """`POST /generate`: any mix of prompt, images, video and audio (at least one) + knobs."""
+
+    prompt: str | None = Field(None, description="Your own words about the music you want.")
+    images: list[bytes] = Field(default_factory=list, description="Pictures.")
+    video: bytes | None = Field(None, description="One video clip.")
+    audio: bytes | None = Field(
+        None,
+        description="One audio clip: heard by audio models, a melody for melody models.",
+    )
+
+
+class DescribeForm(BaseModel):
+    """`POST /describe`: the inputs only; answers the brief without composing."""
+
+    prompt: str | None = Field(None, description="Your own words about the music you want.")
+    images: list[bytes] = Field(default_factory=list, description="Pictures.")
+    video: bytes | None = Field(None, description="One video clip.")
+    audio: bytes | None = Field(None, description="One audio clip.")
+
+
+class ComposeForm(Knobs):
+    """`POST /compose`: music from a description alone (skips the captioner)."""
+
+    description: str = Field(description="What the music should sound like.")
+    audio: bytes | None = Field(None, description="A melody (melody models only).")

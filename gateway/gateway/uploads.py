@@ -1,0 +1,235 @@
+"""Read a multipart body as it streams in: every part under its cap, files spooled, types sniffed.
+
+Nothing is held whole in memory: file parts go to `SpooledTemporaryFile`s (memory up to a
+threshold, then disk), and a part is refused (413) the moment it passes its kind's limit, not
+after it has been read. A file's type is decided by its first bytes (magic numbers), never by
+the client's name or Content-Type. Every temporary file is closed by `ParsedForm.close()`,
+which the caller runs on every path.
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from tempfile import SpooledTemporaryFile
+from typing import IO
+
+import filetype
+from python_multipart.exceptions import MultipartParseError
+from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
+
+from weavewave_common.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMedia
+
+logger = logging.getLogger(__name__)
+
+FILE_FIELDS = {"images": "image", "video": "video", "audio": "audio"}
+# A video container can carry the audio clip too (an .m4a is an MP4), so audio accepts both.
+ACCEPTED = {"image": ("image/",), "video": ("video/",), "audio": ("audio/", "video/")}
+
+
+@dataclass(frozen=True)
+class UploadLimits:
+    max_images: int = 8
+    max_image_bytes: int = 20 * 1024 * 1024
+    max_video_bytes: int = 500 * 1024 * 1024
+    max_audio_bytes: int = 50 * 1024 * 1024
+    max_field_chars: int = 2000
+    spool_memory_bytes: int = 1024 * 1024
+    text_fields: frozenset[str] = frozenset()
+
+    def cap(self, kind: str) -> int:
+        return {
+            "image": self.max_image_bytes,
+            "video": self.max_video_bytes,
+            "audio": self.max_audio_bytes,
+        }[kind]
+
+
+@dataclass
+class Upload:
+    """One spooled file part."""
+
+    field: str
+    filename: str | None
+    file: IO[bytes]
+    size: int = 0
+    media_type: str = "application/octet-stream"
+
+
+@dataclass
+class ParsedForm:
+    fields: dict[str, str] = field(default_factory=dict)
+    files: list[Upload] = field(default_factory=list)
+
+    def by_field(self, name: str) -> list[Upload]:
+        return [f for f in self.files if f.field == name]
+
+    def close(self) -> None:
+        """Remove every temporary file (safe to call more than once)."""
+        for upload in self.files:
+            upload.file.close()
+
+
+class _FormBuilder:
+    """python-multipart callbacks that build a `ParsedForm` under `UploadLimits`."""
+
+    def __init__(self, limits: UploadLimits, form: ParsedForm) -> None:
+        self.limits = limits
+        self.form = form
+        self._header_field = b""
+        self._header_value = b""
+        self._headers: dict[bytes, bytes] = {}
+        self._name = ""
+        self._text = bytearray()
+        self._upload: Upload | None = None
+
+    def on_part_begin(self) -> None:
+        self._headers, self._text, self._upload = {}, bytearray(), None
+
+    def on_header_field(self, data: bytes, start: int, end: int) -> None:
+        self._header_field += data[start:end]
+
+    def on_header_value(self, data: bytes, start: int, end: int) -> None:
+        self._header_value += data[start:end]
+
+    def on_header_end(self) -> None:
+        self._headers[self._header_field.lower()] = self._header_value
+        self._header_field, self._header_value = b"", b""
+
+    def on_headers_finished(self) -> None:
+        _, options = parse_options_header(self._headers.get(b"content-disposition", b""))
+        self._name = options.get(b"name", b"").decode("utf-8", "replace")
+        filename = options.get(b"filename")
+        kind = FILE_FIELDS.get(self._name)
+        if kind is None:
+            if self._name not in self.limits.text_fields:
+                raise InvalidInput(f"Unknown field {self._name!r}.", code="unknown_field")
+            return
+        if filename is None and kind:
+            raise InvalidInput(f"{self._name}: must be a file upload.", code="not_a_file")
+        if kind == "image" and len(self.form.by_field("images")) >= self.limits.max_images:
+            raise InvalidInput(
+                f"images: at most {self.limits.max_images} per request.", code="too_many_images"
+            )
+        if kind != "image" and self.form.by_field(self._name):
+            raise InvalidInput(f"{self._name}: one file at most.", code="too_many_files")
+        spool = SpooledTemporaryFile(max_size=self.limits.spool_memory_bytes)  # noqa: SIM115
+        name = filename.decode("utf-8", "replace")[-255:] if filename else None
+        self._upload = Upload(self._name, name, spool)
+        self.form.files.append(self._upload)
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._upload is None:
+            self._text += data[start:end]
+            if len(self._text) > 4 * self.limits.max_field_chars:
+                raise InvalidInput(
+                    f"{self._name}: over {self.limits.max_field_chars} characters.",
+                    code="field_too_long",
+                )
+            return
+        self._upload.size += end - start
+        kind = FILE_FIELDS[self._upload.field]
+        if self._upload.size > self.limits.cap(kind):
+            raise PayloadTooLarge(f"{self._upload.field}: over {self.limits.cap(kind)} bytes.")
+        self._upload.file.write(data[start:end])
+
+    def on_part_end(self) -> None:
+        if self._upload is None:
+            text = self._text.decode("utf-8", "replace")
+            if len(text) > self.limits.max_field_chars:
+                raise InvalidInput(
+                    f"{self._name}: over {self.limits.max_field_chars} characters.",
+                    code="field_too_long",
+                )
+            self.form.fields[self._name] = text
+            return
+        self._upload.media_type = sniff(self._upload)
+
+
+def sniff(upload: Upload) -> str:
+    """The upload's media type from its first bytes; 415 when it is not the kind its field wants."""
+    kind = FILE_FIELDS[upload.field]
+    upload.file.seek(0)
+    guess = filetype.guess(upload.file.read(8192))
+    upload.file.seek(0)
+    name = upload.filename or upload.field
+    if upload.size == 0:
+        raise InvalidInput(f"{name}: the file is empty.", code="empty_file")
+    if guess is None or not guess.mime.startswith(ACCEPTED[kind]):
+        found = guess.mime if guess else "unrecognised content"
+        raise UnsupportedMedia(f"{name}: expected {kind}, found {found}.")
+    return str(guess.mime)
+
+
+URLENCODED = b"application/x-www-form-urlencoded"
+
+
+def boundary_of(content_type: str) -> bytes:
+    kind, options = parse_options_header(content_type)
+    boundary = options.get(b"boundary")
+    if kind != b"multipart/form-data" or not boundary:
+        raise BadRequest("Send multipart/form-data with a boundary.", code="not_multipart")
+    return boundary
+
+
+async def _parse_urlencoded(body: AsyncIterator[bytes], limits: UploadLimits) -> ParsedForm:
+    """Text fields only (what `curl -d` sends); bounded like the multipart text fields."""
+    cap = 4 * limits.max_field_chars * max(1, len(limits.text_fields))
+    raw = bytearray()
+    async for chunk in body:
+        raw += chunk
+        if len(raw) > cap:
+            raise PayloadTooLarge(f"Form fields over {cap} bytes.")
+    form = ParsedForm()
+    for name, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
+        if name not in limits.text_fields:
+            raise InvalidInput(f"Unknown field {name!r}.", code="unknown_field")
+        if len(value) > limits.max_field_chars:
+            raise InvalidInput(
+                f"{name}: over {limits.max_field_chars} characters.", code="field_too_long"
+            )
+        form.fields[name] = value
+    return form
+
+
+async def parse_multipart(
+    content_type: str, body: AsyncIterator[bytes], limits: UploadLimits
+) -> ParsedForm:
+    """Parse the streamed body; on any error the temporary files are removed before raising."""
+    if parse_options_header(content_type)[0] == URLENCODED:
+        return await _parse_urlencoded(body, limits)
+    if not content_type:  # no body at all: an empty form (the caller says what is missing)
+        async for chunk in body:
+            if chunk:
+                raise BadRequest("A body without a Content-Type.", code="not_multipart")
+        return ParsedForm()
+    form = ParsedForm()
+    builder = _FormBuilder(limits, form)
+    callbacks = {
+        name: getattr(builder, name)
+        for name in (
+            "on_part_begin",
+            "on_header_field",
+            "on_header_value",
+            "on_header_end",
+            "on_headers_finished",
+            "on_part_data",
+            "on_part_end",
+        )
+    }
+    try:
+        parser = MultipartParser(boundary_of(content_type), callbacks)  # type: ignore[arg-type]
+        async for chunk in body:
+            parser.write(chunk)
+        parser.finalize()
+        if parser.state != MultipartState.END:
+            raise MultipartParseError("the body ended before its closing boundary")
+    except MultipartParseError as exc:
+        form.close()
+        raise BadRequest(f"Malformed multipart body: {exc}", code="malformed_multipart") from exc
+    except BaseException:
+        form.close()
+        raise
+    return form

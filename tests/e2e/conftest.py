@@ -1,0 +1,112 @@
+"""The whole pipeline as three real processes on the tiny models, each from its own venv."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.captioner.conftest import SERVICE_ENV as CAPTIONER_ENV
+from tests.services import RunningService, free_port, run_service
+
+REPO = Path(__file__).resolve().parents[2]
+VENVS = REPO / ".venv"
+
+
+def venv_python(service: str) -> str:
+    return str(VENVS / service / "bin" / "python")
+
+
+@dataclass
+class Stack:
+    gateway: RunningService
+    captioner: RunningService
+    composer: RunningService
+    logs: Path
+    _exits: ExitStack
+    _composer_env: dict[str, str]
+
+    def log(self, name: str) -> str:
+        return (self.logs / f"{name}.log").read_text(errors="replace")
+
+    def stop_composer(self) -> None:
+        self.composer.process.terminate()
+        self.composer.process.wait(timeout=30)
+
+    def start_composer(self) -> None:
+        port = int(self._composer_env["COMPOSER_PORT"])
+        self.composer = self._exits.enter_context(
+            run_service(
+                "composer",
+                self._composer_env,
+                self.logs / "composer.log",
+                port,
+                python=venv_python("composer"),
+            )
+        )
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("models")
+    built = {"captioner": root / "tiny-qwen2.5-vl", "composer": root / "tiny-musicgen"}
+    for service, folder in built.items():
+        subprocess.run(
+            [venv_python(service), "-m", f"{service}.tiny_model", str(folder)],
+            check=True,
+            capture_output=True,
+        )
+    return built
+
+
+@pytest.fixture(scope="session")
+def stack(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    logs = tmp_path_factory.mktemp("logs")
+    ports = {name: free_port() for name in ("captioner", "composer", "gateway")}
+    composer_env = {
+        "COMPOSER_MODEL": str(models["composer"]),
+        "COMPOSER_PORT": str(ports["composer"]),
+        "COMPOSER_MAX_DURATION_S": "30",
+    }
+    with ExitStack() as stack:
+        captioner = stack.enter_context(
+            run_service(
+                "captioner",
+                {
+                    **CAPTIONER_ENV,
+                    "CAPTIONER_MODEL": str(models["captioner"]),
+                    "CAPTIONER_PORT": str(ports["captioner"]),
+                },
+                logs / "captioner.log",
+                ports["captioner"],
+                python=venv_python("captioner"),
+            )
+        )
+        composer = stack.enter_context(
+            run_service(
+                "composer",
+                composer_env,
+                logs / "composer.log",
+                ports["composer"],
+                python=venv_python("composer"),
+            )
+        )
+        gateway = stack.enter_context(
+            run_service(
+                "gateway",
+                {
+                    "GATEWAY_PORT": str(ports["gateway"]),
+                    "GATEWAY_MAX_DURATION_S": "30",
+                    "GATEWAY_CAPTIONER_URL": captioner.url,
+                    "GATEWAY_COMPOSER_URL": composer.url,
+                },
+                logs / "gateway.log",
+                ports["gateway"],
+                python=venv_python("gateway"),
+            )
+        )
+        yield Stack(gateway, captioner, composer, logs, stack, composer_env)

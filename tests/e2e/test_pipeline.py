@@ -1,0 +1,202 @@
+"""POST /generate and friends through the gateway, with the real captioner and composer."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+from typing import Any
+from urllib.parse import unquote
+
+import av
+import httpx
+import pytest
+
+from tests.e2e.conftest import Stack
+from tests.media_factory import image_bytes, video_bytes, wav_bytes
+from weavewave_common.protocol import MusicBrief
+
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
+
+Files = list[tuple[str, tuple[str, bytes, str]]]
+
+
+def post(
+    stack: Stack,
+    path: str,
+    data: dict[str, Any] | None = None,
+    files: Files | None = None,
+    **kwargs: Any,
+) -> httpx.Response:
+    fields = {k: str(v) for k, v in (data or {}).items()}
+    return httpx.post(f"{stack.gateway.url}{path}", data=fields, files=files, timeout=180, **kwargs)
+
+
+def seconds_of(body: bytes) -> float:
+    with av.open(io.BytesIO(body), mode="r") as container:
+        rate = container.streams.audio[0].rate
+        return sum(frame.samples for frame in container.decode(audio=0)) / rate
+
+
+def brief_of(response: httpx.Response) -> MusicBrief:
+    return MusicBrief.model_validate(json.loads(unquote(response.headers["x-weavewave-brief"])))
+
+
+def png() -> tuple[str, tuple[str, bytes, str]]:
+    return ("images", ("sunset.png", image_bytes(320, 240), "image/png"))
+
+
+def test_image_and_text_stream_a_wav_of_the_requested_duration(stack: Stack) -> None:
+    started = time.monotonic()
+    arrivals = []
+    body = b""
+    with httpx.stream(
+        "POST",
+        f"{stack.gateway.url}/generate",
+        timeout=180,
+        data={"prompt": "warm and nostalgic", "duration": "3", "seed": "7"},
+        files=[png()],
+    ) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"] == "audio/wav"
+        for piece in response.iter_raw():
+            arrivals.append(time.monotonic() - started)
+            body += piece
+    assert seconds_of(body) == pytest.approx(3.0, abs=0.02)
+    assert len(arrivals) >= 3 and arrivals[0] < arrivals[-1]  # streamed, not one block
+    brief = brief_of(response)
+    assert unquote(response.headers["x-weavewave-description"]) == brief.description
+    assert brief.media.images[0].width == 320
+    assert response.headers["x-seed"] == "7"
+    assert response.headers["x-weavewave-audio-use"] == "none"
+
+
+def test_video_with_auto_duration_lasts_as_long_as_the_video(stack: Stack) -> None:
+    clip = video_bytes(seconds=4, fps=10)
+    response = post(
+        stack,
+        "/generate",
+        {"duration": "auto", "format": "flac"},
+        [("video", ("clip.mp4", clip, "video/mp4"))],
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "audio/flac"
+    assert seconds_of(response.content) == pytest.approx(4.0, abs=0.02)
+    assert brief_of(response).media.video is not None
+
+
+def test_everything_at_once(stack: Stack) -> None:
+    files: Files = [
+        png(),
+        ("images", ("b.jpg", image_bytes(200, 100, "JPEG"), "image/jpeg")),
+        ("video", ("v.mp4", video_bytes(seconds=2, fps=10), "video/mp4")),
+        ("audio", ("hum.wav", wav_bytes(1.0), "audio/wav")),
+    ]
+    response = post(stack, "/generate", {"prompt": "dreamy", "duration": 2, "format": "mp3"}, files)
+    assert response.status_code == 200, response.text
+    assert seconds_of(response.content) == pytest.approx(2.0, abs=0.08)
+    brief = brief_of(response)
+    assert len(brief.media.images) == 2 and brief.media.video and brief.media.audio
+    assert response.headers["x-weavewave-audio-use"] == "unused"  # neither model takes audio
+
+
+def test_text_only_and_ogg(stack: Stack) -> None:
+    response = post(
+        stack, "/generate", {"prompt": "epic trailer music", "duration": 2, "format": "ogg"}
+    )
+    assert response.status_code == 200, response.text
+    assert seconds_of(response.content) == pytest.approx(2.0, abs=0.03)
+
+
+def test_describe_previews_the_brief(stack: Stack) -> None:
+    response = post(stack, "/describe", {"prompt": "a quiet forest"}, [png()])
+    assert response.status_code == 200, response.text
+    assert MusicBrief.model_validate(response.json()).media.images
+
+
+def test_compose_from_text_alone(stack: Stack) -> None:
+    response = post(stack, "/compose", {"description": "lofi beat", "duration": 1.5, "seed": 3})
+    assert response.status_code == 200, response.text
+    assert seconds_of(response.content) == pytest.approx(1.5, abs=0.02)
+    again = post(stack, "/compose", {"description": "lofi beat", "duration": 1.5, "seed": 3})
+    assert again.content == response.content
+
+
+def test_request_id_reaches_all_three_services(stack: Stack) -> None:
+    response = post(
+        stack,
+        "/generate",
+        {"prompt": "trace", "duration": 1},
+        headers={"X-Request-ID": "e2e-trace-42"},
+    )
+    assert response.status_code == 200
+    assert response.headers["x-request-id"] == "e2e-trace-42"
+    for service in ("gateway", "captioner", "composer"):
+        assert "e2e-trace-42" in stack.log(service), service
+
+
+def test_user_mistakes_get_the_error_envelope(stack: Stack) -> None:
+    cases: list[tuple[int, dict[str, Any], Files | None]] = [
+        (422, {}, None),
+        (422, {"prompt": "x", "duration": "forever"}, None),
+        (422, {"prompt": "x", "duration": 999}, None),
+        (422, {"prompt": "x", "duration": "auto"}, None),
+        (422, {"prompt": "x", "format": "aiff"}, None),
+        (422, {"prompt": "x", "colour": "blue"}, None),
+        (415, {}, [("images", ("fake.png", b"<html>not a picture</html>", "image/png"))]),
+        (415, {}, [("video", ("fake.mp4", image_bytes(), "video/mp4"))]),
+        (422, {}, [("images", ("empty.png", b"", "image/png"))]),
+    ]
+    for status, data, files in cases:
+        response = post(stack, "/generate", data, files)
+        assert response.status_code == status, (data, response.text)
+        assert response.json()["error"]["request_id"] == response.headers["x-request-id"]
+    malformed = httpx.post(
+        f"{stack.gateway.url}/generate",
+        timeout=30,
+        content=b'--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nx',
+        headers={"content-type": "multipart/form-data; boundary=b"},
+    )
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["code"] == "malformed_multipart"
+    not_a_form = httpx.post(f"{stack.gateway.url}/generate", json={"prompt": "x"})
+    assert not_a_form.status_code == 400
+    assert not_a_form.json()["error"]["code"] == "not_multipart"
+
+
+def test_disconnect_mid_stream_stops_the_composer(stack: Stack) -> None:
+    def active() -> float:
+        text = httpx.get(f"{stack.composer.url}/metrics").text
+        match = re.search(r"^composer_active_generations ([0-9.]+)$", text, re.MULTILINE)
+        assert match
+        return float(match.group(1))
+
+    with httpx.stream(
+        "POST",
+        f"{stack.gateway.url}/compose",
+        timeout=60,
+        data={"description": "long drone", "duration": "30"},
+    ) as response:
+        pieces = response.iter_raw()
+        next(pieces)
+        next(pieces)
+        assert active() == 1
+    deadline = time.monotonic() + 30
+    while active() != 0 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert active() == 0
+
+
+def test_composer_down_is_503_and_the_gateway_recovers(stack: Stack) -> None:
+    stack.stop_composer()
+    try:
+        down = post(stack, "/compose", {"description": "x", "duration": 1})
+        assert down.status_code == 503
+        assert down.headers["retry-after"]
+        assert down.json()["error"]["code"] == "composer_unavailable"
+        assert httpx.get(f"{stack.gateway.url}/readyz").status_code == 503
+    finally:
+        stack.start_composer()
+    assert post(stack, "/compose", {"description": "x", "duration": 1}).status_code == 200
+    assert httpx.get(f"{stack.gateway.url}/readyz").status_code == 200
