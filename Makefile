@@ -11,15 +11,23 @@ TINY_MUSICGEN_DIR ?= models/tiny-musicgen
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_NO_USAGE_STATS=1 VLLM_CPU_OMP_THREADS_BIND=nobind VLLM_CPU_KVCACHE_SPACE=1
 
-.PHONY: help install test lint typecheck tiny-models bench-video bench-composer clean
+.PHONY: help demo up install test lint typecheck tiny-models bench-video bench-composer clean
 
 help:
+	@echo "make demo         run the whole pipeline on this machine and write out/demo.wav"
+	@echo "make up           serve the three services on this machine until Ctrl-C"
 	@echo "make install      create .venv/{captioner,composer,gateway} from their lock files (idempotent)"
 	@echo "make test         lint, type-check and run the whole test suite"
 	@echo "make tiny-models  build the tiny random Qwen2.5-VL and MusicGen into models/"
 	@echo "make bench-composer  composer benchmark: batching on vs off, first audio vs total"
 	@echo "make bench-video  video sampling benchmark, one core (seek-based vs decode-all)"
 	@echo "make clean        remove environments, caches and built models"
+
+demo: install
+	$(VENV)/gateway/bin/python scripts/stack.py demo
+
+up: install
+	$(VENV)/gateway/bin/python scripts/stack.py up
 
 install: $(VENV)/captioner/.installed $(VENV)/composer/.installed $(VENV)/gateway/.installed
 
@@ -47,12 +55,12 @@ typecheck: install
 	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner tests/*.py \
 		tests/common tests/captioner bench/video_sampling.py
 	$(VENV)/composer/bin/mypy services/composer/composer tests/composer bench/compose_throughput.py
-	$(VENV)/gateway/bin/mypy gateway/gateway tests/e2e
+	$(VENV)/gateway/bin/mypy gateway/gateway tests/e2e tests/deploy scripts/stack.py
 
 test: lint typecheck
 	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner tests/test_readme.py
 	$(TEST_ENV) $(VENV)/composer/bin/pytest tests/composer tests/test_readme.py
-	$(TEST_ENV) $(VENV)/gateway/bin/pytest tests/e2e tests/test_readme.py
+	$(TEST_ENV) $(VENV)/gateway/bin/pytest tests/deploy tests/e2e tests/test_readme.py
 
 tiny-models: install
 	$(TEST_ENV) $(VENV)/captioner/bin/python -m captioner.tiny_model $(TINY_DIR)

@@ -37,3 +37,9 @@ def test_composer_settings_table_matches_the_code() -> None:
     composer_config = pytest.importorskip("composer.config")
     expected = settings_rows(composer_config.ComposerSettings, "COMPOSER_")
     assert table_rows("COMPOSER_") == expected
+
+
+def test_gateway_settings_table_matches_the_code() -> None:
+    gateway_config = pytest.importorskip("gateway.config")
+    expected = settings_rows(gateway_config.GatewaySettings, "GATEWAY_")
+    assert table_rows("GATEWAY_") == expected

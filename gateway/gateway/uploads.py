@@ -10,11 +10,11 @@ which the caller runs on every path.
 from __future__ import annotations
 
 import logging
-from urllib.parse import parse_qsl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from tempfile import SpooledTemporaryFile
 from typing import IO
+from urllib.parse import parse_qsl
 
 import filetype
 from python_multipart.exceptions import MultipartParseError

@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.media_factory import image_bytes, png_bomb, video_bytes, wav_bytes
-from tests.services import RunningService
 from weavewave_common.protocol import MusicBrief
+from weavewave_common.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 

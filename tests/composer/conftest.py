@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import RunningService, free_port, run_service
+from weavewave_common.supervise import RunningService, free_port, run_service
 
 # A 3 s window with a 2 s stride sends anything longer than 3 s through the continuation path.
 SERVICE_ENV = {

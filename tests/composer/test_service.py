@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.media_factory import image_bytes, wav_bytes
-from tests.services import RunningService
+from weavewave_common.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.captioner.conftest import SERVICE_ENV as CAPTIONER_ENV
-from tests.services import RunningService, free_port, run_service
+from weavewave_common.supervise import RunningService, free_port, run_service
 
 REPO = Path(__file__).resolve().parents[2]
 VENVS = REPO / ".venv"

@@ -1,4 +1,7 @@
-"""Run a service as a real process on a free loopback port, and wait until it is ready."""
+"""Run a service as a real process on a loopback port and wait until it is ready.
+
+Used by `make demo` / `make up` (scripts/stack.py) and by the tests that start real processes.
+"""
 
 from __future__ import annotations
 
