@@ -11,7 +11,7 @@ TINY_MUSICGEN_DIR ?= models/tiny-musicgen
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_NO_USAGE_STATS=1 VLLM_CPU_OMP_THREADS_BIND=nobind VLLM_CPU_KVCACHE_SPACE=1
 
-.PHONY: help demo up install test lint typecheck tiny-models bench-video bench-composer clean
+.PHONY: help demo up install test lint typecheck tiny-models bench-video bench-composer bench-gateway clean
 
 help:
 	@echo "make demo         run the whole pipeline on this machine and write out/demo.wav"
@@ -20,6 +20,7 @@ help:
 	@echo "make test         lint, type-check and run the whole test suite"
 	@echo "make tiny-models  build the tiny random Qwen2.5-VL and MusicGen into models/"
 	@echo "make bench-composer  composer benchmark: batching on vs off, first audio vs total"
+	@echo "make bench-gateway   gateway cost: latency vs direct calls, memory during a 500 MB upload"
 	@echo "make bench-video  video sampling benchmark, one core (seek-based vs decode-all)"
 	@echo "make clean        remove environments, caches and built models"
 
@@ -55,7 +56,8 @@ typecheck: install
 	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner tests/*.py \
 		tests/common tests/captioner bench/video_sampling.py
 	$(VENV)/composer/bin/mypy services/composer/composer tests/composer bench/compose_throughput.py
-	$(VENV)/gateway/bin/mypy gateway/gateway tests/e2e tests/deploy scripts/stack.py
+	$(VENV)/gateway/bin/mypy gateway/gateway tests/e2e tests/deploy scripts/stack.py \
+		bench/gateway_overhead.py
 
 test: lint typecheck
 	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner tests/test_readme.py
@@ -68,6 +70,9 @@ tiny-models: install
 
 bench-video: install
 	$(TEST_ENV) taskset -c 0 $(VENV)/captioner/bin/python bench/video_sampling.py
+
+bench-gateway: install
+	$(TEST_ENV) $(VENV)/gateway/bin/python bench/gateway_overhead.py $(BENCH_ARGS)
 
 bench-composer: install
 	$(TEST_ENV) $(VENV)/composer/bin/python bench/compose_throughput.py $(BENCH_ARGS)

@@ -87,7 +87,8 @@ def main() -> None:
                     first, total = asyncio.run(clip())
 
     on, off = results[args.concurrent], results[1]
-    print(f"model: {args.preset} MusicGen (random weights), CPU threads: {os.cpu_count()}")
+    threads = os.environ.get("OMP_NUM_THREADS", "all")
+    print(f"model: {args.preset} MusicGen (random weights), torch threads: {threads}")
     print(f"{args.concurrent} concurrent x {args.seconds:g} s, audio s per wall s:")
     print(f"  batching on (max batch {args.concurrent}): {on:.2f}")
     print(f"  batching off (max batch 1):  {off:.2f}")
