@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -187,10 +188,14 @@ def main() -> None:
             say("stopping the services ...")
             return
         say("serving; press Ctrl-C to stop all three.")
-        try:
-            signal.pause()
-        except KeyboardInterrupt:
-            say("stopping the services ...")
+        stop = threading.Event()
+        # Explicit handlers: a shell starts background jobs with SIGINT ignored, and a service
+        # manager stops with SIGTERM; either way the three services must be stopped.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        while not stop.wait(1.0):
+            pass
+        say("stopping the services ...")
 
 
 if __name__ == "__main__":

@@ -237,9 +237,14 @@ def build_model(out: Path, shape: Shape, seed: int) -> None:
         tie_word_embeddings=shape.tie_embeddings,
     )
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config)
-    if shape is not SHAPES["tiny"]:
-        model = model.to(torch.bfloat16)
+    # Full-size shapes are built directly in bf16: 3B parameters in fp32 and a bf16 copy would
+    # not fit beside each other in 24 GB.
+    default_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float32 if shape is SHAPES["tiny"] else torch.bfloat16)
+    try:
+        model = Qwen2_5_VLForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(default_dtype)
     model.generation_config = GenerationConfig(
         bos_token_id=ids["<|endoftext|>"],
         eos_token_id=[ids["<|im_end|>"], ids["<|endoftext|>"]],
