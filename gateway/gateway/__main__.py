@@ -1,24 +1,16 @@
-"""`python -m gateway`: read settings, configure logs, serve with uvicorn."""
+"""`python -m gateway`: read settings, serve."""
 
 from __future__ import annotations
 
-import uvicorn
-
 from gateway.app import create_app
 from gateway.config import GatewaySettings
-from weavewave_common.logging import configure_logging
+from weavewave_common.service import serve
 
 
 def main() -> None:
     settings = GatewaySettings()
-    configure_logging("gateway", settings.log_level, settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    app = create_app(settings)
+    serve("gateway", app, settings.host, settings.port, settings.log_level, settings.log_json)
 
 
 if __name__ == "__main__":

@@ -13,20 +13,13 @@ from gateway.openapi import multipart_body
 from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
 from gateway.uploads import ParsedForm
 from weavewave_common.errors import error_responses
-from weavewave_common.protocol import AUDIO_MEDIA_TYPES, MusicBrief
+from weavewave_common.protocol import MusicBrief
 from weavewave_common.request_id import current_request_id, new_request_id
+from weavewave_common.service import audio_response
 
 router = APIRouter(tags=["music"])
 
-AUDIO: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The audio, streamed as it is composed. Headers carry the brief.",
-        "content": {
-            t: {"schema": {"type": "string", "format": "binary"}}
-            for t in AUDIO_MEDIA_TYPES.values()
-        },
-    }
-}
+AUDIO = audio_response("The audio, streamed as it is composed. Headers carry the brief.")
 ERRORS = error_responses(400, 413, 415, 422, 429, 503, 504)
 
 

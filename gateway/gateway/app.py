@@ -16,11 +16,7 @@ from gateway.openapi import install_openapi
 from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
 from gateway.uploads import UploadLimits
 from gateway.upstream import CaptionerClient, ComposerClient, is_ready
-from weavewave_common.errors import install_error_handlers
-from weavewave_common.health import health_router
-from weavewave_common.limits import BodySizeLimitMiddleware
-from weavewave_common.metrics import install_metrics
-from weavewave_common.request_id import RequestIdMiddleware
+from weavewave_common.service import build_service_app
 
 
 def upload_limits(settings: GatewaySettings) -> UploadLimits:
@@ -66,18 +62,13 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 reasons.append(f"{name}: {reason}")
         return "; ".join(reasons) or None
 
-    app = FastAPI(
+    app = build_service_app(
         title="WeaveWave",
-        version="0.1.0",
         summary="Music from what inspires you: images, video, audio and words.",
         lifespan=lifespan,
-        generate_unique_id_function=lambda route: route.name,  # operationId = the route name
+        readiness=readiness,
+        routers=[api.router],
+        max_request_bytes=settings.max_request_bytes,
     )
-    install_error_handlers(app)
-    app.include_router(health_router(readiness))
-    app.include_router(api.router)
-    install_metrics(app)
     install_openapi(app, [GenerateForm, DescribeForm, ComposeForm])
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
-    app.add_middleware(RequestIdMiddleware)
     return app

@@ -1,24 +1,16 @@
-"""`python -m captioner`: read settings, configure logs, serve with uvicorn."""
+"""`python -m captioner`: read settings, serve."""
 
 from __future__ import annotations
 
-import uvicorn
-
 from captioner.app import create_app
 from captioner.config import CaptionerSettings
-from weavewave_common.logging import configure_logging
+from weavewave_common.service import serve
 
 
 def main() -> None:
     settings = CaptionerSettings()
-    configure_logging("captioner", settings.log_level, settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    app = create_app(settings)
+    serve("captioner", app, settings.host, settings.port, settings.log_level, settings.log_json)
 
 
 if __name__ == "__main__":  # vLLM spawns processes: the guard keeps them from re-running this

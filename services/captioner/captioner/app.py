@@ -14,11 +14,7 @@ from captioner.describe import DescribeLimits, Describer
 from captioner.engine import CaptionEngine, EngineOptions, open_engine
 from captioner.loader import EngineLoader
 from captioner.media import MediaLimits
-from weavewave_common.errors import install_error_handlers
-from weavewave_common.health import health_router
-from weavewave_common.limits import BodySizeLimitMiddleware
-from weavewave_common.metrics import install_metrics
-from weavewave_common.request_id import RequestIdMiddleware
+from weavewave_common.service import build_service_app
 
 EngineFactory = Callable[[], AbstractAsyncContextManager[CaptionEngine]]
 
@@ -76,17 +72,11 @@ def create_app(settings: CaptionerSettings, engine_factory: EngineFactory | None
     async def readiness() -> str | None:
         return loader.readiness()
 
-    app = FastAPI(
+    return build_service_app(
         title="WeaveWave captioner",
-        version="0.1.0",
         summary="Turns images, video, audio and words into a music brief (vLLM).",
         lifespan=lifespan,
-        generate_unique_id_function=lambda route: route.name,  # operationId = the route name
+        readiness=readiness,
+        routers=[api.router],
+        max_request_bytes=settings.max_request_bytes,
     )
-    install_error_handlers(app)
-    app.include_router(health_router(readiness))
-    app.include_router(api.router)
-    install_metrics(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
-    app.add_middleware(RequestIdMiddleware)
-    return app

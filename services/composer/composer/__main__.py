@@ -1,24 +1,16 @@
-"""`python -m composer`: read settings, configure logs, serve with uvicorn."""
+"""`python -m composer`: read settings, serve."""
 
 from __future__ import annotations
 
-import uvicorn
-
 from composer.app import create_app
 from composer.config import ComposerSettings
-from weavewave_common.logging import configure_logging
+from weavewave_common.service import serve
 
 
 def main() -> None:
     settings = ComposerSettings()
-    configure_logging("composer", settings.log_level, settings.log_json)
-    uvicorn.run(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        log_config=None,
-        timeout_graceful_shutdown=10,
-    )
+    app = create_app(settings)
+    serve("composer", app, settings.host, settings.port, settings.log_level, settings.log_json)
 
 
 if __name__ == "__main__":

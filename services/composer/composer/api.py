@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
@@ -11,19 +11,11 @@ from composer.compose import MelodyUpload
 from composer.deps import ComposerDep
 from composer.protocol import ComposeRequest, ModelCard, ModelList
 from weavewave_common.errors import error_responses
-from weavewave_common.protocol import AUDIO_MEDIA_TYPES
+from weavewave_common.service import audio_response
 
 router = APIRouter(prefix="/v1", tags=["composer"])
 
-AUDIO_RESPONSE: dict[int | str, dict[str, Any]] = {
-    200: {
-        "description": "The audio, streamed as it is generated.",
-        "content": {
-            media_type: {"schema": {"type": "string", "format": "binary"}}
-            for media_type in AUDIO_MEDIA_TYPES.values()
-        },
-    }
-}
+AUDIO_RESPONSE = audio_response("The audio, streamed as it is generated.")
 
 
 @router.post(

@@ -14,11 +14,7 @@ from composer.compose import ComposeLimits, Composer
 from composer.config import ComposerSettings
 from composer.deps import ComposerState
 from composer.scheduler import BatchScheduler
-from weavewave_common.errors import install_error_handlers
-from weavewave_common.health import health_router
-from weavewave_common.limits import BodySizeLimitMiddleware
-from weavewave_common.metrics import install_metrics
-from weavewave_common.request_id import RequestIdMiddleware
+from weavewave_common.service import build_service_app
 
 
 def backend_options(settings: ComposerSettings) -> BackendOptions:
@@ -73,17 +69,11 @@ def create_app(settings: ComposerSettings, backend: MusicBackend | None = None) 
     async def readiness() -> str | None:
         return None if ready else "model is loading"
 
-    app = FastAPI(
+    return build_service_app(
         title="WeaveWave composer",
-        version="0.1.0",
         summary="Composes music from a brief with MusicGen, streamed as it is generated.",
         lifespan=lifespan,
-        generate_unique_id_function=lambda route: route.name,  # operationId = the route name
+        readiness=readiness,
+        routers=[api.router],
+        max_request_bytes=settings.max_request_bytes,
     )
-    install_error_handlers(app)
-    app.include_router(health_router(readiness))
-    app.include_router(api.router)
-    install_metrics(app)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_bytes)
-    app.add_middleware(RequestIdMiddleware)
-    return app
