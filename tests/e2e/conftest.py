@@ -27,6 +27,8 @@ class Stack:
     captioner: RunningService
     composer: RunningService
     logs: Path
+    gateway_tmp: Path
+    """The gateway's TMPDIR: its spooled uploads live here, and must not outlive a request."""
     _exits: ExitStack
     _composer_env: dict[str, str]
 
@@ -66,6 +68,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 @pytest.fixture(scope="session")
 def stack(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     logs = tmp_path_factory.mktemp("logs")
+    gateway_tmp = tmp_path_factory.mktemp("gateway-tmp")
     ports = {name: free_port() for name in ("captioner", "composer", "gateway")}
     composer_env = {
         "COMPOSER_MODEL": str(models["composer"]),
@@ -101,6 +104,9 @@ def stack(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
                 {
                     "GATEWAY_PORT": str(ports["gateway"]),
                     "GATEWAY_MAX_DURATION_S": "30",
+                    "GATEWAY_MAX_IMAGE_BYTES": "400000",
+                    "GATEWAY_SPOOL_MEMORY_BYTES": "1024",
+                    "TMPDIR": str(gateway_tmp),
                     "GATEWAY_CAPTIONER_URL": captioner.url,
                     "GATEWAY_COMPOSER_URL": composer.url,
                 },
@@ -109,4 +115,4 @@ def stack(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
                 python=venv_python("gateway"),
             )
         )
-        yield Stack(gateway, captioner, composer, logs, stack, composer_env)
+        yield Stack(gateway, captioner, composer, logs, gateway_tmp, stack, composer_env)

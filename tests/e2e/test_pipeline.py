@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -147,6 +149,7 @@ def test_user_mistakes_get_the_error_envelope(stack: Stack) -> None:
         (415, {}, [("images", ("fake.png", b"<html>not a picture</html>", "image/png"))]),
         (415, {}, [("video", ("fake.mp4", image_bytes(), "video/mp4"))]),
         (422, {}, [("images", ("empty.png", b"", "image/png"))]),
+        (413, {}, [("images", ("huge.png", image_bytes(700, 700), "image/png"))]),
     ]
     for status, data, files in cases:
         response = post(stack, "/generate", data, files)
@@ -200,3 +203,37 @@ def test_composer_down_is_503_and_the_gateway_recovers(stack: Stack) -> None:
         stack.start_composer()
     assert post(stack, "/compose", {"description": "x", "duration": 1}).status_code == 200
     assert httpx.get(f"{stack.gateway.url}/readyz").status_code == 200
+
+
+def test_no_temporary_file_outlives_a_request(stack: Stack) -> None:
+    big = [("images", ("a.png", image_bytes(320, 240), "image/png"))]  # spooled to disk (> 1 KB)
+    assert post(stack, "/generate", {"prompt": "x", "duration": 1}, big).status_code == 200
+    assert post(stack, "/describe", {"prompt": "x"}, big).status_code == 200
+    bad = [("video", ("fake.mp4", image_bytes(), "video/mp4"))]
+    assert post(stack, "/generate", {}, bad).status_code == 415
+    with httpx.stream(
+        "POST",
+        f"{stack.gateway.url}/generate",
+        timeout=60,
+        data={"prompt": "x", "duration": "20"},
+        files=big,
+    ) as response:
+        next(response.iter_raw())  # leave mid-stream
+    deadline = time.monotonic() + 10
+    while open_temp_files(stack) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert open_temp_files(stack) == []
+    assert list(stack.gateway_tmp.iterdir()) == []
+
+
+def open_temp_files(stack: Stack) -> list[str]:
+    """The gateway's open files in its TMPDIR (unnamed O_TMPFILE files show up here too)."""
+    found = []
+    for fd in Path(f"/proc/{stack.gateway.process.pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except FileNotFoundError:
+            continue
+        if target.startswith(str(stack.gateway_tmp)):
+            found.append(target)
+    return found
