@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import re
-import time
 from typing import Any
 
 import av
@@ -13,6 +11,8 @@ import httpx
 import pytest
 
 from tests.media_factory import image_bytes, wav_bytes
+from tests.metrics import metric as read_metric
+from tests.metrics import wait_for_metric
 from weavewave_common.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
@@ -34,10 +34,7 @@ def decoded_seconds(body: bytes) -> tuple[float, int]:
 
 
 def metric(service: RunningService, name: str) -> float:
-    text = httpx.get(f"{service.url}/metrics").text
-    match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
-    assert match, f"{name} not in /metrics"
-    return float(match.group(1))
+    return read_metric(service.url, name)
 
 
 @pytest.mark.parametrize(
@@ -129,10 +126,7 @@ def test_client_disconnect_stops_the_generation(composer: RunningService) -> Non
         assert metric(composer, "composer_active_generations") == 1
         next(pieces)  # some audio
     # leaving the block closes the connection mid-stream
-    deadline = time.monotonic() + 30
-    while metric(composer, "composer_active_generations") != 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert metric(composer, "composer_active_generations") == 0
+    assert wait_for_metric(composer.url, "composer_active_generations", 0) == 0
     assert compose(composer, duration=1).status_code == 200  # the model thread is free again
 
 

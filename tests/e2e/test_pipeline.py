@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import re
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pytest
 
 from tests.e2e.conftest import Stack
 from tests.media_factory import image_bytes, video_bytes, wav_bytes
+from tests.metrics import metric, wait_for_metric
 from weavewave_common.protocol import MusicBrief
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
@@ -169,12 +169,6 @@ def test_user_mistakes_get_the_error_envelope(stack: Stack) -> None:
 
 
 def test_disconnect_mid_stream_stops_the_composer(stack: Stack) -> None:
-    def active() -> float:
-        text = httpx.get(f"{stack.composer.url}/metrics").text
-        match = re.search(r"^composer_active_generations ([0-9.]+)$", text, re.MULTILINE)
-        assert match
-        return float(match.group(1))
-
     with httpx.stream(
         "POST",
         f"{stack.gateway.url}/compose",
@@ -184,11 +178,8 @@ def test_disconnect_mid_stream_stops_the_composer(stack: Stack) -> None:
         pieces = response.iter_raw()
         next(pieces)
         next(pieces)
-        assert active() == 1
-    deadline = time.monotonic() + 30
-    while active() != 0 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert active() == 0
+        assert metric(stack.composer.url, "composer_active_generations") == 1
+    assert wait_for_metric(stack.composer.url, "composer_active_generations", 0) == 0
 
 
 def test_composer_down_is_503_and_the_gateway_recovers(stack: Stack) -> None:
