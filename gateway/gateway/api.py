@@ -12,6 +12,7 @@ from gateway.generate import AudioStream, Generator
 from gateway.openapi import multipart_body
 from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
 from gateway.uploads import ParsedForm
+from weavewave_common.cancellation import run_until_disconnect
 from weavewave_common.errors import error_responses
 from weavewave_common.protocol import MusicBrief
 from weavewave_common.request_id import current_request_id, new_request_id
@@ -47,7 +48,8 @@ def _respond(stream: AudioStream) -> StreamingResponse:
 async def generate(request: Request, generator: GeneratorDep) -> StreamingResponse:
     form = await _stream(request, generator, GenerateForm)
     try:
-        return _respond(await generator.generate(form, current_request_id() or new_request_id()))
+        work = generator.generate(form, current_request_id() or new_request_id())
+        return _respond(await run_until_disconnect(request, work))
     except BaseException:
         form.close()
         raise
@@ -64,7 +66,8 @@ async def generate(request: Request, generator: GeneratorDep) -> StreamingRespon
 async def describe(request: Request, generator: GeneratorDep) -> MusicBrief:
     form = await _stream(request, generator, DescribeForm)
     try:
-        return await generator.describe(form, current_request_id() or new_request_id())
+        work = generator.describe(form, current_request_id() or new_request_id())
+        return await run_until_disconnect(request, work)
     finally:
         form.close()
 

@@ -9,6 +9,8 @@ import httpx
 import pytest
 
 from tests.media_factory import image_bytes, png_bomb, video_bytes, wav_bytes
+from tests.metrics import metric as read_metric
+from tests.metrics import wait_for_metric
 from weavewave_common.protocol import MusicBrief
 from weavewave_common.supervise import RunningService
 
@@ -23,7 +25,8 @@ def describe(
     files: Files | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
-    return httpx.post(f"{service.url}/v1/describe", data=data, files=files, timeout=120, **kwargs)
+    kwargs.setdefault("timeout", 120)
+    return httpx.post(f"{service.url}/v1/describe", data=data, files=files, **kwargs)
 
 
 def brief_of(response: httpx.Response) -> MusicBrief:
@@ -154,3 +157,19 @@ def test_metrics_and_openapi(captioner: RunningService) -> None:
     operation = spec["paths"]["/v1/describe"]["post"]
     assert operation["operationId"] == "describe"
     assert {"200", "413", "415", "422", "503"} <= set(operation["responses"])
+
+
+def test_a_client_that_leaves_cancels_its_brief(captioner: RunningService) -> None:
+    cancelled = 'captioner_failures_total{code="cancelled"}'
+    before = read_metric(captioner.url, cancelled) if cancelled in metrics_text(captioner) else 0
+    files = [png(), ("video", ("v.mp4", video_bytes(seconds=4, fps=10), "video/mp4"))]
+    with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
+        describe(
+            captioner, data={"prompt": "leaving"}, files=files, timeout=httpx.Timeout(30, read=0.3)
+        )
+    assert wait_for_metric(captioner.url, cancelled, before + 1) == before + 1
+    assert wait_for_metric(captioner.url, "captioner_requests_in_flight", 0) == 0
+
+
+def metrics_text(service: RunningService) -> str:
+    return httpx.get(f"{service.url}/metrics").text

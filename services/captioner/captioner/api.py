@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from captioner.deps import DescriberDep
 from captioner.describe import DescribeInput, Upload
+from weavewave_common.cancellation import run_until_disconnect
 from weavewave_common.errors import error_responses
 from weavewave_common.protocol import MusicBrief
 from weavewave_common.request_id import current_request_id, new_request_id
@@ -27,6 +28,7 @@ def _upload(file: UploadFile) -> Upload:
     summary="Write a music brief from any mix of text, images, a video and an audio clip.",
 )
 async def describe(
+    http_request: Request,
     describer: DescriberDep,
     prompt: Annotated[str | None, Form(description="The user's own words.")] = None,
     images: Annotated[
@@ -43,4 +45,5 @@ async def describe(
         video=_upload(video) if video is not None else None,
         audio=_upload(audio) if audio is not None else None,
     )
-    return await describer.describe(request, current_request_id() or new_request_id())
+    work = describer.describe(request, current_request_id() or new_request_id())
+    return await run_until_disconnect(http_request, work)

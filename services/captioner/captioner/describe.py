@@ -8,6 +8,7 @@ nonsense therefore never turns into a 500.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import re
@@ -172,6 +173,13 @@ class Describer:
     async def describe(self, request: DescribeInput, request_id: str) -> MusicBrief:
         """Decode, prompt, generate and validate; see the module docstring for the fallbacks."""
         self.check(request)
+        try:
+            return await self._describe(request, request_id)
+        except asyncio.CancelledError:
+            metrics.FAILURES.labels("cancelled").inc()
+            raise
+
+    async def _describe(self, request: DescribeInput, request_id: str) -> MusicBrief:
         with self._slot():
             started = time.perf_counter()
             decoded = await anyio.to_thread.run_sync(self._decode, request)
