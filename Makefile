@@ -56,13 +56,13 @@ typecheck: install
 	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner tests/*.py \
 		tests/common tests/captioner bench/video_sampling.py
 	$(VENV)/composer/bin/mypy services/composer/composer tests/composer bench/compose_throughput.py
-	$(VENV)/gateway/bin/mypy gateway/gateway tests/e2e tests/deploy scripts/stack.py \
+	$(VENV)/gateway/bin/mypy gateway/gateway tests/gateway tests/e2e tests/deploy scripts/stack.py \
 		bench/gateway_overhead.py
 
 test: lint typecheck
 	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner tests/test_readme.py
 	$(TEST_ENV) $(VENV)/composer/bin/pytest tests/composer tests/test_readme.py
-	$(TEST_ENV) $(VENV)/gateway/bin/pytest tests/deploy tests/e2e tests/test_readme.py
+	$(TEST_ENV) $(VENV)/gateway/bin/pytest tests/gateway tests/deploy tests/e2e tests/test_readme.py
 
 tiny-models: install
 	$(TEST_ENV) $(VENV)/captioner/bin/python -m captioner.tiny_model $(TINY_DIR)

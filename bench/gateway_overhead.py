@@ -89,6 +89,7 @@ def main() -> None:
                 "GATEWAY_MAX_VIDEO_BYTES": big,
                 "GATEWAY_MAX_REQUEST_BYTES": big,
                 "GATEWAY_LOG_LEVEL": "WARNING",
+                "GATEWAY_RATE_LIMIT_PER_MINUTE": "100000",
                 "GATEWAY_CAPTIONER_URL": f"http://127.0.0.1:{ports['captioner']}",
                 "GATEWAY_COMPOSER_URL": f"http://127.0.0.1:{ports['composer']}",
             },

@@ -21,10 +21,11 @@ def table_rows(prefix: str) -> dict[str, tuple[str, str]]:
 
 
 def settings_rows(settings_class: type, prefix: str) -> dict[str, tuple[str, str]]:
-    return {
-        f"{prefix}{name.upper()}": (str(field.default), str(field.description))
-        for name, field in settings_class.model_fields.items()  # type: ignore[attr-defined]
-    }
+    rows = {}
+    for name, field in settings_class.model_fields.items():  # type: ignore[attr-defined]
+        default = field.default_factory() if field.default_factory else field.default
+        rows[f"{prefix}{name.upper()}"] = (str(default), str(field.description))
+    return rows
 
 
 def test_captioner_settings_table_matches_the_code() -> None:

@@ -97,6 +97,8 @@ _STATUS_CODES = {
 
 _DESCRIPTIONS = {
     400: "Malformed request (e.g. broken multipart body).",
+    401: "No valid API key.",
+    403: "The API key has been revoked.",
     413: "An upload or the request body is over its limit.",
     415: "An upload's content is not a supported media type.",
     422: "A field is missing, out of range or inconsistent.",

@@ -21,7 +21,7 @@ from weavewave_common.service import audio_response
 router = APIRouter(tags=["music"])
 
 AUDIO = audio_response("The audio, streamed as it is composed. Headers carry the brief.")
-ERRORS = error_responses(400, 413, 415, 422, 429, 503, 504)
+ERRORS = error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504)
 
 
 def _fields(model: type[Any]) -> frozenset[str]:

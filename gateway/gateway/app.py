@@ -6,9 +6,11 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import httpx
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import api
+from gateway.access import AccessControl
 from gateway.config import GatewaySettings
 from gateway.deps import GatewayState
 from gateway.generate import Generator
@@ -62,13 +64,26 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 reasons.append(f"{name}: {reason}")
         return "; ".join(reasons) or None
 
+    access = AccessControl(
+        settings.api_keys, settings.revoked_api_keys, settings.rate_limit_per_minute
+    )
+    guarded = APIRouter(dependencies=[Depends(access)])  # API key and rate limit first
+    guarded.include_router(api.router)
     app = build_service_app(
         title="WeaveWave",
         summary="Music from what inspires you: images, video, audio and words.",
         lifespan=lifespan,
         readiness=readiness,
-        routers=[api.router],
+        routers=[guarded],
         max_request_bytes=settings.max_request_bytes,
     )
+    if settings.cors_origins:  # closed unless configured
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["*"],
+            expose_headers=["*"],
+        )
     install_openapi(app, [GenerateForm, DescribeForm, ComposeForm])
     return app

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+CommaList = Annotated[list[str], NoDecode]
 
 
 class GatewaySettings(BaseSettings):
@@ -38,3 +42,23 @@ class GatewaySettings(BaseSettings):
     spool_memory_bytes: int = Field(
         1024 * 1024, description="Uploads larger than this go to a temporary file."
     )
+
+    api_keys: CommaList = Field(
+        default_factory=list, description="Accepted API keys, comma-separated (empty: open)."
+    )
+    revoked_api_keys: CommaList = Field(
+        default_factory=list, description="Keys that once worked and now get 403."
+    )
+    rate_limit_per_minute: int = Field(
+        60, ge=1, description="Requests per minute per API key (per client when keys are off)."
+    )
+    cors_origins: CommaList = Field(
+        default_factory=list, description="Origins allowed by CORS, comma-separated (empty: none)."
+    )
+
+    @field_validator("api_keys", "revoked_api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value

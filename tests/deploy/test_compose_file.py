@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,16 @@ def compose_binary() -> Path:
     return binary
 
 
-def config(*args: str) -> subprocess.CompletedProcess[str]:
+def config(*args: str, keys: str | None = "k1,k2") -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "WEAVEWAVE_API_KEYS"}
+    if keys is not None:
+        env["WEAVEWAVE_API_KEYS"] = keys
     return subprocess.run(
         [str(compose_binary()), "-f", str(REPO / "docker-compose.yml"), "config", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
+        env=env,
     )
 
 
@@ -54,8 +59,10 @@ def test_the_loader_would_catch_a_broken_file(tmp_path: Path) -> None:
         [str(compose_binary()), "-f", str(tmp_path / "docker-compose.yml"), "config", "-q"],
         capture_output=True,
         text=True,
+        env={**os.environ, "WEAVEWAVE_API_KEYS": "k1"},
     )
     assert result.returncode != 0
+    assert "exclusive" in result.stderr
 
 
 def gpus(service: dict[str, Any]) -> set[str]:
@@ -86,3 +93,10 @@ def test_only_the_gateway_is_published_and_nothing_runs_privileged(
     assert [name for name, s in services.items() if s.get("ports")] == ["gateway"]
     for service in services.values():
         assert "no-new-privileges:true" in service["security_opt"]
+
+
+def test_api_keys_are_required_in_compose(services: dict[str, Any]) -> None:
+    assert services["gateway"]["environment"]["GATEWAY_API_KEYS"] == "k1,k2"
+    missing = config("-q", keys=None)
+    assert missing.returncode != 0
+    assert "WEAVEWAVE_API_KEYS" in missing.stderr

@@ -105,6 +105,7 @@ def stack(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
                     "GATEWAY_PORT": str(ports["gateway"]),
                     "GATEWAY_MAX_DURATION_S": "30",
                     "GATEWAY_MAX_IMAGE_BYTES": "400000",
+                    "GATEWAY_RATE_LIMIT_PER_MINUTE": "10000",
                     "GATEWAY_SPOOL_MEMORY_BYTES": "1024",
                     "TMPDIR": str(gateway_tmp),
                     "GATEWAY_CAPTIONER_URL": captioner.url,

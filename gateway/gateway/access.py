@@ -1,0 +1,79 @@
+"""Who may call the music routes, and how often.
+
+API keys are optional (off for the local demo, on in the compose file via `GATEWAY_API_KEYS`):
+a key comes as `Authorization: Bearer <key>` or `X-API-Key`, and is compared with every
+configured key in constant time. No or an unknown key is 401, a revoked one 403. Each key (or
+each client address when keys are off) gets a token bucket of `rate_limit_per_minute`; an
+empty bucket is 429 with `Retry-After`. All of it runs before the body is read, so a refused
+request uploads nothing.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import time
+from dataclasses import dataclass, field
+
+from starlette.requests import Request
+
+from weavewave_common.errors import ApiError, TooManyRequests
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
+
+
+class Forbidden(ApiError):
+    status, code = 403, "forbidden"
+
+
+def _matches(candidate: str, keys: list[str]) -> bool:
+    found = False
+    for key in keys:  # no early exit: the time taken does not depend on which key matched
+        found |= hmac.compare_digest(candidate.encode(), key.encode())
+    return found
+
+
+@dataclass
+class _Bucket:
+    tokens: float
+    updated: float
+
+
+@dataclass(eq=False)  # FastAPI keys its dependency cache by the callable: it must hash
+class AccessControl:
+    api_keys: list[str]
+    revoked_keys: list[str]
+    per_minute: int
+    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+
+    def caller(self, request: Request) -> str:
+        """The key (or client address when keys are off) the request is counted under."""
+        if not self.api_keys:
+            return request.client.host if request.client else "anonymous"
+        key = request.headers.get("x-api-key") or ""
+        authorization = request.headers.get("authorization", "")
+        if not key and authorization.lower().startswith("bearer "):
+            key = authorization[7:].strip()
+        if key and _matches(key, self.revoked_keys):
+            raise Forbidden("This API key has been revoked.")
+        if not key or not _matches(key, self.api_keys):
+            raise Unauthorized("Send a valid API key (Authorization: Bearer <key>).")
+        return key
+
+    def take(self, caller: str) -> None:
+        """Spend one request from the caller's bucket, or 429 with the wait in Retry-After."""
+        now = time.monotonic()
+        rate = self.per_minute / 60.0
+        bucket = self._buckets.setdefault(caller, _Bucket(float(self.per_minute), now))
+        bucket.tokens = min(self.per_minute, bucket.tokens + (now - bucket.updated) * rate)
+        bucket.updated = now
+        if bucket.tokens < 1:
+            wait = math.ceil((1 - bucket.tokens) / rate)
+            raise TooManyRequests("Rate limit reached; retry later.", retry_after_s=wait)
+        bucket.tokens -= 1
+
+    async def __call__(self, request: Request) -> None:
+        """FastAPI dependency for the music routes."""
+        self.take(self.caller(request))
