@@ -41,7 +41,7 @@ $(VENV)/captioner/.installed: $(UV) scripts/install-env.sh services/captioner/re
 	scripts/install-env.sh captioner
 
 $(VENV)/composer/.installed: $(UV) scripts/install-env.sh services/composer/requirements-cpu.lock \
-		pyproject.toml services/composer/pyproject.toml
+		services/composer/post-install.sh pyproject.toml services/composer/pyproject.toml
 	scripts/install-env.sh composer
 
 $(VENV)/gateway/.installed: $(UV) scripts/install-env.sh gateway/requirements-cpu.lock \

@@ -3,6 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+# Set before anything imports huggingface_hub (it reads this once): the tiny audiocraft model's
+# T5 text encoder is written here as a hub-cache entry.
+os.environ.setdefault(
+    "HF_HUB_CACHE", str(Path(__file__).resolve().parents[1] / ".cache" / "hf-hub")
+)
 
 for _name, _value in {
     "HF_HUB_OFFLINE": "1",

@@ -23,8 +23,9 @@ def client_for(**settings: object) -> TestClient:
 
 @pytest.fixture
 def guarded() -> Iterator[TestClient]:
-    with client_for(api_keys="key-one,key-two", revoked_api_keys="old-key",
-                    rate_limit_per_minute=3) as client:  # fmt: skip
+    with client_for(
+        api_keys="key-one,key-two", revoked_api_keys="old-key", rate_limit_per_minute=3
+    ) as client:
         yield client
 
 

@@ -20,8 +20,8 @@ class ComposerSettings(BaseSettings):
     log_json: bool = Field(True, description="JSON log lines (false: plain text for people).")
 
     # Model
-    backend: Literal["transformers"] = Field(
-        "transformers", description="MusicGen implementation (transformers)."
+    backend: Literal["transformers", "audiocraft"] = Field(
+        "transformers", description="MusicGen implementation: transformers or audiocraft."
     )
     model: str = Field(
         "facebook/musicgen-small", description="Hub id or local folder of a MusicGen checkpoint."

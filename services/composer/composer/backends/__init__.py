@@ -100,4 +100,9 @@ def load_backend(options: BackendOptions) -> MusicBackend:
         from composer.backends.transformers import TransformersBackend
 
         return TransformersBackend.load(options)
-    raise ValueError(f"unknown backend {options.kind!r}: expected transformers")
+    if options.kind == "audiocraft":
+        from composer.backends.audiocraft import AudiocraftBackend
+
+        backend: MusicBackend = AudiocraftBackend.load(options)
+        return backend
+    raise ValueError(f"unknown backend {options.kind!r}: expected transformers or audiocraft")

@@ -11,7 +11,6 @@ as audiocraft's extension does).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -19,25 +18,11 @@ import torch
 
 from composer.backends import BackendOptions, BatchSink, GenerationRequest
 from composer.backends.sampling import RowSampler
-from composer.backends.streaming import RowDecoder, undelay
+from composer.backends.streaming import RowDecoder, RowState, undelay
 
 logger = logging.getLogger(__name__)
 
 DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-@dataclass
-class _Row:
-    """One request's progress across windows."""
-
-    index: int
-    request: GenerationRequest
-    total_frames: int
-    done_frames: int = 0
-    tail: torch.Tensor | None = None
-    """The last codes generated [K, F], the prompt of the next window."""
-    finished: bool = False
-    decoder: RowDecoder | None = field(default=None, repr=False)
 
 
 class TransformersBackend:
@@ -108,7 +93,7 @@ class TransformersBackend:
             self._generate(batch, sink)
 
     def _generate(self, batch: list[GenerationRequest], sink: BatchSink) -> None:
-        rows = [_Row(i, r, self.frames(r.params.duration_s)) for i, r in enumerate(batch)]
+        rows = [RowState(i, r, self.frames(r.params.duration_s)) for i, r in enumerate(batch)]
         first = True
         while True:
             active = [r for r in rows if not r.finished and not sink.is_cancelled(r.index)]
@@ -117,7 +102,7 @@ class TransformersBackend:
             self._window(active, sink, first)
             first = False
 
-    def _window(self, rows: list[_Row], sink: BatchSink, first: bool) -> None:
+    def _window(self, rows: list[RowState], sink: BatchSink, first: bool) -> None:
         """One generation pass over the active rows (a fresh window or a continuation)."""
         o = self._options
         k = self._codebooks
@@ -167,7 +152,7 @@ class _StepHook:
     def __init__(
         self,
         backend: TransformersBackend,
-        rows: list[_Row],
+        rows: list[RowState],
         sink: BatchSink,
         prompt: torch.Tensor | None,
         new_frames: int,
@@ -181,8 +166,8 @@ class _StepHook:
         self._codes: torch.Tensor | None = None
         self._step = 0
 
-    def _limit(self, row: _Row) -> int:
-        return self._prompt_frames + min(self._new_frames, row.total_frames - row.done_frames)
+    def _limit(self, row: RowState) -> int:
+        return row.limit(self._prompt_frames, self._new_frames)
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
         k = self._backend._codebooks
@@ -214,14 +199,6 @@ class _StepHook:
         o = self._backend._options
         keep = self._backend.frames(o.window_s - o.extend_stride_s)
         for i, row in enumerate(self._rows):
-            if self._sink.is_cancelled(row.index):
-                row.finished = True
-                continue
-            assert row.decoder is not None
-            limit = self._limit(row)
-            rest = row.decoder.finish(self._codes[i], limit)
-            if rest is not None:
-                self._sink.emit(row.index, rest)
-            row.done_frames += limit - self._prompt_frames
-            row.finished = row.done_frames >= row.total_frames
-            row.tail = self._codes[i, :, max(0, limit - keep) : limit].clone()
+            row.finish_window(
+                self._sink, self._codes[i], self._prompt_frames, self._new_frames, keep
+            )

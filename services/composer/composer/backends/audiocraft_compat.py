@@ -1,0 +1,122 @@
+"""What audiocraft imports but cannot load beside CPU torch 2.13, supplied in torch alone.
+
+audiocraft 1.3.0 imports `xformers.ops` at module level (MusicGen's `memory_efficient` layers
+use it only as a marker; attention itself runs on torch's SDPA) and `torchaudio` at module level
+(text-to-music needs none of it; chroma needs a spectrogram). PyPI's torchaudio is built for
+another torch and its C++ ops fail to load. `install()` registers small replacements, only for
+the packages that fail to import: a real installation (the GPU image) is always preferred.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.machinery
+import sys
+import types
+from typing import Any
+
+import torch
+
+
+class _LowerTriangularMask:
+    """xformers' causal-mask marker; audiocraft passes it on to torch's SDPA as `is_causal`."""
+
+
+def _memory_efficient_attention(*_: Any, **__: Any) -> torch.Tensor:
+    raise NotImplementedError("xformers attention is not available; audiocraft uses torch SDPA")
+
+
+class _Spectrogram(torch.nn.Module):  # type: ignore[misc]
+    """torchaudio.transforms.Spectrogram, in torch (the options audiocraft's chroma uses)."""
+
+    def __init__(
+        self,
+        n_fft: int = 400,
+        win_length: int | None = None,
+        hop_length: int | None = None,
+        pad: int = 0,
+        power: float | None = 2.0,
+        normalized: bool = False,
+        center: bool = True,
+        **_: Any,
+    ) -> None:
+        super().__init__()
+        self.n_fft, self.pad, self.power, self.normalized, self.center = (
+            n_fft,
+            pad,
+            power,
+            normalized,
+            center,
+        )
+        self.win_length = win_length or n_fft
+        self.hop_length = hop_length or self.win_length // 2
+        self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
+
+    def forward(self, wav: torch.Tensor) -> torch.Tensor:
+        shape = wav.shape
+        flat = wav.reshape(-1, shape[-1])
+        if self.pad:
+            flat = torch.nn.functional.pad(flat, (self.pad, self.pad))
+        spec = torch.stft(
+            flat,
+            self.n_fft,
+            self.hop_length,
+            self.win_length,
+            self.window,
+            center=self.center,
+            pad_mode="reflect",
+            return_complex=True,
+        )
+        if self.normalized:
+            spec = spec / self.window.pow(2).sum().sqrt()
+        out = spec.abs().pow(self.power) if self.power is not None else spec
+        return out.reshape(*shape[:-1], *out.shape[-2:])
+
+
+class _Unavailable:
+    def __init__(self, *_: Any, **__: Any) -> None:
+        raise ImportError("this torchaudio feature is not available beside CPU torch 2.13")
+
+
+def _module(name: str, **attributes: Any) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, loader=None)
+    module.__dict__.update(attributes)
+
+    def missing(attribute: str) -> Any:
+        if attribute.startswith("__"):
+            raise AttributeError(attribute)
+        return _Unavailable
+
+    module.__getattr__ = missing  # type: ignore[method-assign]
+    return module
+
+
+def _importable(name: str) -> bool:
+    try:
+        importlib.import_module(name)
+    except (ImportError, OSError, RuntimeError):
+        sys.modules.pop(name, None)
+        return False
+    return True
+
+
+def install() -> None:
+    """Register the replacements for whichever of xformers and torchaudio cannot be imported."""
+    if not _importable("xformers.ops"):
+        ops = _module(
+            "xformers.ops",
+            LowerTriangularMask=_LowerTriangularMask,
+            unbind=torch.unbind,
+            memory_efficient_attention=_memory_efficient_attention,
+        )
+        sys.modules["xformers"] = _module("xformers", ops=ops)
+        sys.modules["xformers.ops"] = ops
+    if not _importable("torchaudio"):
+        transforms = _module("torchaudio.transforms", Spectrogram=_Spectrogram)
+        functional = _module("torchaudio.functional")
+        sys.modules["torchaudio"] = _module(
+            "torchaudio", transforms=transforms, functional=functional
+        )
+        sys.modules["torchaudio.transforms"] = transforms
+        sys.modules["torchaudio.functional"] = functional

@@ -1,0 +1,219 @@
+"""Build an audiocraft MusicGen checkpoint with random weights, offline and from a seed.
+
+audiocraft's `MusicGen.get_pretrained(folder)` reads `state_dict.bin` and
+`compression_state_dict.bin`, each `{"xp.cfg": config, "best_state": weights}`. This writes
+both with MusicGen's production text conditioner (T5, `t5-base`, cross-attention) at tiny sizes:
+32 kHz, 4 codebooks at 50 Hz, delay pattern. The T5 it needs is written as a hub-cache entry
+(`OUT/hf-cache/models--t5-base`, or `--hub-cache DIR`), a tiny random encoder with the real
+width (768); run the composer with `HF_HUB_CACHE=` that folder and `HF_HUB_OFFLINE=1`.
+
+Usage::
+
+    python -m composer.tiny_audiocraft OUT_DIR [--seed 1234]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+REVISION = "0" * 40
+
+COMPRESSION_CFG: dict[str, Any] = {
+    "compression_model": "encodec",
+    "sample_rate": 32000,
+    "channels": 1,
+    "encodec": {
+        "autoencoder": "seanet",
+        "quantizer": "rvq",
+        "sample_rate": 32000,
+        "channels": 1,
+        "causal": False,
+        "renormalize": False,
+    },
+    "seanet": {
+        "dimension": 16,
+        "channels": 1,
+        "causal": False,
+        "n_filters": 4,
+        "n_residual_layers": 1,
+        "ratios": [8, 5, 4, 4],
+        "activation": "ELU",
+        "activation_params": {"alpha": 1.0},
+        "norm": "weight_norm",
+        "norm_params": {},
+        "kernel_size": 7,
+        "residual_kernel_size": 3,
+        "last_kernel_size": 7,
+        "dilation_base": 2,
+        "pad_mode": "constant",
+        "true_skip": True,
+        "compress": 2,
+        "lstm": 1,
+        "disable_norm_outer_blocks": 0,
+        "decoder": {
+            "trim_right_ratio": 1.0,
+            "final_activation": None,
+            "final_activation_params": None,
+        },
+        "encoder": {},
+    },
+    "rvq": {
+        "n_q": 4,
+        "bins": 256,
+        "decay": 0.99,
+        "kmeans_init": False,
+        "kmeans_iters": 50,
+        "threshold_ema_dead_code": 2,
+        "orthogonal_reg_weight": 0.0,
+        "orthogonal_reg_active_codes_only": False,
+        "q_dropout": False,
+    },
+}
+
+LM_CFG: dict[str, Any] = {
+    "lm_model": "transformer_lm",
+    "sample_rate": 32000,
+    "channels": 1,
+    "dataset": {"segment_duration": 30},
+    "codebooks_pattern": {
+        "modeling": "delay",
+        "delay": {"delays": [0, 1, 2, 3], "flatten_first": 0, "empty_initial": 0},
+    },
+    "transformer_lm": {
+        "n_q": 4,
+        "card": 256,
+        "dim": 32,
+        "num_heads": 4,
+        "num_layers": 2,
+        "hidden_scale": 2,
+        "memory_efficient": True,
+        "norm_first": True,
+        "bias_ff": False,
+        "bias_attn": False,
+        "bias_proj": False,
+        "past_context": None,
+        "causal": True,
+        "custom": False,
+        "attention_as_float32": False,
+        "layer_scale": None,
+        "positional_embedding": "sin",
+        "xpos": False,
+        "checkpointing": "none",
+        "weight_init": "gaussian",
+        "depthwise_init": "current",
+        "zero_bias_init": True,
+        "norm": "layer_norm",
+        "activation": "gelu",
+        "dropout": 0.0,
+    },
+    "classifier_free_guidance": {"training_dropout": 0.3, "inference_coef": 3.0},
+    "attribute_dropout": {},
+    "fuser": {
+        "cross_attention_pos_emb": False,
+        "cross_attention_pos_emb_scale": 1,
+        "sum": [],
+        "prepend": [],
+        "cross": ["description"],
+        "input_interpolate": [],
+    },
+    "conditioners": {
+        "description": {
+            "model": "t5",
+            "t5": {
+                "name": "t5-base",
+                "finetune": False,
+                "word_dropout": 0.0,
+                "normalize_text": False,
+            },
+        }
+    },
+}
+
+
+def write_t5_cache(cache: Path, vocab: list[tuple[str, float]], spiece: Path, seed: int) -> Path:
+    """A tiny random T5 encoder (d_model 768, t5-base's width) as a hub-cache entry."""
+    import torch
+    from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+    repo = cache / "models--t5-base"
+    shutil.rmtree(repo, ignore_errors=True)
+    snapshot = repo / "snapshots" / REVISION
+    snapshot.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(REVISION)
+    torch.manual_seed(seed)
+    config = T5Config(
+        vocab_size=len(vocab),
+        d_model=768,
+        d_kv=8,
+        d_ff=32,
+        num_layers=1,
+        num_heads=2,
+        relative_attention_num_buckets=8,
+        dropout_rate=0.0,
+    )
+    T5EncoderModel(config).save_pretrained(str(snapshot))
+    shutil.copy(spiece, snapshot / "spiece.model")
+    T5Tokenizer(vocab=vocab, extra_ids=0).save_pretrained(str(snapshot))
+    return cache
+
+
+def build(out: Path, seed: int = 1234, hub_cache: Path | None = None) -> Path:
+    """Write `state_dict.bin` and `compression_state_dict.bin` to `out`, and the tiny T5 to
+    `hub_cache` (default `out/hf-cache`)."""
+    import os
+
+    import torch
+
+    from composer.tiny_model import train_tokenizer
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    # Before transformers is imported (it reads these once): the T5 conditioner loads from here.
+    cache = hub_cache or out / "hf-cache"
+    os.environ["HF_HUB_CACHE"] = str(cache)
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    vocab = train_tokenizer(out)
+    write_t5_cache(cache, vocab, out / "spiece.model", seed)
+    from composer.backends.audiocraft_compat import install
+
+    install()
+    from audiocraft.models import builders
+    from omegaconf import OmegaConf
+
+    torch.manual_seed(seed)
+    compression = builders.get_compression_model(
+        OmegaConf.create({**COMPRESSION_CFG, "device": "cpu"})
+    )
+    for layer in compression.quantizer.vq.layers:  # random codebooks, as after training
+        layer._codebook.embed.normal_()
+        layer._codebook.inited.fill_(1.0)
+    torch.save(
+        {"xp.cfg": COMPRESSION_CFG, "best_state": compression.state_dict()},
+        out / "compression_state_dict.bin",
+    )
+    lm = builders.get_lm_model(OmegaConf.create({**LM_CFG, "device": "cpu", "dtype": "float32"}))
+    torch.save({"xp.cfg": LM_CFG, "best_state": lm.state_dict()}, out / "state_dict.bin")
+    logger.info("built a tiny audiocraft MusicGen (random weights) in %s", out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--hub-cache", type=Path, help="where to put the tiny t5-base")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    build(args.out, args.seed, args.hub_cache)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+"""The audiocraft backend on a tiny audiocraft checkpoint: the real `MusicGen.get_pretrained`
+and token loop, streamed, seeded per row, windowed, cancellable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from composer.backends import BackendOptions, GenerationParams, GenerationRequest, load_backend
+from tests.composer.test_backend_transformers import RecordingSink
+
+
+@pytest.fixture(scope="session")
+def tiny_audiocraft(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "tiny-audiocraft"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "composer.tiny_audiocraft",
+            str(out),
+            "--hub-cache",
+            os.environ["HF_HUB_CACHE"],
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return out
+
+
+def backend(model: Path, **overrides: float) -> object:
+    return load_backend(BackendOptions("audiocraft", str(model), **overrides))  # type: ignore[arg-type]
+
+
+def request(text: str, seconds: float, seed: int) -> GenerationRequest:
+    return GenerationRequest(text, GenerationParams(duration_s=seconds, seed=seed))
+
+
+def test_loads_through_get_pretrained(tiny_audiocraft: Path) -> None:
+    loaded = backend(tiny_audiocraft)
+    assert loaded.sample_rate == 32000  # type: ignore[attr-defined]
+    assert loaded.samples_for(2.0) == 64000  # type: ignore[attr-defined]
+    assert loaded.supports_melody is False  # type: ignore[attr-defined]
+
+
+def test_exact_lengths_streamed_before_the_end(tiny_audiocraft: Path) -> None:
+    sink = RecordingSink(2)
+    backend(tiny_audiocraft).generate(  # type: ignore[attr-defined]
+        [request("lofi beat", 2.0, 1), request("sad cello", 1.0, 2)], sink
+    )
+    assert sink.audio(0).shape == (1, 64000)
+    assert sink.audio(1).shape == (1, 32000)
+    assert len(sink.chunks[0]) >= 3
+    assert sink.arrival_steps[0] < sink.steps // 2
+
+
+def test_a_seed_gives_the_same_audio_alone_or_in_a_batch(tiny_audiocraft: Path) -> None:
+    loaded = backend(tiny_audiocraft)
+    alone = RecordingSink(1)
+    loaded.generate([request("dreamy synthwave", 1.5, 42)], alone)  # type: ignore[attr-defined]
+    batched = RecordingSink(2)
+    loaded.generate(  # type: ignore[attr-defined]
+        [request("epic brass", 1.0, 7), request("dreamy synthwave", 1.5, 42)], batched
+    )
+    np.testing.assert_array_equal(alone.audio(0), batched.audio(1))
+
+
+def test_beyond_one_window_and_cancellation(tiny_audiocraft: Path) -> None:
+    windowed = backend(tiny_audiocraft, window_s=2.0, extend_stride_s=1.0)
+    sink = RecordingSink(1)
+    windowed.generate([request("lofi beat", 4.0, 3)], sink)  # type: ignore[attr-defined]
+    assert sink.audio(0).shape == (1, 128000)
+    cancelled = RecordingSink(1, cancel_after_chunks=1)
+    windowed.generate([request("lofi beat", 4.0, 3)], cancelled)  # type: ignore[attr-defined]
+    assert len(cancelled.chunks[0]) == 1
