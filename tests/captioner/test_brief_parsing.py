@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from captioner.describe import parse_brief, tidy_description
+from captioner.brief import parse_brief, tidy_description
 
 VALID = {
     "description": "Warm lofi hip hop with dusty drums and mellow electric piano, 80 BPM.",

@@ -9,9 +9,7 @@ nonsense therefore never turns into a 500.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,9 +17,9 @@ from dataclasses import dataclass, field
 from typing import BinaryIO
 
 import anyio
-from pydantic import ValidationError
 
 from captioner import metrics
+from captioner.brief import NEUTRAL_DESCRIPTION, parse_brief, tidy_description
 from captioner.engine import CaptionEngine, EngineOutput, EngineRequest
 from captioner.media import DecodedImage, MediaLimits, audio_facts, decode_image
 from captioner.prompts import (
@@ -35,7 +33,6 @@ from captioner.video import DecodedVideo, sample_video
 from weavewave_common.audio import DecodedAudio, decode_audio
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from weavewave_common.protocol import (
-    DESCRIPTION_MAX_CHARS,
     BriefSource,
     MediaFacts,
     MusicBrief,
@@ -44,10 +41,6 @@ from weavewave_common.protocol import (
 )
 
 logger = logging.getLogger(__name__)
-
-NEUTRAL_DESCRIPTION = "Calm instrumental background music with a steady medium tempo."
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffd]+")
 
 
 @dataclass(frozen=True)
@@ -86,25 +79,6 @@ class _Decoded:
     images: list[DecodedImage]
     video: DecodedVideo | None
     audio: DecodedAudio | None
-
-
-def tidy_description(text: str) -> str:
-    """One line, at most three sentences and `DESCRIPTION_MAX_CHARS` characters."""
-    flat = " ".join(_CONTROL.sub(" ", text).split()).strip(" \"'{}[]")
-    sentences = _SENTENCE_END.split(flat)
-    return " ".join(sentences[:3])[:DESCRIPTION_MAX_CHARS].strip()
-
-
-def parse_brief(text: str) -> BriefFields | None:
-    """The model's JSON as `BriefFields`, or None when it is not a valid brief."""
-    try:
-        fields = BriefFields.model_validate(json.loads(text, strict=False))
-    except (ValueError, ValidationError):
-        return None
-    description = tidy_description(fields.description)
-    if len(description) < 20:
-        return None
-    return fields.model_copy(update={"description": description})
 
 
 class Describer:

@@ -1,0 +1,34 @@
+"""What the model wrote, made into brief fields: validated JSON, or tidied plain text."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from pydantic import ValidationError
+
+from captioner.prompts import BriefFields
+from weavewave_common.protocol import DESCRIPTION_MAX_CHARS
+
+NEUTRAL_DESCRIPTION = "Calm instrumental background music with a steady medium tempo."
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ufffd]+")
+
+
+def tidy_description(text: str) -> str:
+    """One line, at most three sentences and `DESCRIPTION_MAX_CHARS` characters."""
+    flat = " ".join(_CONTROL.sub(" ", text).split()).strip(" \"'{}[]")
+    sentences = _SENTENCE_END.split(flat)
+    return " ".join(sentences[:3])[:DESCRIPTION_MAX_CHARS].strip()
+
+
+def parse_brief(text: str) -> BriefFields | None:
+    """The model's JSON as `BriefFields`, or None when it is not a valid brief."""
+    try:
+        fields = BriefFields.model_validate(json.loads(text, strict=False))
+    except (ValueError, ValidationError):
+        return None
+    description = tidy_description(fields.description)
+    if len(description) < 20:
+        return None
+    return fields.model_copy(update={"description": description})
