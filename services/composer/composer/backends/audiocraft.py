@@ -11,7 +11,6 @@ extension does. Runs on CPU torch 2.13 with `audiocraft_compat` (see there).
 
 from __future__ import annotations
 
-import logging
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,27 +18,23 @@ from typing import Any
 
 import torch
 
-from composer.backends import BackendOptions, BatchSink, GenerationRequest
+from composer.backends import BackendOptions, BatchSink
 from composer.backends.sampling import sample
-from composer.backends.streaming import RowDecoder, RowState, undelay
-
-logger = logging.getLogger(__name__)
-
-
-class BatchCancelled(Exception):
-    """Raised inside the token loop when nobody is waiting for any row."""
+from composer.backends.streaming import undelay
+from composer.backends.windowed import Window, WindowedBackend
 
 
-class AudiocraftBackend:
+class AudiocraftBackend(WindowedBackend):
     """`MusicBackend` over `audiocraft.models.MusicGen` (hub id or local folder)."""
 
     def __init__(self, model: Any, options: BackendOptions) -> None:
+        super().__init__(
+            options,
+            sample_rate=int(model.sample_rate),
+            hop=int(model.sample_rate // model.frame_rate),
+            codebooks=int(model.lm.num_codebooks),
+        )
         self._model = model
-        self._options = options
-        self._sample_rate = int(model.sample_rate)
-        self._hop = int(model.sample_rate // model.frame_rate)
-        self._frame_rate = float(model.frame_rate)
-        self._codebooks = int(model.lm.num_codebooks)
 
     @classmethod
     def load(cls, options: BackendOptions) -> AudiocraftBackend:
@@ -51,14 +46,6 @@ class AudiocraftBackend:
         return cls(MusicGen.get_pretrained(options.model, device=options.device), options)
 
     @property
-    def name(self) -> str:
-        return self._options.model
-
-    @property
-    def sample_rate(self) -> int:
-        return self._sample_rate
-
-    @property
     def channels(self) -> int:
         return int(self._model.audio_channels)
 
@@ -66,89 +53,35 @@ class AudiocraftBackend:
     def supports_melody(self) -> bool:
         return "self_wav" in self._model.lm.condition_provider.conditioners
 
-    def frames(self, seconds: float) -> int:
-        return max(1, round(seconds * self._frame_rate))
-
-    def samples_for(self, seconds: float) -> int:
-        return self.frames(seconds) * self._hop
-
     def _decode(self, codes: torch.Tensor) -> torch.Tensor:
-        """codes [K, F] -> audio [C, F * hop]."""
         return self._model.compression_model.decode(codes[None], None)[0]
 
-    def _row_decoder(self, start: int) -> RowDecoder:
-        o = self._options
-        return RowDecoder(
-            self._decode,
-            hop=self._hop,
-            chunk=self.frames(o.chunk_s),
-            context=self.frames(o.decode_context_s),
-            lookahead=4,
-            start=start,
-        )
-
-    def generate(self, batch: list[GenerationRequest], sink: BatchSink) -> None:
-        rows = [RowState(i, r, self.frames(r.params.duration_s)) for i, r in enumerate(batch)]
-        first = True
-        with torch.inference_mode():
-            while True:
-                active = [r for r in rows if not r.finished and not sink.is_cancelled(r.index)]
-                if not active:
-                    return
-                if not self._window(active, sink, first):
-                    return
-                first = False
-
-    def _window(self, rows: list[RowState], sink: BatchSink, first: bool) -> bool:
-        """One pass of the token loop; False when every row was cancelled during it."""
-        o = self._options
-        budget = self.frames(o.window_s if first else o.extend_stride_s)
-        new_frames = min(budget, max(r.total_frames - r.done_frames for r in rows))
-        prompt = None if first else torch.stack([r.tail for r in rows if r.tail is not None])
-        prompt_frames = 0 if prompt is None else prompt.shape[-1]
-        for row in rows:
-            row.decoder = self._row_decoder(prompt_frames)
+    def _run(self, window: Window, sink: BatchSink) -> None:
+        rows = window.rows
         attributes, _ = self._model._prepare_tokens_and_attributes(
             [r.request.description for r in rows], None
         )
         columns: list[torch.Tensor] = []
+        total = window.prompt_frames + window.new_frames
 
         def on_step(sequence: torch.Tensor) -> None:
             columns.append(sequence)
-            codes = undelay(torch.cat(columns, dim=-1))
-            sink.progress(len(columns), prompt_frames + new_frames + self._codebooks)
-            live = 0
-            for i, row in enumerate(rows):
-                if sink.is_cancelled(row.index):
-                    continue
-                live += 1
-                assert row.decoder is not None
-                chunk = row.decoder.update(codes[i], row.limit(prompt_frames, new_frames))
-                if chunk is not None:
-                    sink.emit(row.index, chunk)
-            if live == 0:
-                raise BatchCancelled
+            sink.progress(len(columns), total + self._codebooks)
+            window.step(sink, undelay(torch.cat(columns, dim=-1)))
 
         params = [r.request.params for r in rows]
-        try:
-            with self._hooked(on_step, params):
-                codes = self._model.lm.generate(
-                    prompt,
-                    attributes,
-                    max_gen_len=prompt_frames + new_frames,
-                    use_sampling=True,
-                    temp=1.0,
-                    top_k=1,
-                    top_p=0.0,
-                    cfg_coef=params[0].guidance,
-                )
-        except BatchCancelled:
-            logger.info("every row of the batch was cancelled; generation stopped")
-            return False
-        keep = self.frames(o.window_s - o.extend_stride_s)
-        for i, row in enumerate(rows):
-            row.finish_window(sink, codes[i], prompt_frames, new_frames, keep)
-        return True
+        with self._hooked(on_step, params):
+            codes = self._model.lm.generate(
+                window.prompt,
+                attributes,
+                max_gen_len=total,
+                use_sampling=True,
+                temp=1.0,
+                top_k=1,
+                top_p=0.0,
+                cfg_coef=params[0].guidance,
+            )
+        window.finish(sink, codes, self.keep_frames)
 
     @contextmanager
     def _hooked(self, on_step: Callable[[torch.Tensor], None], params: list[Any]) -> Iterator[None]:
