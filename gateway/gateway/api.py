@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -33,7 +34,23 @@ async def _stream(request: Request, generator: Generator, model: type[Any]) -> P
     return await generator.read_form(content_type, request.stream(), _fields(model))
 
 
-def _respond(stream: AudioStream) -> StreamingResponse:
+async def _audio(
+    request: Request,
+    generator: Generator,
+    form_model: type[Any],
+    start: Callable[[ParsedForm, str], Awaitable[AudioStream]],
+) -> StreamingResponse:
+    """Read the form, start the audio (cancelled if the client leaves first), stream it.
+
+    Once streaming, the relay removes the form's temporary files; before that, this does.
+    """
+    form = await _stream(request, generator, form_model)
+    try:
+        work = start(form, current_request_id() or new_request_id())
+        stream = await run_until_disconnect(request, work)
+    except BaseException:
+        form.close()
+        raise
     return StreamingResponse(stream.body, media_type=stream.media_type, headers=stream.headers)
 
 
@@ -46,13 +63,7 @@ def _respond(stream: AudioStream) -> StreamingResponse:
     summary="Music from any mix of words, images, a video and an audio clip.",
 )
 async def generate(request: Request, generator: GeneratorDep) -> StreamingResponse:
-    form = await _stream(request, generator, GenerateForm)
-    try:
-        work = generator.generate(form, current_request_id() or new_request_id())
-        return _respond(await run_until_disconnect(request, work))
-    except BaseException:
-        form.close()
-        raise
+    return await _audio(request, generator, GenerateForm, generator.generate)
 
 
 @router.post(
@@ -81,9 +92,4 @@ async def describe(request: Request, generator: GeneratorDep) -> MusicBrief:
     summary="Music from a description alone (no captioning).",
 )
 async def compose(request: Request, generator: GeneratorDep) -> StreamingResponse:
-    form = await _stream(request, generator, ComposeForm)
-    try:
-        return _respond(await generator.compose(form, current_request_id() or new_request_id()))
-    except BaseException:
-        form.close()
-        raise
+    return await _audio(request, generator, ComposeForm, generator.compose)
