@@ -53,13 +53,15 @@ def _unreachable(upstream: str) -> ServiceUnavailable:
     )
 
 
-def _files(uploads: list[Upload]) -> list[tuple[str, tuple[str, Any, str]]]:
+def _files(
+    uploads: list[Upload], as_field: str | None = None
+) -> list[tuple[str, tuple[str, Any, str]]]:
+    """Multipart file parts for httpx, under their own field names or `as_field`."""
     out = []
     for upload in uploads:
         upload.file.seek(0)
-        out.append(
-            (upload.field, (upload.filename or upload.field, upload.file, upload.media_type))
-        )
+        field = as_field or upload.field
+        out.append((field, (upload.filename or upload.field, upload.file, upload.media_type)))
     return out
 
 
@@ -127,7 +129,7 @@ class ComposerClient:
             "POST",
             "/v1/compose",
             data=fields,
-            files=_files([melody]) if melody else None,
+            files=_files([melody], as_field="melody") if melody else None,
             headers={REQUEST_ID_HEADER: request_id},
         )
         try:

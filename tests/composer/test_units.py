@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from composer.backends import GenerationParams
+from composer.backends import GenerationParams, GenerationRequest, Melody
 from composer.backends.sampling import sample
 from composer.backends.streaming import undelay
 from composer.encode import LoudnessLimiter, open_encoder
+from composer.scheduler import compatible
 from weavewave_common.protocol import AudioFormat
 
 
@@ -73,3 +74,18 @@ def test_wav_header_announces_the_exact_length() -> None:
     data = encoder.encode(np.zeros((1, 32000), np.float32)) + encoder.close()
     assert len(data) == 44 + 64000
     assert int.from_bytes(data[40:44], "little") == 64000
+
+
+def test_batches_share_guidance_batch_group_and_melody_presence() -> None:
+    def row(
+        guidance: float = 3.0, group: int | None = 5, melody: bool = False
+    ) -> GenerationRequest:
+        clip = Melody(np.zeros(100, dtype=np.float32), 32000) if melody else None
+        params = GenerationParams(duration_s=1.0, seed=1, guidance=guidance)
+        return GenerationRequest("x", params, clip, group)
+
+    assert compatible(row(), row())
+    assert not compatible(row(), row(guidance=4.0))
+    assert not compatible(row(), row(group=6))
+    assert not compatible(row(), row(melody=True))
+    assert compatible(row(group=None, melody=True), row(group=None, melody=True))

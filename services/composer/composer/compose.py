@@ -101,7 +101,8 @@ class Composer:
             )
             clip = Melody(decoded.samples, decoded.sample_rate)
         params = request.to_params()
-        ticket = self._scheduler.submit(GenerationRequest(description, params, clip))
+        group = self._backend.batch_group(description)
+        ticket = self._scheduler.submit(GenerationRequest(description, params, clip, group))
         total = self._backend.samples_for(params.duration_s)
         encoder = open_encoder(
             request.format, self._backend.sample_rate, self._backend.channels, total

@@ -2,7 +2,7 @@
 
 `submit` never blocks: it queues the request (or refuses it when the queue is full) and returns
 a `Ticket` whose chunk queue the caller drains. The worker takes the oldest request, waits up to
-`max_wait_s` for compatible ones (same guidance; melody rows with melody rows) until
+`max_wait_s` for compatible ones (same guidance and batch group; melody rows with melody rows) until
 `max_batch_size`, and runs the batch in the model thread. The thread hands chunks to the event
 loop with `call_soon_threadsafe`; a ticket cancelled by its caller stops receiving audio at once
 and the backend sees it between steps.
@@ -53,8 +53,13 @@ class Ticket:
 
 
 def compatible(a: GenerationRequest, b: GenerationRequest) -> bool:
-    """Whether two requests can share one batch (one guidance scale, melody or not)."""
-    return a.params.guidance == b.params.guidance and (a.melody is None) == (b.melody is None)
+    """Whether two requests can share one batch (one guidance scale and batch group, melody or
+    not)."""
+    return (
+        a.params.guidance == b.params.guidance
+        and a.batch_group == b.batch_group
+        and (a.melody is None) == (b.melody is None)
+    )
 
 
 class _Sink:

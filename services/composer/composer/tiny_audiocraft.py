@@ -7,9 +7,18 @@ both with MusicGen's production text conditioner (T5, `t5-base`, cross-attention
 (`OUT/hf-cache/models--t5-base`, or `--hub-cache DIR`), a tiny random encoder with the real
 width (768); run the composer with `HF_HUB_CACHE=` that folder and `HF_HUB_OFFLINE=1`.
 
+`--melody` builds the musicgen-melody variant instead: the chroma conditioner (`chroma_stem`,
+melody and text both prepended, as in `facebook/musicgen-melody`), whose demucs stem separator
+is loaded the way demucs 4.1 loads `htdemucs` (`adefossez/HTDemucs` on the hub: a bag yaml and a
+safetensors file whose metadata holds the class and its arguments). The builder writes that
+entry to the same hub cache: the real HTDemucs architecture (depth 4, nfft 4096, 44.1 kHz
+stereo, 4 sources) with 4 channels and one transformer layer, random weights and zero biases
+(random biases dominate such a small separator's stems, and the chroma would then be the same
+for every melody).
+
 Usage::
 
-    python -m composer.tiny_audiocraft OUT_DIR [--seed 1234]
+    python -m composer.tiny_audiocraft OUT_DIR [--seed 1234] [--melody]
 """
 
 from __future__ import annotations
@@ -136,17 +145,109 @@ LM_CFG: dict[str, Any] = {
 }
 
 
-def write_t5_cache(cache: Path, vocab: list[tuple[str, float]], spiece: Path, seed: int) -> Path:
-    """A tiny random T5 encoder (d_model 768, t5-base's width) as a hub-cache entry."""
-    import torch
-    from transformers import T5Config, T5EncoderModel, T5Tokenizer
+MELODY_CONDITIONING: dict[str, Any] = {
+    "classifier_free_guidance": {"training_dropout": 0.2, "inference_coef": 3.0},
+    "attribute_dropout": {"args": {"active_on_eval": False}, "text": {}, "wav": {"self_wav": 0.5}},
+    "fuser": {
+        "cross_attention_pos_emb": False,
+        "cross_attention_pos_emb_scale": 1,
+        "sum": [],
+        "prepend": ["self_wav", "description"],
+        "cross": [],
+        "input_interpolate": [],
+    },
+    "conditioners": {
+        "self_wav": {
+            "model": "chroma_stem",
+            "chroma_stem": {
+                "sample_rate": 32000,
+                "n_chroma": 12,
+                "radix2_exp": 14,
+                "argmax": True,
+                "match_len_on_eval": False,
+                "eval_wavs": None,
+                "n_eval_wavs": 100,
+                "cache_path": None,
+            },
+        },
+        "description": LM_CFG["conditioners"]["description"],
+    },
+}
+"""What `facebook/musicgen-melody` changes in the LM config (conditioner/chroma2music)."""
 
-    repo = cache / "models--t5-base"
+HTDEMUCS_SIGNATURE = "955717e8"
+HTDEMUCS_KWARGS: dict[str, Any] = {
+    "sources": ["drums", "bass", "other", "vocals"],
+    "audio_channels": 2,
+    "samplerate": 44100,
+    "channels": 4,
+    "depth": 4,
+    "nfft": 4096,
+    "t_layers": 1,
+    "t_heads": 2,
+    "t_hidden_scale": 1.0,
+    "dconv_comp": 2,
+}
+
+
+def _hub_snapshot(cache: Path, repo_id: str) -> Path:
+    """An empty snapshot folder for `repo_id` in a hub cache, its `main` ref pointing at it."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
     shutil.rmtree(repo, ignore_errors=True)
     snapshot = repo / "snapshots" / REVISION
     snapshot.mkdir(parents=True)
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text(REVISION)
+    return snapshot
+
+
+def _sort_safetensors_header(path: Path) -> None:
+    """Rewrite the JSON header with sorted keys: safetensors writes its metadata in hash-map
+    order, which changes from run to run (the builds must be byte-identical)."""
+    import json
+    import struct
+
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.dumps(json.loads(data[8 : 8 + length]), sort_keys=True, separators=(",", ":"))
+    encoded = header.encode().ljust(-(-len(header) // 8) * 8, b" ")
+    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data[8 + length :])
+
+
+def write_htdemucs_cache(cache: Path, seed: int) -> None:
+    """A tiny random HTDemucs as demucs 4.1's `htdemucs` hub entry (bag yaml + safetensors)."""
+    import json
+
+    import torch
+    from demucs.htdemucs import HTDemucs
+    from safetensors.torch import save_file
+
+    snapshot = _hub_snapshot(cache, "adefossez/HTDemucs")
+    torch.manual_seed(seed)
+    model = HTDemucs(**HTDEMUCS_KWARGS)
+    with torch.no_grad():  # random biases swamp the input: the chroma would ignore the melody
+        for name, parameter in model.named_parameters():
+            if name.endswith(".bias"):
+                parameter.zero_()
+    segment = {"_type": "fraction", "numerator": 39, "denominator": 5}  # 7.8 s, as released
+    metadata = {
+        "klass": "demucs.htdemucs.HTDemucs",
+        "args": "[]",
+        "kwargs": json.dumps({**HTDEMUCS_KWARGS, "segment": segment}, sort_keys=True),
+    }
+    weights = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
+    path = snapshot / f"{HTDEMUCS_SIGNATURE}.safetensors"
+    save_file(weights, str(path), metadata=metadata)
+    _sort_safetensors_header(path)
+    (snapshot / "htdemucs.yaml").write_text(f"models: ['{HTDEMUCS_SIGNATURE}']\n")
+
+
+def write_t5_cache(cache: Path, vocab: list[tuple[str, float]], spiece: Path, seed: int) -> Path:
+    """A tiny random T5 encoder (d_model 768, t5-base's width) as a hub-cache entry."""
+    import torch
+    from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+    snapshot = _hub_snapshot(cache, "t5-base")
     torch.manual_seed(seed)
     config = T5Config(
         vocab_size=len(vocab),
@@ -164,9 +265,9 @@ def write_t5_cache(cache: Path, vocab: list[tuple[str, float]], spiece: Path, se
     return cache
 
 
-def build(out: Path, seed: int = 1234, hub_cache: Path | None = None) -> Path:
-    """Write `state_dict.bin` and `compression_state_dict.bin` to `out`, and the tiny T5 to
-    `hub_cache` (default `out/hf-cache`)."""
+def build(out: Path, seed: int = 1234, hub_cache: Path | None = None, melody: bool = False) -> Path:
+    """Write `state_dict.bin` and `compression_state_dict.bin` to `out`, and the tiny T5 (and
+    for `melody` the tiny HTDemucs) to `hub_cache` (default `out/hf-cache`)."""
     import os
 
     import torch
@@ -182,6 +283,9 @@ def build(out: Path, seed: int = 1234, hub_cache: Path | None = None) -> Path:
     os.environ["HF_HUB_OFFLINE"] = "1"
     vocab = train_tokenizer(out)
     write_t5_cache(cache, vocab, out / "spiece.model", seed)
+    lm_cfg = {**LM_CFG, **MELODY_CONDITIONING} if melody else LM_CFG
+    if melody:
+        write_htdemucs_cache(cache, seed)
     from composer.backends.audiocraft_compat import install
 
     install()
@@ -199,9 +303,10 @@ def build(out: Path, seed: int = 1234, hub_cache: Path | None = None) -> Path:
         {"xp.cfg": COMPRESSION_CFG, "best_state": compression.state_dict()},
         out / "compression_state_dict.bin",
     )
-    lm = builders.get_lm_model(OmegaConf.create({**LM_CFG, "device": "cpu", "dtype": "float32"}))
-    torch.save({"xp.cfg": LM_CFG, "best_state": lm.state_dict()}, out / "state_dict.bin")
-    logger.info("built a tiny audiocraft MusicGen (random weights) in %s", out)
+    lm = builders.get_lm_model(OmegaConf.create({**lm_cfg, "device": "cpu", "dtype": "float32"}))
+    torch.save({"xp.cfg": lm_cfg, "best_state": lm.state_dict()}, out / "state_dict.bin")
+    variant = "MusicGen-melody" if melody else "MusicGen"
+    logger.info("built a tiny audiocraft %s (random weights) in %s", variant, out)
     return out
 
 
@@ -209,10 +314,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--hub-cache", type=Path, help="where to put the tiny t5-base")
+    parser.add_argument("--hub-cache", type=Path, help="where to put the tiny t5-base (and demucs)")
+    parser.add_argument("--melody", action="store_true", help="the musicgen-melody variant")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    build(args.out, args.seed, args.hub_cache)
+    build(args.out, args.seed, args.hub_cache, args.melody)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,8 @@ class GenerationRequest:
     description: str
     params: GenerationParams
     melody: Melody | None = None
+    batch_group: int | None = None
+    """Rows share a batch only within one group (`MusicBackend.batch_group`)."""
 
 
 class BatchSink(Protocol):
@@ -71,6 +73,10 @@ class MusicBackend(Protocol):
 
     def samples_for(self, seconds: float) -> int:
         """Samples per channel that a request for `seconds` of audio yields (whole frames)."""
+
+    def batch_group(self, description: str) -> int | None:
+        """Which rows `description` may share a batch with without changing each other's audio
+        (None: any). A model that attends its batch's text padding must group by length."""
 
     def generate(self, batch: list[GenerationRequest], sink: BatchSink) -> None:
         """Generate every row of `batch` (all share `guidance`), streaming through `sink`."""

@@ -6,11 +6,14 @@ columns (the delayed code sequence) and lets finished chunks be decoded and emit
 rest is generated. Sampling is per row with per-row generators (same audio alone or batched),
 by standing in for audiocraft's top-k sampler during the batch. Audio longer than the model's
 30 s is continued window by window from the previous window's last codes, as audiocraft's own
-extension does. Runs on CPU torch 2.13 with `audiocraft_compat` (see there).
+extension does, melody included: each window hears the melody from its own start, looped when
+the clip is shorter (`MusicGen._generate_tokens`). Runs on CPU torch 2.13 with
+`audiocraft_compat` (see there).
 """
 
 from __future__ import annotations
 
+import random
 import types
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -18,9 +21,9 @@ from typing import Any
 
 import torch
 
-from composer.backends import BackendOptions, BatchSink
+from composer.backends import BackendOptions, BatchSink, Melody
 from composer.backends.sampling import sample
-from composer.backends.streaming import undelay
+from composer.backends.streaming import RowState, undelay
 from composer.backends.windowed import Window, WindowedBackend
 
 
@@ -53,13 +56,23 @@ class AudiocraftBackend(WindowedBackend):
     def supports_melody(self) -> bool:
         return "self_wav" in self._model.lm.condition_provider.conditioners
 
+    def batch_group(self, description: str) -> int | None:
+        """The description's length in T5 tokens. audiocraft pads a batch's texts to the longest
+        and its attention does not mask the padding (as in training), so a shorter text would
+        sound different batched than alone; texts of one length never pad each other."""
+        conditioner = self._model.lm.condition_provider.conditioners["description"]
+        return len(conditioner.t5_tokenizer(description)["input_ids"])
+
     def _decode(self, codes: torch.Tensor) -> torch.Tensor:
         return self._model.compression_model.decode(codes[None], None)[0]
 
     def _run(self, window: Window, sink: BatchSink) -> None:
         rows = window.rows
+        melodies = [self._melody_for(window, row) for row in rows]
         attributes, _ = self._model._prepare_tokens_and_attributes(
-            [r.request.description for r in rows], None
+            [r.request.description for r in rows],
+            None,
+            melodies if any(m is not None for m in melodies) else None,
         )
         columns: list[torch.Tensor] = []
         total = window.prompt_frames + window.new_frames
@@ -70,7 +83,7 @@ class AudiocraftBackend(WindowedBackend):
             window.step(sink, undelay(torch.cat(columns, dim=-1)))
 
         params = [r.request.params for r in rows]
-        with self._hooked(on_step, params):
+        with self._hooked(on_step, params), self._model.autocast:  # fp16 on GPU, as audiocraft
             codes = self._model.lm.generate(
                 window.prompt,
                 attributes,
@@ -82,6 +95,23 @@ class AudiocraftBackend(WindowedBackend):
                 cfg_coef=params[0].guidance,
             )
         window.finish(sink, codes, self.keep_frames)
+
+    def _melody_for(self, window: Window, row: RowState) -> torch.Tensor | None:
+        """The row's melody for this window [C, T] at the model's rate, as audiocraft would
+        condition it: the whole clip when one window holds the row, otherwise one window's
+        length of it from the window's start time, the clip looped."""
+        melody: Melody | None = row.request.melody
+        if melody is None:
+            return None
+        from audiocraft.data.audio_utils import convert_audio
+
+        wav = torch.from_numpy(melody.samples)[None].to(self._model.device)
+        wav = convert_audio(wav, melody.sample_rate, self.sample_rate, self.channels)
+        if row.total_frames <= self.frames(self._options.window_s):
+            return wav
+        start = round((row.done_frames - window.prompt_frames) * self._hop)
+        positions = torch.arange(start, start + self.samples_for(self._options.window_s))
+        return wav[..., positions.to(wav.device) % wav.shape[-1]]
 
     @contextmanager
     def _hooked(self, on_step: Callable[[torch.Tensor], None], params: list[Any]) -> Iterator[None]:
@@ -112,7 +142,29 @@ class AudiocraftBackend(WindowedBackend):
             **{**vars(original_utils), "sample_top_k": sample_rows}
         )
         try:
-            yield
+            with _fixed_stem_shift():
+                yield
         finally:
             del lm._sample_next_token
             lm_module.utils = original_utils
+
+
+@contextmanager
+def _fixed_stem_shift() -> Iterator[None]:
+    """Make the melody's stem separation repeatable, so a seed gives the same music.
+
+    demucs' `apply_model` shifts the clip by a random offset drawn from the global `random`
+    module (a test-time augmentation); the chroma, and so the music, would change from call to
+    call. The draw comes from a generator seeded the same way for every batch instead.
+    """
+    try:
+        from demucs import apply as demucs_apply
+    except ImportError:  # no melody checkpoint can load without demucs; nothing to fix
+        yield
+        return
+    original = demucs_apply.random
+    demucs_apply.random = random.Random(0)
+    try:
+        yield
+    finally:
+        demucs_apply.random = original

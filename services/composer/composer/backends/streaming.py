@@ -49,15 +49,21 @@ class RowDecoder:
         """Frames whose audio has been emitted (frames before `start` belong to a prompt)."""
 
     def update(self, codes: torch.Tensor, limit: int) -> npt.NDArray[np.float32] | None:
-        """Audio for newly complete frames (a whole chunk's worth), or None if not enough yet."""
-        end = min(codes.shape[-1] - self._lookahead, limit)
+        """Audio for newly complete frames (a whole chunk's worth), or None if not enough yet.
+
+        Frames from `limit` on are another row's business (a longer neighbour in the batch keeps
+        generating): they are cut before anything is decoded, so a row's audio is the same
+        alone or batched, to the last frame."""
+        codes = codes[:, :limit]
+        end = codes.shape[-1] - self._lookahead
         if end - self.emitted < self._chunk:
             return None
         return self._emit(codes, end)
 
     def finish(self, codes: torch.Tensor, limit: int) -> npt.NDArray[np.float32] | None:
         """Audio for every frame not yet emitted, up to `limit` frames."""
-        end = min(codes.shape[-1], limit)
+        codes = codes[:, :limit]
+        end = codes.shape[-1]
         if end <= self.emitted:
             return None
         return self._emit(codes, end)

@@ -84,6 +84,9 @@ class WindowedBackend(ABC):
     def samples_for(self, seconds: float) -> int:
         return self.frames(seconds) * self._hop
 
+    def batch_group(self, description: str) -> int | None:
+        return None
+
     @property
     def keep_frames(self) -> int:
         """Codes carried from one window into the next as its prompt."""
