@@ -6,18 +6,21 @@ UV := $(VENV)/tools/bin/uv
 export UV_CACHE_DIR := $(CURDIR)/.cache/uv
 TINY_DIR ?= models/tiny-qwen2.5-vl
 TINY_MUSICGEN_DIR ?= models/tiny-musicgen
+RELIABILITY := tests/e2e/test_hostile.py tests/e2e/test_faults.py tests/e2e/test_contract.py \
+	tests/e2e/test_load.py
 
 # Tests never reach a model hub; vLLM on CPU runs in its lightest mode.
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_NO_USAGE_STATS=1 VLLM_CPU_OMP_THREADS_BIND=nobind VLLM_CPU_KVCACHE_SPACE=1
 
-.PHONY: help demo up install test lint typecheck tiny-models bench-video bench-composer bench-gateway clean
+.PHONY: help demo up install test test-reliability lint typecheck tiny-models bench-video bench-composer bench-gateway clean
 
 help:
 	@echo "make demo         run the whole pipeline on this machine and write out/demo.wav"
 	@echo "make up           serve the three services on this machine until Ctrl-C"
 	@echo "make install      create .venv/{captioner,composer,gateway} from their lock files (idempotent)"
 	@echo "make test         lint, type-check and run the whole test suite"
+	@echo "make test-reliability  hostile inputs, faults, contract fuzzing and load only"
 	@echo "make tiny-models  build the tiny random Qwen2.5-VL and MusicGen into models/"
 	@echo "make bench-composer  composer benchmark: batching on vs off, first audio vs total"
 	@echo "make bench-gateway   gateway cost: latency vs direct calls, memory during a 500 MB upload"
@@ -57,12 +60,19 @@ typecheck: install
 		tests/common tests/captioner bench/video_sampling.py
 	$(VENV)/composer/bin/mypy services/composer/composer tests/composer bench/compose_throughput.py
 	$(VENV)/gateway/bin/mypy gateway/gateway tests/gateway tests/e2e tests/deploy scripts/stack.py \
-		bench/gateway_overhead.py
+		bench/gateway_overhead.py bench/loadgen.py
 
 test: lint typecheck
 	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner tests/test_readme.py
 	$(TEST_ENV) $(VENV)/composer/bin/pytest tests/composer tests/test_readme.py
-	$(TEST_ENV) $(VENV)/gateway/bin/pytest tests/gateway tests/deploy tests/e2e tests/test_readme.py
+	$(TEST_ENV) $(VENV)/gateway/bin/pytest tests/gateway tests/deploy tests/e2e tests/test_readme.py \
+		$(foreach t,$(RELIABILITY),--ignore=$(t))
+	$(MAKE) test-reliability
+
+# Hostile corpus, faults, contract fuzzing and load, on a stack of their own (their figures
+# print with -rA in the summary).
+test-reliability: install
+	$(TEST_ENV) $(VENV)/gateway/bin/pytest -rA $(RELIABILITY)
 
 tiny-models: install
 	$(TEST_ENV) $(VENV)/captioner/bin/python -m captioner.tiny_model $(TINY_DIR)

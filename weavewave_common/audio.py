@@ -60,6 +60,10 @@ def decode_audio_stream(
     if not container.streams.audio:
         raise UnsupportedMedia(f"{name}: no audio stream.", code="no_audio_stream")
     stream = container.streams.audio[0]
+    if stream.codec_context is None:  # a codec FFmpeg has no decoder for
+        raise UnsupportedMedia(
+            f"{name}: its audio codec is not supported.", code="unsupported_codec"
+        )
     resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
     max_samples = int(max_seconds * sample_rate)
     chunks: list[npt.NDArray[np.float32]] = []

@@ -68,8 +68,16 @@ class InvalidInput(ApiError):
     status, code = 422, "invalid_input"
 
 
+class RequestTimeout(ApiError):
+    status, code = 408, "request_timeout"
+
+
 class TooManyRequests(ApiError):
     status, code = 429, "too_many_requests"
+
+
+class BadGateway(ApiError):
+    status, code = 502, "upstream_failed"
 
 
 class ServiceUnavailable(ApiError):
@@ -100,10 +108,12 @@ _DESCRIPTIONS = {
     401: "No valid API key.",
     403: "The API key has been revoked.",
     413: "An upload or the request body is over its limit.",
+    408: "The upload stalled (no bytes for too long).",
     415: "An upload's content is not a supported media type.",
     422: "A field is missing, out of range or inconsistent.",
     429: "Too many requests; retry after the `Retry-After` seconds.",
     500: "Unexpected server error.",
+    502: "An upstream service failed on this request.",
     503: "The service is loading or saturated; retry after `Retry-After` seconds.",
     504: "An upstream service did not answer in time.",
 }

@@ -60,7 +60,19 @@ def audio_response(description: str) -> dict[int | str, dict[str, Any]]:
     }
 
 
+KEEP_ALIVE_S = 5
+"""How long an idle client connection stays open. Clients that pool connections (the gateway)
+must let theirs go sooner, or a request can meet a connection the server is closing."""
+
+
 def serve(service: str, app: FastAPI, host: str, port: int, log_level: str, log_json: bool) -> None:
     """Configure logs and run `app` with uvicorn until stopped."""
     configure_logging(service, log_level, log_json)
-    uvicorn.run(app, host=host, port=port, log_config=None, timeout_graceful_shutdown=10)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_config=None,
+        timeout_graceful_shutdown=10,
+        timeout_keep_alive=KEEP_ALIVE_S,
+    )

@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from gateway.deps import GeneratorDep
+from gateway.capacity import Capacity, held_until_done
+from gateway.deps import CapacityDep, GeneratorDep
 from gateway.generate import AudioStream, Generator
 from gateway.openapi import multipart_body
 from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
@@ -22,7 +23,7 @@ from weavewave_common.service import audio_response
 router = APIRouter(tags=["music"])
 
 AUDIO = audio_response("The audio, streamed as it is composed. Headers carry the brief.")
-ERRORS = error_responses(400, 401, 403, 413, 415, 422, 429, 503, 504)
+ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422, 429, 502, 503, 504)
 
 
 def _fields(model: type[Any]) -> frozenset[str]:
@@ -37,21 +38,30 @@ async def _stream(request: Request, generator: Generator, model: type[Any]) -> P
 async def _audio(
     request: Request,
     generator: Generator,
+    capacity: Capacity,
     form_model: type[Any],
     start: Callable[[ParsedForm, str], Awaitable[AudioStream]],
 ) -> StreamingResponse:
-    """Read the form, start the audio (cancelled if the client leaves first), stream it.
+    """Take a capacity slot, read the form, start the audio (cancelled if the client leaves
+    first), stream it.
 
-    Once streaming, the relay removes the form's temporary files; before that, this does.
+    Once streaming, the relay removes the form's temporary files and the slot is released when
+    the stream ends; before that, this does both.
     """
-    form = await _stream(request, generator, form_model)
+    slot = capacity.take()
     try:
-        work = start(form, current_request_id() or new_request_id())
-        stream = await run_until_disconnect(request, work)
+        form = await _stream(request, generator, form_model)
+        try:
+            work = start(form, current_request_id() or new_request_id())
+            stream = await run_until_disconnect(request, work)
+        except BaseException:
+            form.close()
+            raise
     except BaseException:
-        form.close()
+        slot.release()
         raise
-    return StreamingResponse(stream.body, media_type=stream.media_type, headers=stream.headers)
+    body = held_until_done(stream.body, slot)
+    return StreamingResponse(body, media_type=stream.media_type, headers=stream.headers)
 
 
 @router.post(
@@ -62,8 +72,10 @@ async def _audio(
     openapi_extra=multipart_body(GenerateForm),
     summary="Music from any mix of words, images, a video and an audio clip.",
 )
-async def generate(request: Request, generator: GeneratorDep) -> StreamingResponse:
-    return await _audio(request, generator, GenerateForm, generator.generate)
+async def generate(
+    request: Request, generator: GeneratorDep, capacity: CapacityDep
+) -> StreamingResponse:
+    return await _audio(request, generator, capacity, GenerateForm, generator.generate)
 
 
 @router.post(
@@ -74,13 +86,17 @@ async def generate(request: Request, generator: GeneratorDep) -> StreamingRespon
     openapi_extra=multipart_body(DescribeForm),
     summary="The music brief alone, to preview or edit before composing.",
 )
-async def describe(request: Request, generator: GeneratorDep) -> MusicBrief:
-    form = await _stream(request, generator, DescribeForm)
+async def describe(request: Request, generator: GeneratorDep, capacity: CapacityDep) -> MusicBrief:
+    slot = capacity.take()
     try:
-        work = generator.describe(form, current_request_id() or new_request_id())
-        return await run_until_disconnect(request, work)
+        form = await _stream(request, generator, DescribeForm)
+        try:
+            work = generator.describe(form, current_request_id() or new_request_id())
+            return await run_until_disconnect(request, work)
+        finally:
+            form.close()
     finally:
-        form.close()
+        slot.release()
 
 
 @router.post(
@@ -91,5 +107,7 @@ async def describe(request: Request, generator: GeneratorDep) -> MusicBrief:
     openapi_extra=multipart_body(ComposeForm),
     summary="Music from a description alone (no captioning).",
 )
-async def compose(request: Request, generator: GeneratorDep) -> StreamingResponse:
-    return await _audio(request, generator, ComposeForm, generator.compose)
+async def compose(
+    request: Request, generator: GeneratorDep, capacity: CapacityDep
+) -> StreamingResponse:
+    return await _audio(request, generator, capacity, ComposeForm, generator.compose)

@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from gateway import api
 from gateway.access import AccessControl
+from gateway.capacity import Capacity
 from gateway.config import GatewaySettings
 from gateway.deps import GatewayState
 from gateway.generate import Generator
@@ -18,7 +19,13 @@ from gateway.openapi import install_openapi
 from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
 from gateway.uploads import UploadLimits
 from gateway.upstream import CaptionerClient, ComposerClient, is_ready
-from weavewave_common.service import build_service_app
+from weavewave_common.service import KEEP_ALIVE_S, build_service_app
+
+UPSTREAM_POOL = httpx.Limits(
+    max_connections=None,  # bounded by GATEWAY_MAX_CONCURRENT
+    max_keepalive_connections=20,
+    keepalive_expiry=KEEP_ALIVE_S / 2,  # idle connections are dropped before the upstream does
+)
 
 
 def upload_limits(settings: GatewaySettings) -> UploadLimits:
@@ -29,6 +36,7 @@ def upload_limits(settings: GatewaySettings) -> UploadLimits:
         max_audio_bytes=settings.max_audio_bytes,
         max_field_chars=settings.max_prompt_chars,
         spool_memory_bytes=settings.spool_memory_bytes,
+        idle_timeout_s=settings.upload_idle_timeout_s,
     )
 
 
@@ -45,16 +53,18 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             ):
                 timeout = httpx.Timeout(read_s, connect=settings.connect_timeout_s)
                 clients[name] = await stack.enter_async_context(
-                    httpx.AsyncClient(base_url=url, timeout=timeout)
+                    httpx.AsyncClient(base_url=url, timeout=timeout, limits=UPSTREAM_POOL)
                 )
             generator = Generator(
-                CaptionerClient(clients["captioner"], settings.describe_retries),
-                ComposerClient(clients["composer"]),
+                CaptionerClient(
+                    clients["captioner"], settings.describe_retries, settings.describe_timeout_s
+                ),
+                ComposerClient(clients["composer"], settings.compose_timeout_s),
                 upload_limits(settings),
                 settings.max_duration_s,
                 settings.default_duration_s,
             )
-            yield GatewayState(generator=generator)
+            yield GatewayState(generator=generator, capacity=Capacity(settings.max_concurrent))
 
     async def readiness() -> str | None:
         reasons = []

@@ -39,6 +39,12 @@ class GatewaySettings(BaseSettings):
     max_prompt_chars: int = Field(2000, ge=1, description="Longest prompt, characters.")
     max_duration_s: float = Field(120.0, gt=0, description="Longest audio a request may ask for.")
     default_duration_s: float = Field(10.0, gt=0, description="Duration when none is given.")
+    upload_idle_timeout_s: float = Field(
+        30.0, gt=0, description="A stalled upload (no bytes this long) gets 408."
+    )
+    max_concurrent: int = Field(
+        16, ge=1, description="Requests served at once (upload to last byte); more get 429."
+    )
     spool_memory_bytes: int = Field(
         1024 * 1024, description="Uploads larger than this go to a temporary file."
     )

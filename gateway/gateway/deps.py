@@ -6,11 +6,13 @@ from typing import Annotated, TypedDict
 
 from fastapi import Depends, Request
 
+from gateway.capacity import Capacity
 from gateway.generate import Generator
 
 
 class GatewayState(TypedDict):
     generator: Generator
+    capacity: Capacity
 
 
 def get_generator(request: Request) -> Generator:
@@ -19,3 +21,11 @@ def get_generator(request: Request) -> Generator:
 
 
 GeneratorDep = Annotated[Generator, Depends(get_generator)]
+
+
+def get_capacity(request: Request) -> Capacity:
+    capacity: Capacity = request.state.capacity
+    return capacity
+
+
+CapacityDep = Annotated[Capacity, Depends(get_capacity)]

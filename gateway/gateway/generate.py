@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -29,7 +29,7 @@ KNOB_FIELDS = frozenset(Knobs.model_fields)
 class AudioStream:
     media_type: str
     headers: dict[str, str]
-    body: AsyncIterator[bytes]
+    body: AsyncGenerator[bytes]
 
 
 def _knobs(fields: dict[str, str]) -> Knobs:

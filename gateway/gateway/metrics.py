@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 UPSTREAM_SECONDS = Histogram(
     "gateway_upstream_seconds",
@@ -16,3 +16,5 @@ FIRST_AUDIO = Histogram(
     buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 STREAMS = Counter("gateway_streams_total", "Audio streams relayed, by outcome.", ["outcome"])
+IN_FLIGHT = Gauge("gateway_requests_in_flight", "Requests holding a capacity slot.")
+REJECTED = Counter("gateway_at_capacity_total", "Requests refused with 429 at capacity.")

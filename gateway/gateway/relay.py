@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
 import httpx
 
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 async def relay(
     response: httpx.Response, started: float, cleanup: Callable[[], None]
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes]:
     first: float | None = None
     outcome = "broken"
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from functools import partial
 from tempfile import SpooledTemporaryFile
 from typing import IO
 from urllib.parse import parse_qsl
@@ -20,7 +21,14 @@ import filetype
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from weavewave_common.errors import BadRequest, InvalidInput, PayloadTooLarge, UnsupportedMedia
+from weavewave_common.deadline import idle_bounded
+from weavewave_common.errors import (
+    BadRequest,
+    InvalidInput,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMedia,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +45,8 @@ class UploadLimits:
     max_audio_bytes: int = 50 * 1024 * 1024
     max_field_chars: int = 2000
     spool_memory_bytes: int = 1024 * 1024
+    idle_timeout_s: float = 30.0
+    """Longest wait for the next bytes of a body (a stalled upload holds a slot and a file)."""
     text_fields: frozenset[str] = frozenset()
 
     def cap(self, kind: str) -> int:
@@ -194,10 +204,17 @@ async def _parse_urlencoded(body: AsyncIterator[bytes], limits: UploadLimits) ->
     return form
 
 
+def _stalled(idle_s: float) -> RequestTimeout:
+    return RequestTimeout(
+        f"The upload stalled: nothing arrived for {idle_s:g} s.", code="upload_stalled"
+    )
+
+
 async def parse_multipart(
     content_type: str, body: AsyncIterator[bytes], limits: UploadLimits
 ) -> ParsedForm:
     """Parse the streamed body; on any error the temporary files are removed before raising."""
+    body = idle_bounded(body, limits.idle_timeout_s, partial(_stalled, limits.idle_timeout_s))
     if parse_options_header(content_type)[0] == URLENCODED:
         return await _parse_urlencoded(body, limits)
     if not content_type:  # no body at all: an empty form (the caller says what is missing)

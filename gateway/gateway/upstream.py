@@ -16,7 +16,14 @@ from typing import Any
 import httpx
 
 from gateway.uploads import Upload
-from weavewave_common.errors import ApiError, ServiceUnavailable, UpstreamTimeout
+from weavewave_common.deadline import TIMEOUT_HEADER
+from weavewave_common.errors import (
+    ApiError,
+    BadGateway,
+    ServiceUnavailable,
+    TooManyRequests,
+    UpstreamTimeout,
+)
 from weavewave_common.protocol import MusicBrief
 from weavewave_common.request_id import REQUEST_ID_HEADER
 
@@ -31,18 +38,33 @@ class UpstreamError(ApiError):
         self.status = status
 
 
+UPSTREAM_FULL = frozenset({"busy", "queue_full"})
+"""Upstream 503 codes that mean "too much work right now": the client hears 429 (back off)."""
+
+
 def _error_from(response: httpx.Response, upstream: str) -> ApiError:
+    """The client's error for an upstream's error response (its envelope passed on)."""
     retry_after = response.headers.get("retry-after")
     retry = int(retry_after) if retry_after and retry_after.isdigit() else None
     try:
         error = response.json()["error"]
-        return UpstreamError(response.status_code, error["code"], error["message"], retry)
     except (ValueError, KeyError, TypeError):
-        if response.status_code >= 500:
-            return ServiceUnavailable(f"The {upstream} failed; retry shortly.", retry_after_s=5)
-        return UpstreamError(
-            response.status_code, "upstream_error", f"The {upstream} refused the request.", retry
-        )
+        error = None
+    if isinstance(error, dict) and {"code", "message"} <= error.keys():
+        if response.status_code == 503 and error["code"] in UPSTREAM_FULL:
+            return TooManyRequests(
+                f"WeaveWave is busy ({upstream}); retry shortly.",
+                code="busy",
+                retry_after_s=retry or 2,
+            )
+        if response.status_code in (500, 502):  # its bug, not the client's: no internals
+            return BadGateway(f"The {upstream} failed on this request.")
+        return UpstreamError(response.status_code, error["code"], error["message"], retry)
+    if response.status_code >= 500:
+        return ServiceUnavailable(f"The {upstream} failed; retry shortly.", retry_after_s=5)
+    return UpstreamError(
+        response.status_code, "upstream_error", f"The {upstream} refused the request.", retry
+    )
 
 
 def _unreachable(upstream: str) -> ServiceUnavailable:
@@ -72,9 +94,10 @@ class Timeouts:
 
 
 class CaptionerClient:
-    def __init__(self, client: httpx.AsyncClient, retries: int) -> None:
+    def __init__(self, client: httpx.AsyncClient, retries: int, timeout_s: float) -> None:
         self._client = client
         self._retries = retries
+        self._headers = {TIMEOUT_HEADER: f"{timeout_s:g}"}  # the brief is not wanted later
 
     async def describe(
         self, prompt: str | None, uploads: list[Upload], request_id: str
@@ -87,7 +110,7 @@ class CaptionerClient:
                     "/v1/describe",
                     data=data,
                     files=_files(uploads) or None,
-                    headers={REQUEST_ID_HEADER: request_id},
+                    headers={**self._headers, REQUEST_ID_HEADER: request_id},
                 )
             except httpx.TimeoutException as exc:
                 raise UpstreamTimeout("The captioner did not answer in time.") from exc
@@ -107,8 +130,9 @@ class CaptionerClient:
 
 
 class ComposerClient:
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, timeout_s: float) -> None:
         self._client = client
+        self._headers = {TIMEOUT_HEADER: f"{timeout_s:g}"}  # nor audio that stalls longer
         self._melody: bool | None = None
 
     async def supports_melody(self) -> bool:
@@ -130,7 +154,7 @@ class ComposerClient:
             "/v1/compose",
             data=fields,
             files=_files([melody], as_field="melody") if melody else None,
-            headers={REQUEST_ID_HEADER: request_id},
+            headers={**self._headers, REQUEST_ID_HEADER: request_id},
         )
         try:
             response = await self._client.send(request, stream=True)

@@ -173,3 +173,20 @@ def test_a_client_that_leaves_cancels_its_brief(captioner: RunningService) -> No
 
 def metrics_text(service: RunningService) -> str:
     return httpx.get(f"{service.url}/metrics").text
+
+
+def test_the_callers_deadline_stops_the_brief(captioner: RunningService) -> None:
+    """The gateway says how long it will wait (X-WeaveWave-Timeout-S); past it, the brief is
+    aborted here too, whether or not a disconnect ever arrives."""
+    files = [png(), ("video", ("v.mp4", video_bytes(seconds=4, fps=10), "video/mp4"))]
+    response = describe(
+        captioner,
+        data={"prompt": "in a hurry"},
+        files=files,
+        headers={"X-WeaveWave-Timeout-S": "0.2"},
+    )
+    assert_error(response, 504)
+    assert response.json()["error"]["code"] == "deadline_exceeded"
+    assert wait_for_metric(captioner.url, "captioner_requests_in_flight", 0) == 0
+    ignored = describe(captioner, data={"prompt": "x"}, headers={"X-WeaveWave-Timeout-S": "soon"})
+    assert ignored.status_code == 200  # an unreadable deadline is no deadline

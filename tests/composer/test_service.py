@@ -166,3 +166,23 @@ def test_models_and_openapi(composer: RunningService) -> None:
         "audio/ogg",
     }
     assert {"422", "503"} <= set(operation["responses"])
+
+
+def test_audio_the_caller_stopped_waiting_for_is_not_generated(composer: RunningService) -> None:
+    """X-WeaveWave-Timeout-S bounds the wait for each piece of audio: a request that cannot
+    deliver in time is dropped (its queue place and batch row freed), its stream cut."""
+    data = {"description": "endless drone", "duration": "60"}
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream(
+            "POST",
+            f"{composer.url}/v1/compose",
+            data=data,
+            headers={"X-WeaveWave-Timeout-S": "0.001"},
+            timeout=60,
+        ) as response,
+    ):
+        assert response.status_code == 200  # the WAV header went out at once
+        response.read()
+    assert wait_for_metric(composer.url, "composer_active_generations", 0) == 0
+    assert compose(composer, duration=1).status_code == 200

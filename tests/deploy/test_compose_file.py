@@ -93,6 +93,10 @@ def test_only_the_gateway_is_published_and_nothing_runs_privileged(
     assert [name for name, s in services.items() if s.get("ports")] == ["gateway"]
     for service in services.values():
         assert "no-new-privileges:true" in service["security_opt"]
+        assert service["cap_drop"] == ["ALL"]
+        assert service["read_only"] is True
+        assert any(str(t).startswith("/tmp") for t in service["tmpfs"])
+        assert int(service["mem_limit"]) > 0 and service["pids_limit"] > 0
 
 
 def test_api_keys_are_required_in_compose(services: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -30,26 +31,41 @@ class Stack:
     gateway_tmp: Path
     """The gateway's TMPDIR: its spooled uploads live here, and must not outlive a request."""
     _exits: ExitStack
-    _composer_env: dict[str, str]
+    _envs: dict[str, dict[str, str]]
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
 
-    def stop_composer(self) -> None:
-        self.composer.process.terminate()
-        self.composer.process.wait(timeout=30)
+    def service(self, name: str) -> RunningService:
+        running: RunningService = getattr(self, name)
+        return running
 
-    def start_composer(self) -> None:
-        port = int(self._composer_env["COMPOSER_PORT"])
-        self.composer = self._exits.enter_context(
+    def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
+        """Stop a model service (SIGKILL: a crash, no goodbye)."""
+        process = self.service(name).process
+        process.send_signal(sig)
+        process.wait(timeout=30)
+
+    def start(self, name: str) -> None:
+        """Start a stopped model service again, on the same port, and wait until ready."""
+        env = self._envs[name]
+        running = self._exits.enter_context(
             run_service(
-                "composer",
-                self._composer_env,
-                self.logs / "composer.log",
-                port,
-                python=venv_python("composer"),
+                name,
+                env,
+                self.logs / f"{name}.log",
+                int(env[f"{name.upper()}_PORT"]),
+                ready_timeout_s=300,
+                python=venv_python(name),
             )
         )
+        setattr(self, name, running)
+
+    def stop_composer(self) -> None:
+        self.stop("composer")
+
+    def start_composer(self) -> None:
+        self.start("composer")
 
 
 @pytest.fixture(scope="session")
@@ -70,6 +86,11 @@ def stack(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     logs = tmp_path_factory.mktemp("logs")
     gateway_tmp = tmp_path_factory.mktemp("gateway-tmp")
     ports = {name: free_port() for name in ("captioner", "composer", "gateway")}
+    captioner_env = {
+        **CAPTIONER_ENV,
+        "CAPTIONER_MODEL": str(models["captioner"]),
+        "CAPTIONER_PORT": str(ports["captioner"]),
+    }
     composer_env = {
         "COMPOSER_MODEL": str(models["composer"]),
         "COMPOSER_PORT": str(ports["composer"]),
@@ -79,11 +100,7 @@ def stack(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
         captioner = stack.enter_context(
             run_service(
                 "captioner",
-                {
-                    **CAPTIONER_ENV,
-                    "CAPTIONER_MODEL": str(models["captioner"]),
-                    "CAPTIONER_PORT": str(ports["captioner"]),
-                },
+                captioner_env,
                 logs / "captioner.log",
                 ports["captioner"],
                 python=venv_python("captioner"),
@@ -107,6 +124,7 @@ def stack(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
                     "GATEWAY_MAX_IMAGE_BYTES": "400000",
                     "GATEWAY_RATE_LIMIT_PER_MINUTE": "10000",
                     "GATEWAY_SPOOL_MEMORY_BYTES": "1024",
+                    "GATEWAY_UPLOAD_IDLE_TIMEOUT_S": "3",
                     "TMPDIR": str(gateway_tmp),
                     "GATEWAY_CAPTIONER_URL": captioner.url,
                     "GATEWAY_COMPOSER_URL": composer.url,
@@ -116,4 +134,5 @@ def stack(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
                 python=venv_python("gateway"),
             )
         )
-        yield Stack(gateway, captioner, composer, logs, gateway_tmp, stack, composer_env)
+        envs = {"captioner": captioner_env, "composer": composer_env}
+        yield Stack(gateway, captioner, composer, logs, gateway_tmp, stack, envs)

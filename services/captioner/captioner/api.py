@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Request, UploadFile
 from captioner.deps import DescriberDep
 from captioner.describe import DescribeInput, Upload
 from weavewave_common.cancellation import run_until_disconnect
+from weavewave_common.deadline import timeout_of, within
 from weavewave_common.errors import error_responses
 from weavewave_common.protocol import MusicBrief
 from weavewave_common.request_id import current_request_id, new_request_id
@@ -24,7 +25,7 @@ def _upload(file: UploadFile) -> Upload:
     "/describe",
     name="describe",
     response_model=MusicBrief,
-    responses=error_responses(400, 413, 415, 422, 503),
+    responses=error_responses(400, 413, 415, 422, 503, 504),
     summary="Write a music brief from any mix of text, images, a video and an audio clip.",
 )
 async def describe(
@@ -46,4 +47,4 @@ async def describe(
         audio=_upload(audio) if audio is not None else None,
     )
     work = describer.describe(request, current_request_id() or new_request_id())
-    return await run_until_disconnect(http_request, work)
+    return await run_until_disconnect(http_request, within(timeout_of(http_request), work))

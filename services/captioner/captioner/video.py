@@ -132,6 +132,10 @@ def sample_video(
         if not container.streams.video:
             raise UnsupportedMedia(f"{name}: no video stream.", code="no_video_stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a codec FFmpeg has no decoder for
+            raise UnsupportedMedia(
+                f"{name}: its video codec is not supported.", code="unsupported_codec"
+            )
         duration = _duration(container, stream)
         if duration > limits.max_video_seconds:
             raise PayloadTooLarge(

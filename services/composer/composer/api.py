@@ -10,6 +10,7 @@ from fastapi.responses import StreamingResponse
 from composer.compose import MelodyUpload
 from composer.deps import ComposerDep
 from composer.protocol import ComposeRequest, ModelCard, ModelList
+from weavewave_common.deadline import timeout_of
 from weavewave_common.errors import error_responses
 from weavewave_common.service import audio_response
 
@@ -26,6 +27,7 @@ AUDIO_RESPONSE = audio_response("The audio, streamed as it is generated.")
     summary="Compose music from a description, streamed in the requested format.",
 )
 async def compose(
+    http_request: Request,
     composer: ComposerDep,
     request: Annotated[ComposeRequest, Form()],
     melody: Annotated[UploadFile | None, File(description="A melody to follow.")] = None,
@@ -33,7 +35,7 @@ async def compose(
     upload = None
     if melody is not None:
         upload = MelodyUpload(file=melody.file, filename=melody.filename, size=melody.size)
-    stream = await composer.compose(request, upload)
+    stream = await composer.compose(request, upload, timeout_of(http_request))
     return StreamingResponse(stream.body, media_type=stream.media_type, headers=stream.headers)
 
 

@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from functools import partial
 from typing import BinaryIO
 
 import anyio
@@ -24,6 +25,7 @@ from composer.encode import LoudnessLimiter, StreamEncoder, open_encoder
 from composer.protocol import ComposeRequest
 from composer.scheduler import BatchScheduler, Ticket
 from weavewave_common.audio import decode_audio
+from weavewave_common.deadline import DeadlineExceeded, idle_bounded
 from weavewave_common.errors import InvalidInput, PayloadTooLarge
 
 logger = logging.getLogger(__name__)
@@ -87,8 +89,16 @@ class Composer:
                 raise PayloadTooLarge(f"melody: over {self._limits.max_melody_bytes} bytes.")
         return description
 
-    async def compose(self, request: ComposeRequest, melody: MelodyUpload | None) -> AudioStream:
-        """Accept (or refuse with an `ApiError`) and return the stream to send."""
+    async def compose(
+        self,
+        request: ComposeRequest,
+        melody: MelodyUpload | None,
+        idle_timeout_s: float | None = None,
+    ) -> AudioStream:
+        """Accept (or refuse with an `ApiError`) and return the stream to send.
+
+        `idle_timeout_s` is how long the caller waits for the next audio: a request still
+        queued (or stalled) past it is dropped, freeing its place, and its stream cut."""
         description = self._check(request, melody)
         clip = None
         if melody is not None:
@@ -114,9 +124,12 @@ class Composer:
             "X-Seed": str(params.seed),
             "X-Model": self._backend.name,
         }
-        return AudioStream(request.format.media_type, headers, self._stream(ticket, encoder))
+        body = self._stream(ticket, encoder, idle_timeout_s)
+        return AudioStream(request.format.media_type, headers, body)
 
-    async def _stream(self, ticket: Ticket, encoder: StreamEncoder) -> AsyncIterator[bytes]:
+    async def _stream(
+        self, ticket: Ticket, encoder: StreamEncoder, idle_timeout_s: float | None
+    ) -> AsyncIterator[bytes]:
         started = time.perf_counter()
         limiter = LoudnessLimiter()
         first = True
@@ -126,7 +139,8 @@ class Composer:
             header = encoder.encode(np.zeros((self._backend.channels, 0), dtype=np.float32))
             if header:
                 yield header
-            async for chunk in ticket.chunks():
+            late = partial(DeadlineExceeded, "No audio within the caller's deadline.")
+            async for chunk in idle_bounded(ticket.chunks(), idle_timeout_s, late):
                 data = await anyio.to_thread.run_sync(encoder.encode, limiter(chunk))
                 if first:
                     metrics.FIRST_AUDIO.observe(time.perf_counter() - started)
@@ -140,6 +154,10 @@ class Composer:
             outcome = "completed"
         except (asyncio.CancelledError, GeneratorExit):
             outcome = "cancelled"
+            raise
+        except DeadlineExceeded:
+            outcome = "late"
+            logger.warning("no audio within the caller's deadline; the stream is cut short")
             raise
         except Exception:
             logger.exception("the audio stream broke; the response is cut short on purpose")

@@ -1,0 +1,60 @@
+"""50 concurrent generations through the real stack: the gateway serves what it can and turns
+the rest away with 429, and nothing it touched is left behind. Correctness only: the figures
+are `bench/loadgen.py`'s to print."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bench.loadgen import run_load
+from gateway.app import UPSTREAM_POOL
+from tests.e2e.conftest import Stack
+from tests.e2e.test_pipeline import open_temp_files
+from tests.metrics import metric
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def open_fds(pid: int) -> int:
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+def test_fifty_at_once_get_music_or_429_and_leak_nothing(stack: Stack) -> None:
+    gateway = stack.gateway.process.pid
+    assert httpx.post(  # warm every path once, so the baseline includes lazy imports
+        f"{stack.gateway.url}/generate", data={"prompt": "warm up", "duration": "1"}, timeout=120
+    ).is_success
+    rss, fds = rss_mb(gateway), open_fds(gateway)
+    # Pooled upstream connections may stay open (up to the pool's keep-alive limit for each of
+    # the two upstreams); anything beyond that after 100 requests would be a leak.
+    allowance = 2 * (UPSTREAM_POOL.max_keepalive_connections or 0) + 4
+
+    for _ in range(2):
+        report = asyncio.run(run_load(stack.gateway.url, requests=50, duration_s=1.0))
+        print(report.summary())  # noqa: T201 - the figures, shown by `make test-reliability` (-rA)
+        assert set(report.statuses) <= {200, 429}, report.summary()
+        assert report.statuses[200] >= 1
+        for outcome in report.outcomes:
+            if outcome.status == 200:
+                assert outcome.audio_s == pytest.approx(1.0, abs=0.02)  # whole files only
+            else:
+                assert outcome.retry_after and int(outcome.retry_after) >= 1
+        assert metric(stack.gateway.url, "gateway_requests_in_flight") == 0
+        time.sleep(1)  # client connections wind down after the last byte
+        assert open_fds(gateway) <= fds + allowance
+
+    assert open_temp_files(stack) == [] and list(stack.gateway_tmp.iterdir()) == []
+    assert rss_mb(gateway) < rss + 64
+    assert metric(stack.composer.url, "composer_active_generations") == 0
