@@ -56,6 +56,14 @@ class BadRequest(ApiError):
     status, code = 400, "bad_request"
 
 
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ApiError):
+    status, code = 409, "conflict"
+
+
 class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
@@ -108,7 +116,9 @@ _DESCRIPTIONS = {
     401: "No valid API key.",
     403: "The API key has been revoked.",
     413: "An upload or the request body is over its limit.",
+    404: "No such resource (or it has expired).",
     408: "The upload stalled (no bytes for too long).",
+    409: "The resource is not in a state that allows this (e.g. no audio yet).",
     415: "An upload's content is not a supported media type.",
     422: "A field is missing, out of range or inconsistent.",
     429: "Too many requests; retry after the `Retry-After` seconds.",

@@ -23,6 +23,11 @@ def current_request_id() -> str | None:
     return _request_id.get()
 
 
+def bind_request_id(value: str) -> None:
+    """Tag the current context (e.g. a background task's own) with a request id for its logs."""
+    _request_id.set(value)
+
+
 def new_request_id() -> str:
     return uuid.uuid4().hex
 

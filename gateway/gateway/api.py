@@ -30,7 +30,8 @@ def _fields(model: type[Any]) -> frozenset[str]:
     return frozenset(model.model_fields)
 
 
-async def _stream(request: Request, generator: Generator, model: type[Any]) -> ParsedForm:
+async def read_form(request: Request, generator: Generator, model: type[Any]) -> ParsedForm:
+    """The request's form, streamed and checked against `model`'s text fields."""
     content_type = request.headers.get("content-type", "")
     return await generator.read_form(content_type, request.stream(), _fields(model))
 
@@ -50,7 +51,7 @@ async def _audio(
     """
     slot = capacity.take()
     try:
-        form = await _stream(request, generator, form_model)
+        form = await read_form(request, generator, form_model)
         try:
             work = start(form, current_request_id() or new_request_id())
             stream = await run_until_disconnect(request, work)
@@ -89,7 +90,7 @@ async def generate(
 async def describe(request: Request, generator: GeneratorDep, capacity: CapacityDep) -> MusicBrief:
     slot = capacity.take()
     try:
-        form = await _stream(request, generator, DescribeForm)
+        form = await read_form(request, generator, DescribeForm)
         try:
             work = generator.describe(form, current_request_id() or new_request_id())
             return await run_until_disconnect(request, work)

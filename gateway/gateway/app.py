@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
+from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI
@@ -13,8 +14,13 @@ from gateway import api
 from gateway.access import AccessControl
 from gateway.capacity import Capacity
 from gateway.config import GatewaySettings
-from gateway.deps import GatewayState
+from gateway.deps import GatewayState, Jobs
 from gateway.generate import Generator
+from gateway.jobs import api as jobs_api
+from gateway.jobs.model import JobForm
+from gateway.jobs.runner import JobRunner
+from gateway.jobs.store import SqliteJobStore
+from gateway.jobs.webhook import Webhooks
 from gateway.openapi import install_openapi
 from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
 from gateway.uploads import UploadLimits
@@ -64,7 +70,27 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 settings.max_duration_s,
                 settings.default_duration_s,
             )
-            yield GatewayState(generator=generator, capacity=Capacity(settings.max_concurrent))
+            store = SqliteJobStore(Path(settings.jobs_dir))
+            stack.callback(store.close)
+            webhooks = None
+            if settings.webhook_secret:
+                hooks = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
+                webhooks = Webhooks(settings.webhook_secret, hooks)
+            runner = JobRunner(
+                store,
+                generator,
+                workers=settings.job_workers,
+                max_queued=settings.max_queued_jobs,
+                ttl_s=settings.job_ttl_s,
+                webhooks=webhooks,
+            )
+            await runner.start()
+            stack.push_async_callback(runner.stop)
+            yield GatewayState(
+                generator=generator,
+                capacity=Capacity(settings.max_concurrent),
+                jobs=Jobs(store, runner, webhooks is not None),
+            )
 
     async def readiness() -> str | None:
         reasons = []
@@ -79,6 +105,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     )
     guarded = APIRouter(dependencies=[Depends(access)])  # API key and rate limit first
     guarded.include_router(api.router)
+    guarded.include_router(jobs_api.router)
     app = build_service_app(
         title="WeaveWave",
         summary="Music from what inspires you: images, video, audio and words.",
@@ -95,5 +122,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["*"],
         )
-    install_openapi(app, [GenerateForm, DescribeForm, ComposeForm])
+    install_openapi(app, [GenerateForm, DescribeForm, ComposeForm, JobForm])
     return app

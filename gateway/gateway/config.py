@@ -49,6 +49,12 @@ class GatewaySettings(BaseSettings):
         1024 * 1024, description="Uploads larger than this go to a temporary file."
     )
 
+    jobs_dir: str = Field("var/jobs", description="Where jobs (SQLite) and their files live.")
+    job_workers: int = Field(2, ge=1, description="Jobs run at once.")
+    max_queued_jobs: int = Field(100, ge=1, description="Jobs waiting before 429.")
+    job_ttl_s: float = Field(86400.0, gt=0, description="Ended jobs are deleted after this, s.")
+    webhook_secret: str = Field("", description="HMAC key for job webhooks (empty: webhooks off).")
+
     api_keys: CommaList = Field(
         default_factory=list, description="Accepted API keys, comma-separated (empty: open)."
     )

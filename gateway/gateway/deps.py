@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, TypedDict
 
 from fastapi import Depends, Request
 
 from gateway.capacity import Capacity
 from gateway.generate import Generator
+from gateway.jobs.runner import JobRunner
+from gateway.jobs.store import JobStore
+
+
+@dataclass(frozen=True)
+class Jobs:
+    store: JobStore
+    runner: JobRunner
+    webhooks_enabled: bool
 
 
 class GatewayState(TypedDict):
     generator: Generator
     capacity: Capacity
+    jobs: Jobs
 
 
 def get_generator(request: Request) -> Generator:
@@ -29,3 +40,11 @@ def get_capacity(request: Request) -> Capacity:
 
 
 CapacityDep = Annotated[Capacity, Depends(get_capacity)]
+
+
+def get_jobs(request: Request) -> Jobs:
+    jobs: Jobs = request.state.jobs
+    return jobs
+
+
+JobsDep = Annotated[Jobs, Depends(get_jobs)]

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import json
 import logging
+import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import quote
 
+import anyio
 from pydantic import ValidationError
 
 from gateway import metrics
+from gateway.mux import mux_soundtrack
 from gateway.protocol import AUDIO_USE_HEADER, BRIEF_HEADER, DESCRIPTION_HEADER, Knobs
 from gateway.relay import relay
 from gateway.uploads import ParsedForm, UploadLimits, parse_multipart
 from gateway.upstream import CaptionerClient, ComposerClient
 from weavewave_common.errors import InvalidInput
-from weavewave_common.protocol import MusicBrief
+from weavewave_common.protocol import AudioFormat, MusicBrief
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +42,33 @@ def _knobs(fields: dict[str, str]) -> Knobs:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(problems) from exc
+
+
+def _require_inputs(form: ParsedForm) -> None:
+    prompt = form.fields.get("prompt")
+    if not (prompt and prompt.strip()) and not form.files:
+        raise InvalidInput(
+            "Give at least one of: prompt, images, video, audio.", code="empty_request"
+        )
+
+
+async def _muxed(music: AsyncGenerator[bytes], form: ParsedForm) -> AsyncGenerator[bytes]:
+    """The uploaded video with `music` (WAV) as its soundtrack, as MP4 bytes. The music is
+    gathered whole first (a container's index needs every packet); files go on every path."""
+    try:
+        with tempfile.TemporaryDirectory(prefix="weavewave-mux-") as folder:
+            wav, mp4 = Path(folder) / "music.wav", Path(folder) / "muxed.mp4"
+            with wav.open("wb") as out:
+                async for chunk in music:
+                    out.write(chunk)
+            video = form.by_field("video")[0].file
+            await anyio.to_thread.run_sync(mux_soundtrack, video, wav, mp4)
+            with mp4.open("rb") as result:
+                while chunk := result.read(256 * 1024):
+                    yield chunk
+    finally:
+        await music.aclose()
+        form.close()
 
 
 class Generator:
@@ -61,12 +92,22 @@ class Generator:
         limits = UploadLimits(**{**self._limits.__dict__, "text_fields": text_fields})
         return await parse_multipart(content_type, body, limits)
 
+    def check(self, form: ParsedForm, kind: str) -> None:
+        """Refuse now what `generate` (or `compose`) would refuse later (jobs check on submit)."""
+        knobs = _knobs(form.fields)
+        if knobs.mux and (kind == "compose" or not form.by_field("video")):
+            raise InvalidInput("mux: needs a video.", code="mux_without_video")
+        if knobs.duration not in (None, "", "auto"):
+            self._duration(knobs, None)
+        if kind == "compose":
+            if not form.fields.get("description", "").strip():
+                raise InvalidInput("description: required.", code="empty_description")
+        else:
+            _require_inputs(form)
+
     async def describe(self, form: ParsedForm, request_id: str) -> MusicBrief:
         prompt = form.fields.get("prompt")
-        if not (prompt and prompt.strip()) and not form.files:
-            raise InvalidInput(
-                "Give at least one of: prompt, images, video, audio.", code="empty_request"
-            )
+        _require_inputs(form)
         started = time.perf_counter()
         try:
             return await self._captioner.describe(prompt, form.files, request_id)
@@ -112,18 +153,27 @@ class Generator:
         }
         if knobs.seed is not None:
             fields["seed"] = str(knobs.seed)
+        if knobs.mux:
+            fields["format"] = AudioFormat.WAV.value  # lossless until it is muxed
         melody = form.by_field("audio")[0] if use_melody and form.by_field("audio") else None
         started = time.perf_counter()
         response = await self._composer.open_stream(fields, melody, request_id)
         metrics.UPSTREAM_SECONDS.labels("composer").observe(time.perf_counter() - started)
         headers = {k: v for k, v in response.headers.items() if k.lower() in PASSED_ON}
         headers.update(extra_headers)
+        if knobs.mux:  # the form (the video) is needed after the music: closed by the muxer
+            music = relay(response, started, lambda: None)
+            return AudioStream("video/mp4", headers, _muxed(music, form))
         media_type = response.headers.get("content-type", knobs.format.media_type)
         return AudioStream(media_type, headers, relay(response, started, form.close))
 
     async def generate(self, form: ParsedForm, request_id: str) -> AudioStream:
         """Describe, then compose; the caller must close `form` only if this raises."""
         knobs = _knobs(form.fields)
+        if knobs.mux:
+            if not form.by_field("video"):
+                raise InvalidInput("mux: needs a video.", code="mux_without_video")
+            knobs = knobs.model_copy(update={"duration": "auto"})  # the music fits the video
         if knobs.duration not in (None, "", "auto"):
             self._duration(knobs, None)  # refuse a bad duration before spending the captioner
         brief = await self.describe(form, request_id)
@@ -151,6 +201,8 @@ class Generator:
     async def compose(self, form: ParsedForm, request_id: str) -> AudioStream:
         """Text (and optionally a melody) straight to the composer."""
         knobs = _knobs(form.fields)
+        if knobs.mux:
+            raise InvalidInput("mux: needs a video (use /generate).", code="mux_without_video")
         description = form.fields.get("description", "")
         if not description.strip():
             raise InvalidInput("description: required.", code="empty_description")

@@ -25,6 +25,11 @@ class Knobs(BaseModel):
     top_k: int = Field(250, ge=0, le=2048, description="Sample from the k likeliest (0: off).")
     top_p: float = Field(0.0, ge=0, le=1, description="Nucleus sampling (0: off).")
     guidance: float = Field(3.0, ge=1, le=15, description="Classifier-free guidance scale.")
+    mux: bool = Field(
+        False,
+        description="With a video: answer the video itself (MP4) with the music as its "
+        "soundtrack, as long as the video (the picture is not re-encoded).",
+    )
 
 
 class GenerateForm(Knobs):

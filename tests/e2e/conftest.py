@@ -125,6 +125,7 @@ def stack(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
                     "GATEWAY_RATE_LIMIT_PER_MINUTE": "10000",
                     "GATEWAY_SPOOL_MEMORY_BYTES": "1024",
                     "GATEWAY_UPLOAD_IDLE_TIMEOUT_S": "3",
+                    "GATEWAY_JOBS_DIR": str(gateway_tmp.parent / "gateway-jobs"),
                     "TMPDIR": str(gateway_tmp),
                     "GATEWAY_CAPTIONER_URL": captioner.url,
                     "GATEWAY_COMPOSER_URL": composer.url,

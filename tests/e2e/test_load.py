@@ -5,6 +5,8 @@ are `bench/loadgen.py`'s to print."""
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -58,3 +60,10 @@ def test_fifty_at_once_get_music_or_429_and_leak_nothing(stack: Stack) -> None:
     assert open_temp_files(stack) == [] and list(stack.gateway_tmp.iterdir()) == []
     assert rss_mb(gateway) < rss + 64
     assert metric(stack.composer.url, "composer_active_generations") == 0
+
+
+def test_the_load_generator_command_runs(stack: Stack) -> None:
+    """The README's command for loading a running stack by hand."""
+    command = [sys.executable, "bench/loadgen.py", stack.gateway.url, "--requests", "3"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    assert "requests: 3 in" in result.stdout and "200 x" in result.stdout

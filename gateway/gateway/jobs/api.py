@@ -1,0 +1,131 @@
+"""`POST /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/audio`, `DELETE /jobs/{id}`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import FileResponse, StreamingResponse
+
+from gateway.api import AUDIO, ERRORS, read_form
+from gateway.deps import CapacityDep, GeneratorDep, JobsDep
+from gateway.jobs.model import Job, JobForm, JobState
+from gateway.jobs.store import JobRecord, JobStore
+from gateway.jobs.view import job_view
+from gateway.openapi import multipart_body
+from weavewave_common.errors import Conflict, InvalidInput, NotFound, error_responses
+
+router = APIRouter(tags=["jobs"])
+
+FOLLOW_POLL_S = 0.2
+
+
+def _record(jobs: JobsDep, job_id: str) -> JobRecord:
+    record = jobs.store.get(job_id)
+    if record is None:
+        raise NotFound(f"No job {job_id!r} (it may have expired).", code="job_not_found")
+    return record
+
+
+@router.post(
+    "/jobs",
+    name="create_job",
+    status_code=202,
+    response_model=Job,
+    responses=ERRORS,
+    openapi_extra=multipart_body(JobForm),
+    summary="Accept a generation to run in the background; poll it, play it, cancel it.",
+)
+async def create_job(
+    request: Request,
+    response: Response,
+    generator: GeneratorDep,
+    capacity: CapacityDep,
+    jobs: JobsDep,
+) -> Job:
+    slot = capacity.take()
+    try:
+        form = await read_form(request, generator, JobForm)
+        try:
+            kind = "compose" if form.fields.get("description", "").strip() else "generate"
+            generator.check(form, kind)
+            webhook = form.fields.get("webhook_url")
+            if webhook:
+                if not jobs.webhooks_enabled:
+                    raise InvalidInput("webhook_url: webhooks are off.", code="webhooks_disabled")
+                if urlsplit(webhook).scheme not in ("http", "https"):
+                    raise InvalidInput("webhook_url: an http(s) URL.", code="bad_webhook_url")
+            record = jobs.runner.submit(form, kind)
+        finally:
+            form.close()
+    finally:
+        slot.release()
+    response.headers["Location"] = f"/jobs/{record.id}"
+    return job_view(record)
+
+
+@router.get(
+    "/jobs/{job_id}",
+    name="get_job",
+    response_model=Job,
+    responses=error_responses(404),
+    summary="A job's state, progress, brief and errors.",
+)
+async def get_job(job_id: str, jobs: JobsDep) -> Job:
+    return job_view(_record(jobs, job_id))
+
+
+@router.get(
+    "/jobs/{job_id}/audio",
+    name="get_job_audio",
+    response_class=StreamingResponse,
+    responses={**AUDIO, **error_responses(404, 409)},
+    summary="The job's audio: the finished file (Range requests), or, while it is being "
+    "composed, a stream that follows the file as it grows.",
+)
+async def get_job_audio(job_id: str, jobs: JobsDep) -> Response:
+    record = _record(jobs, job_id)
+    path = jobs.store.audio_path(job_id)
+    media_type = record.media_type or "application/octet-stream"
+    if record.state is JobState.DONE:
+        return FileResponse(path, media_type=media_type)
+    if record.state is JobState.COMPOSING and path.exists():
+        return StreamingResponse(_follow(jobs.store, job_id, path), media_type=media_type)
+    if record.state.finished:
+        raise Conflict(f"The job is {record.state.value}: it has no audio.", code="no_audio")
+    raise Conflict("The job has no audio yet; poll it.", code="not_ready", retry_after_s=2)
+
+
+async def _follow(store: JobStore, job_id: str, path: Path) -> AsyncIterator[bytes]:
+    """The file's bytes as they are written, until the job ends (cut short if it fails)."""
+    with path.open("rb") as audio:
+        while True:
+            chunk = audio.read(64 * 1024)
+            if chunk:
+                yield chunk
+                continue
+            record = store.get(job_id)
+            if record is None or record.state.finished:
+                rest = audio.read()
+                if rest:
+                    yield rest
+                if record is None or record.state is not JobState.DONE:
+                    raise RuntimeError(f"job {job_id} ended without its audio")
+                return
+            await asyncio.sleep(FOLLOW_POLL_S)
+
+
+@router.delete(
+    "/jobs/{job_id}",
+    name="cancel_job",
+    response_model=Job,
+    responses=error_responses(404),
+    summary="Cancel a queued or running job (its generation stops); ended jobs are kept.",
+)
+async def cancel_job(job_id: str, jobs: JobsDep) -> Job:
+    record = _record(jobs, job_id)
+    await jobs.runner.cancel(record)
+    return job_view(jobs.store.get(job_id) or record)
