@@ -9,6 +9,8 @@ from pathlib import Path
 import httpx
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 
 from gateway import api
 from gateway.access import AccessControl
@@ -118,9 +120,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["*"],
             expose_headers=["*"],
         )
+    app.mount("/studio", StaticFiles(directory=STUDIO, html=True), name="studio")
+    app.add_api_route("/", _to_studio, include_in_schema=False)
     install_openapi(app, [GenerateForm, DescribeForm, ComposeForm, JobForm])
     return app
+
+
+STUDIO = Path(__file__).parent / "studio"
+"""The web studio: a static page that uses the public API like any other client."""
+
+
+async def _to_studio() -> RedirectResponse:
+    return RedirectResponse("/studio/")

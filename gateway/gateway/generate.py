@@ -15,7 +15,7 @@ import anyio
 from pydantic import ValidationError
 
 from gateway import metrics
-from gateway.mux import mux_soundtrack
+from gateway.mux import mux_soundtrack, video_seconds
 from gateway.protocol import AUDIO_USE_HEADER, BRIEF_HEADER, DESCRIPTION_HEADER, Knobs
 from gateway.relay import relay
 from gateway.uploads import ParsedForm, UploadLimits, parse_multipart
@@ -71,6 +71,11 @@ async def _muxed(music: AsyncGenerator[bytes], form: ParsedForm) -> AsyncGenerat
         form.close()
 
 
+async def _video_seconds(form: ParsedForm) -> float | None:
+    videos = form.by_field("video")
+    return await anyio.to_thread.run_sync(video_seconds, videos[0].file) if videos else None
+
+
 class Generator:
     def __init__(
         self,
@@ -92,17 +97,14 @@ class Generator:
         limits = UploadLimits(**{**self._limits.__dict__, "text_fields": text_fields})
         return await parse_multipart(content_type, body, limits)
 
-    def check(self, form: ParsedForm, kind: str) -> None:
-        """Refuse now what `generate` (or `compose`) would refuse later (jobs check on submit)."""
+    def check(self, form: ParsedForm) -> None:
+        """Refuse now what `generate` would refuse later (jobs check on submit)."""
         knobs = _knobs(form.fields)
-        if knobs.mux and (kind == "compose" or not form.by_field("video")):
+        if knobs.mux and not form.by_field("video"):
             raise InvalidInput("mux: needs a video.", code="mux_without_video")
         if knobs.duration not in (None, "", "auto"):
             self._duration(knobs, None)
-        if kind == "compose":
-            if not form.fields.get("description", "").strip():
-                raise InvalidInput("description: required.", code="empty_description")
-        else:
+        if not form.fields.get("description", "").strip():
             _require_inputs(form)
 
     async def describe(self, form: ParsedForm, request_id: str) -> MusicBrief:
@@ -114,14 +116,13 @@ class Generator:
         finally:
             metrics.UPSTREAM_SECONDS.labels("captioner").observe(time.perf_counter() - started)
 
-    def _duration(self, knobs: Knobs, brief: MusicBrief | None) -> float:
+    def _duration(self, knobs: Knobs, video_s: float | None) -> float:
         if knobs.duration is None or knobs.duration == "":
             return self._default_duration_s
         if knobs.duration == "auto":
-            video = brief.media.video if brief else None
-            if video is None:
+            if video_s is None:
                 raise InvalidInput("duration=auto needs a video.", code="auto_without_video")
-            return round(min(max(video.duration_s, 1.0), self._max_duration_s), 2)
+            return round(min(max(video_s, 1.0), self._max_duration_s), 2)
         try:
             seconds = float(knobs.duration)
         except ValueError as exc:
@@ -168,7 +169,8 @@ class Generator:
         return AudioStream(media_type, headers, relay(response, started, form.close))
 
     async def generate(self, form: ParsedForm, request_id: str) -> AudioStream:
-        """Describe, then compose; the caller must close `form` only if this raises."""
+        """Describe (unless the form brings a finished `description`), then compose; the caller
+        must close `form` only if this raises."""
         knobs = _knobs(form.fields)
         if knobs.mux:
             if not form.by_field("video"):
@@ -176,27 +178,30 @@ class Generator:
             knobs = knobs.model_copy(update={"duration": "auto"})  # the music fits the video
         if knobs.duration not in (None, "", "auto"):
             self._duration(knobs, None)  # refuse a bad duration before spending the captioner
-        brief = await self.describe(form, request_id)
-        duration = self._duration(knobs, brief)
         has_audio = bool(form.by_field("audio"))
         melody = has_audio and await self._composer.supports_melody()
-        uses = []
-        if brief.media.audio is not None and brief.media.audio.used:
-            uses.append("heard")
-        if melody:
-            uses.append("melody")
-        headers = {
-            DESCRIPTION_HEADER: quote(brief.description, safe=""),
-            BRIEF_HEADER: quote(
-                json.dumps(brief.model_dump(mode="json"), separators=(",", ":")), safe=""
-            ),
-            AUDIO_USE_HEADER: ",".join(uses)
-            if has_audio and uses
-            else ("unused" if has_audio else "none"),
-        }
-        return await self._compose(
-            form, brief.description, knobs, duration, request_id, melody, headers
+        uses = ["melody"] if melody else []
+        given = form.fields.get("description", "").strip()
+        if given:
+            description, headers = given, {DESCRIPTION_HEADER: quote(given, safe="")}
+            video_s = await _video_seconds(form) if knobs.duration == "auto" else None
+        else:
+            brief = await self.describe(form, request_id)
+            description = brief.description
+            video_s = brief.media.video.duration_s if brief.media.video else None
+            if brief.media.audio is not None and brief.media.audio.used:
+                uses.insert(0, "heard")
+            headers = {
+                DESCRIPTION_HEADER: quote(brief.description, safe=""),
+                BRIEF_HEADER: quote(
+                    json.dumps(brief.model_dump(mode="json"), separators=(",", ":")), safe=""
+                ),
+            }
+        headers[AUDIO_USE_HEADER] = (
+            ",".join(uses) if has_audio and uses else ("unused" if has_audio else "none")
         )
+        duration = self._duration(knobs, video_s)
+        return await self._compose(form, description, knobs, duration, request_id, melody, headers)
 
     async def compose(self, form: ParsedForm, request_id: str) -> AudioStream:
         """Text (and optionally a melody) straight to the composer."""

@@ -39,6 +39,21 @@ def _encode_aac(wav: Path, out: Any) -> tuple[Any, list[Any]]:
     return stream, packets
 
 
+def video_seconds(video: IO[bytes]) -> float:
+    """The video's length, from its container (or its picture stream)."""
+    video.seek(0)
+    try:
+        with av.open(video, mode="r") as container:
+            if container.duration:
+                return float(container.duration / av.time_base)
+            stream = container.streams.video[0]
+            return float((stream.duration or 0) * (stream.time_base or 0))
+    except (av.error.FFmpegError, IndexError) as exc:
+        raise InvalidInput("video: its length cannot be read.", code="media_unreadable") from exc
+    finally:
+        video.seek(0)
+
+
 def mux_soundtrack(video: IO[bytes], music_wav: Path, out_path: Path) -> None:
     """Write `out_path` (MP4): `video`'s picture with `music_wav` as its only soundtrack."""
     video.seek(0)

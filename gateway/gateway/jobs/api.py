@@ -51,7 +51,7 @@ async def create_job(
         form = await read_form(request, generator, JobForm)
         try:
             kind = "compose" if form.fields.get("description", "").strip() else "generate"
-            generator.check(form, kind)
+            generator.check(form)
             webhook = form.fields.get("webhook_url")
             if webhook:
                 if not jobs.webhooks_enabled:

@@ -153,12 +153,7 @@ class JobRunner:
         form = _form_of(record)
         try:
             try:
-                start = (
-                    self._generator.generate
-                    if record.kind == "generate"
-                    else (self._generator.compose)
-                )
-                stream = await start(form, f"job-{record.id}")
+                stream = await self._generator.generate(form, f"job-{record.id}")
             except BaseException:
                 form.close()
                 raise

@@ -33,7 +33,8 @@ class StoredFile:
 class JobRecord:
     id: str
     kind: str
-    """`generate` (describe, then compose) or `compose` (a description was given)."""
+    """`generate` (describe, then compose) or `compose` (a description was given): shown in
+    logs; both run through `Generator.generate`."""
     state: JobState
     created: float
     updated: float

@@ -1,0 +1,148 @@
+// The WeaveWave studio: the same public API as any client (/describe, /jobs), nothing private.
+"use strict";
+
+const $ = (id) => document.getElementById(id);
+let currentJob = null;
+
+function headers() {
+  const key = $("api-key").value.trim();
+  return key ? { "X-API-Key": key } : {};
+}
+
+function showError(message) {
+  $("error").textContent = message;
+  $("error").hidden = !message;
+}
+
+async function call(method, path, body) {
+  const response = await fetch(path, { method, body, headers: headers() });
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      message = (await response.json()).error.message;
+    } catch (_) { /* not the error envelope */ }
+    throw new Error(message);
+  }
+  return response.json();
+}
+
+function inputsForm() {
+  const form = new FormData();
+  const prompt = $("prompt").value.trim();
+  if (prompt) form.append("prompt", prompt);
+  for (const file of $("images").files) form.append("images", file);
+  if ($("video").files[0]) form.append("video", $("video").files[0]);
+  if ($("audio").files[0]) form.append("audio", $("audio").files[0]);
+  return form;
+}
+
+function describeBrief(brief) {
+  const parts = [
+    brief.genre, brief.mood, brief.tempo_bpm && `${brief.tempo_bpm} BPM`, brief.key,
+    brief.instruments && brief.instruments.join(", "),
+  ].filter(Boolean);
+  $("brief-details").textContent = parts.join(" · ");
+}
+
+async function describe() {
+  showError("");
+  $("status").textContent = "Listening and looking…";
+  try {
+    const brief = await call("POST", "/describe", inputsForm());
+    $("description").value = brief.description;
+    describeBrief(brief);
+    $("status").textContent = "Brief ready: edit it, then compose.";
+  } catch (error) {
+    showError(error.message);
+    $("status").textContent = "";
+  }
+}
+
+function jobForm() {
+  const form = new FormData();
+  const description = $("description").value.trim();
+  if (description) form.append("description", description);
+  else if ($("prompt").value.trim()) form.append("prompt", $("prompt").value.trim());
+  for (const file of $("images").files) form.append("images", file);
+  const video = $("video").files[0];
+  if (video) form.append("video", video);
+  if ($("audio").files[0]) form.append("audio", $("audio").files[0]);
+  form.append("duration", video && $("match-video").checked ? "auto" : $("duration").value);
+  form.append("format", $("format").value);
+  if ($("seed").value) form.append("seed", $("seed").value);
+  form.append("guidance", $("guidance").value);
+  form.append("temperature", $("temperature").value);
+  if (video && $("mux").checked) form.append("mux", "true");
+  return form;
+}
+
+async function playable(url) {
+  // Without a key the player streams the audio as it is written; with one, fetch it whole.
+  if (!$("api-key").value.trim()) return url;
+  const response = await fetch(url, { headers: headers() });
+  return URL.createObjectURL(await response.blob());
+}
+
+async function follow(job) {
+  let playing = false;
+  while (currentJob === job.id) {
+    job = await call("GET", `/jobs/${job.id}`);
+    $("progress").value = job.progress.fraction;
+    const ready = job.progress.audio_seconds_ready;
+    $("status").textContent = `${job.state}` + (ready != null ? ` · ${ready.toFixed(1)} s ready` : "");
+    const isVideo = job.media_type === "video/mp4";
+    if (job.audio_url && !playing && !isVideo) {
+      playing = true;
+      $("player").src = await playable(job.audio_url);
+      $("player").play().catch(() => {});
+    }
+    if (job.state === "done") {
+      if (isVideo) {
+        $("result-video").src = await playable(job.audio_url);
+        $("result-video").hidden = false;
+      }
+      $("download").href = job.audio_url;
+      $("download").download = `weavewave-${job.id}.${isVideo ? "mp4" : $("format").value}`;
+      $("download").hidden = false;
+      break;
+    }
+    if (job.state === "failed" || job.state === "cancelled") {
+      showError(job.error ? job.error.message : `The job was ${job.state}.`);
+      break;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 400));
+  }
+  $("cancel").hidden = true;
+}
+
+async function compose() {
+  showError("");
+  $("download").hidden = true;
+  $("result-video").hidden = true;
+  $("progress").value = 0;
+  try {
+    const job = await call("POST", "/jobs", jobForm());
+    currentJob = job.id;
+    $("cancel").hidden = false;
+    await follow(job);
+  } catch (error) {
+    showError(error.message);
+  }
+}
+
+async function cancel() {
+  if (!currentJob) return;
+  const id = currentJob;
+  currentJob = null;
+  try {
+    await call("DELETE", `/jobs/${id}`);
+    $("status").textContent = "cancelled";
+  } catch (error) {
+    showError(error.message);
+  }
+  $("cancel").hidden = true;
+}
+
+$("describe").addEventListener("click", describe);
+$("compose").addEventListener("click", compose);
+$("cancel").addEventListener("click", cancel);

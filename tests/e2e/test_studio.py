@@ -1,0 +1,92 @@
+"""The web studio in a real headless Chromium (Debian's, driven by Playwright) against the real
+stack: a picture and words in, the brief shown, the music playing while it is composed, the
+download, and a readable error for a bad file. Screenshots land in out/screenshots/."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import av
+import pytest
+
+from tests.e2e.conftest import REPO, Stack
+from tests.media_factory import image_bytes
+
+pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
+
+SHOTS = REPO / "out" / "screenshots"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+@pytest.fixture(scope="module")
+def page(stack: Stack) -> Iterator[Any]:
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run installs Debian's chromium package")
+        pytest.skip("no Chromium here: apt-get install chromium (CI installs it)")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        context = browser.new_context(
+            accept_downloads=True, viewport={"width": 1000, "height": 1300}
+        )
+        page = context.new_page()
+        page.goto(f"{stack.gateway.url}/")
+        yield page
+        browser.close()
+
+
+def test_picture_and_words_to_music_that_plays_and_downloads(page: Any, tmp_path: Path) -> None:
+    picture = tmp_path / "sunset.png"
+    picture.write_bytes(image_bytes(320, 240))
+    page.fill("#prompt", "a warm summer evening by the sea")
+    page.set_input_files("#images", str(picture))
+    page.click("#describe")
+    page.wait_for_function("document.querySelector('#description').value.length > 0")
+    page.fill("#duration", "3")
+    page.fill("#seed", "7")
+    page.click("#compose")
+    # the player starts while the job is still being composed, then runs on
+    page.wait_for_function("document.querySelector('#player').currentTime > 0.2", timeout=120_000)
+    page.wait_for_selector("#download:not([hidden])", timeout=120_000)
+    assert page.evaluate("document.querySelector('#player').duration") == pytest.approx(3, abs=0.05)
+    assert page.input_value("#description")
+    assert page.inner_text("#status").startswith("done")
+    page.screenshot(path=str(SHOTS / "studio-done.png"), full_page=True)
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / "song.wav"
+    download.value.save_as(saved)
+    with av.open(io.BytesIO(saved.read_bytes()), mode="r") as container:
+        stream = container.streams.audio[0]
+        seconds = sum(frame.samples for frame in container.decode(stream)) / stream.rate
+    assert seconds == pytest.approx(3.0, abs=0.02)
+
+
+def test_a_bad_file_shows_a_readable_error(page: Any, tmp_path: Path) -> None:
+    fake = tmp_path / "not-a-picture.png"
+    fake.write_text("<html>this is not a picture</html>")
+    page.set_input_files("#images", str(fake))
+    page.click("#describe")
+    page.wait_for_selector("#error:not([hidden])")
+    message = page.inner_text("#error")
+    assert "not-a-picture.png" in message or "image" in message.lower()
+    assert "Traceback" not in message and "{" not in message
+    page.screenshot(path=str(SHOTS / "studio-error.png"), full_page=True)
