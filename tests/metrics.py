@@ -1,9 +1,10 @@
-"""Read one unlabelled sample from a running service's Prometheus `/metrics`."""
+"""What tests read from running services: Prometheus samples, and a process's memory and fds."""
 
 from __future__ import annotations
 
 import re
 import time
+from pathlib import Path
 
 import httpx
 
@@ -21,3 +22,16 @@ def wait_for_metric(base_url: str, name: str, value: float, timeout_s: float = 3
     while (reading := metric(base_url, name)) != value and time.monotonic() < deadline:
         time.sleep(0.2)
     return reading
+
+
+def rss_mb(pid: int) -> float:
+    """A process's resident memory, MB (from /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError(f"no VmRSS for {pid}")
+
+
+def open_fds(pid: int) -> int:
+    """How many file descriptors a process holds (from /proc)."""
+    return len(list(Path(f"/proc/{pid}/fd").iterdir()))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -14,18 +13,12 @@ import pytest
 from tests.e2e.conftest import Stack
 from tests.e2e.test_pipeline import open_temp_files
 from tests.hostile_corpus import Case, corpus
+from tests.metrics import rss_mb, wait_for_metric
 from weavewave_common.protocol import MusicBrief
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(900)]
 
 CASES = corpus()
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 @pytest.fixture(scope="module")
@@ -100,6 +93,7 @@ def test_a_stalled_upload_gets_408_and_frees_its_slot(stack: Stack) -> None:
     assert "upload_stalled" in answer
     assert 2.5 <= waited < 15
     assert open_temp_files(stack) == []
+    assert wait_for_metric(stack.gateway.url, "gateway_requests_in_flight", 0) == 0
 
 
 def test_logs_carry_no_uploaded_content_or_prompt(stack: Stack) -> None:

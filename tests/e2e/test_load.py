@@ -8,7 +8,6 @@ import asyncio
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -17,20 +16,9 @@ from bench.loadgen import run_load
 from gateway.app import UPSTREAM_POOL
 from tests.e2e.conftest import Stack
 from tests.e2e.test_pipeline import open_temp_files
-from tests.metrics import metric, wait_for_metric
+from tests.metrics import metric, open_fds, rss_mb, wait_for_metric
 
 pytestmark = pytest.mark.timeout(600)
-
-
-def open_fds(pid: int) -> int:
-    return len(list(Path(f"/proc/{pid}/fd").iterdir()))
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError("no VmRSS")
 
 
 def test_fifty_at_once_get_music_or_429_and_leak_nothing(stack: Stack) -> None:
