@@ -16,7 +16,13 @@ from pydantic import ValidationError
 
 from gateway import metrics
 from gateway.mux import mux_soundtrack, video_seconds
-from gateway.protocol import AUDIO_USE_HEADER, BRIEF_HEADER, DESCRIPTION_HEADER, Knobs
+from gateway.protocol import (
+    AUDIO_USE_HEADER,
+    BRIEF_HEADER,
+    DESCRIPTION_HEADER,
+    Knobs,
+    OutputFormat,
+)
 from gateway.relay import relay
 from gateway.uploads import ParsedForm, UploadLimits, parse_multipart
 from gateway.upstream import CaptionerClient, ComposerClient
@@ -38,10 +44,13 @@ class AudioStream:
 
 def _knobs(fields: dict[str, str]) -> Knobs:
     try:
-        return Knobs.model_validate({k: v for k, v in fields.items() if k in KNOB_FIELDS})
+        knobs = Knobs.model_validate({k: v for k, v in fields.items() if k in KNOB_FIELDS})
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise InvalidInput(problems) from exc
+    if knobs.format is OutputFormat.MP4:  # format=mp4 is mux=true
+        knobs = knobs.model_copy(update={"mux": True})
+    return knobs
 
 
 def _require_inputs(form: ParsedForm) -> None:
@@ -146,7 +155,8 @@ class Generator:
         fields = {
             "description": description,
             "duration": f"{duration:g}",
-            "format": knobs.format.value,
+            # muxed music stays lossless until it goes into the video
+            "format": AudioFormat.WAV.value if knobs.mux else knobs.format.value,
             "temperature": str(knobs.temperature),
             "top_k": str(knobs.top_k),
             "top_p": str(knobs.top_p),
@@ -154,8 +164,6 @@ class Generator:
         }
         if knobs.seed is not None:
             fields["seed"] = str(knobs.seed)
-        if knobs.mux:
-            fields["format"] = AudioFormat.WAV.value  # lossless until it is muxed
         melody = form.by_field("audio")[0] if use_melody and form.by_field("audio") else None
         started = time.perf_counter()
         response = await self._composer.open_stream(fields, melody, request_id)
@@ -165,7 +173,7 @@ class Generator:
         if knobs.mux:  # the form (the video) is needed after the music: closed by the muxer
             music = relay(response, started, lambda: None)
             return AudioStream("video/mp4", headers, _muxed(music, form))
-        media_type = response.headers.get("content-type", knobs.format.media_type)
+        media_type = response.headers.get("content-type", "application/octet-stream")
         return AudioStream(media_type, headers, relay(response, started, form.close))
 
     async def generate(self, form: ParsedForm, request_id: str) -> AudioStream:

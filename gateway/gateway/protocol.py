@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from enum import StrEnum
 
-from weavewave_common.protocol import AudioFormat
+from pydantic import BaseModel, Field
 
 DESCRIPTION_HEADER = "X-WeaveWave-Description"
 BRIEF_HEADER = "X-WeaveWave-Brief"
@@ -13,13 +13,26 @@ AUDIO_USE_HEADER = "X-WeaveWave-Audio-Use"
 BINARY = {"type": "string", "format": "binary"}
 
 
+class OutputFormat(StrEnum):
+    """What a response can be: one of the composer's audio formats, or `mp4` (the uploaded
+    video with the music as its soundtrack: the same as `mux=true`)."""
+
+    WAV = "wav"
+    FLAC = "flac"
+    MP3 = "mp3"
+    OGG = "ogg"
+    MP4 = "mp4"
+
+
 class Knobs(BaseModel):
     """Generation settings shared by /generate and /compose (multipart text fields)."""
 
     duration: str | None = Field(
         None, description="Seconds of audio, or `auto` for the video's length (capped)."
     )
-    format: AudioFormat = Field(AudioFormat.WAV, description="Audio format of the response.")
+    format: OutputFormat = Field(
+        OutputFormat.WAV, description="Format of the response (`mp4`: the video, re-scored)."
+    )
     seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Same seed, same music.")
     temperature: float = Field(1.0, ge=0, le=4, description="Sampling temperature (0: greedy).")
     top_k: int = Field(250, ge=0, le=2048, description="Sample from the k likeliest (0: off).")

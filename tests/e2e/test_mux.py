@@ -66,3 +66,15 @@ def test_a_muxed_job(stack: Stack) -> None:
     assert state["media_type"] == "video/mp4"
     body = httpx.get(f"{stack.gateway.url}{state['audio_url']}").content
     assert video_packets(body) == video_packets(clip)
+
+
+def test_format_mp4_is_mux(stack: Stack) -> None:
+    clip = video_bytes(seconds=1.5, fps=10)
+    response = httpx.post(
+        f"{stack.gateway.url}/generate",
+        data={"prompt": "x", "format": "mp4"},
+        files=[("video", ("clip.mp4", clip, "video/mp4"))],
+        timeout=180,
+    )
+    assert response.status_code == 200 and response.headers["content-type"] == "video/mp4"
+    assert video_packets(response.content) == video_packets(clip)

@@ -15,7 +15,7 @@ import av
 import pytest
 
 from tests.e2e.conftest import REPO, Stack
-from tests.media_factory import image_bytes
+from tests.media_factory import image_bytes, video_bytes
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
@@ -80,9 +80,26 @@ def test_picture_and_words_to_music_that_plays_and_downloads(page: Any, tmp_path
     assert seconds == pytest.approx(3.0, abs=0.02)
 
 
+def test_a_video_comes_back_with_its_new_soundtrack(page: Any, tmp_path: Path) -> None:
+    clip = tmp_path / "walk.mp4"
+    clip.write_bytes(video_bytes(seconds=2.0, fps=10))
+    page.reload()
+    page.set_input_files("#video", str(clip))
+    page.check("#match-video")
+    page.check("#mux")
+    page.click("#compose")
+    page.wait_for_selector("#result-video:not([hidden])", timeout=120_000)
+    page.wait_for_function("document.querySelector('#result-video').duration > 0")
+    duration = page.evaluate("document.querySelector('#result-video').duration")
+    assert duration == pytest.approx(2.0, abs=0.1)  # the video, as long as it was
+    assert page.get_attribute("#download", "download").endswith(".mp4")
+    page.screenshot(path=str(SHOTS / "studio-video.png"), full_page=True)
+
+
 def test_a_bad_file_shows_a_readable_error(page: Any, tmp_path: Path) -> None:
     fake = tmp_path / "not-a-picture.png"
     fake.write_text("<html>this is not a picture</html>")
+    page.reload()
     page.set_input_files("#images", str(fake))
     page.click("#describe")
     page.wait_for_selector("#error:not([hidden])")

@@ -83,6 +83,20 @@ async function playable(url) {
   return URL.createObjectURL(await response.blob());
 }
 
+function previewWithSoundtrack() {
+  // The uploaded video, muted, kept in step with the player: the clip with its new music.
+  const file = $("video").files[0];
+  if (!file) return;
+  const preview = $("result-video");
+  const player = $("player");
+  preview.src = URL.createObjectURL(file);
+  preview.muted = true;
+  preview.hidden = false;
+  player.onplay = () => { preview.currentTime = player.currentTime; preview.play().catch(() => {}); };
+  player.onpause = () => preview.pause();
+  player.onseeked = () => { preview.currentTime = player.currentTime; };
+}
+
 async function follow(job) {
   let playing = false;
   while (currentJob === job.id) {
@@ -94,10 +108,13 @@ async function follow(job) {
     if (job.audio_url && !playing && !isVideo) {
       playing = true;
       $("player").src = await playable(job.audio_url);
+      previewWithSoundtrack();
       $("player").play().catch(() => {});
     }
     if (job.state === "done") {
+      $("player").hidden = isVideo;
       if (isVideo) {
+        $("result-video").muted = false;
         $("result-video").src = await playable(job.audio_url);
         $("result-video").hidden = false;
       }
@@ -119,6 +136,7 @@ async function compose() {
   showError("");
   $("download").hidden = true;
   $("result-video").hidden = true;
+  $("player").hidden = false;
   $("progress").value = 0;
   try {
     const job = await call("POST", "/jobs", jobForm());
