@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -34,6 +35,23 @@ async def read_form(request: Request, generator: Generator, model: type[Any]) ->
     """The request's form, streamed and checked against `model`'s text fields."""
     content_type = request.headers.get("content-type", "")
     return await generator.read_form(content_type, request.stream(), _fields(model))
+
+
+@asynccontextmanager
+async def held_form(
+    request: Request, generator: Generator, capacity: Capacity, model: type[Any]
+) -> AsyncIterator[ParsedForm]:
+    """A capacity slot and the request's form, for a route that answers once its work is done:
+    the form's temporary files go and the slot is released when the block ends."""
+    slot = capacity.take()
+    try:
+        form = await read_form(request, generator, model)
+        try:
+            yield form
+        finally:
+            form.close()
+    finally:
+        slot.release()
 
 
 async def _audio(
@@ -88,16 +106,9 @@ async def generate(
     summary="The music brief alone, to preview or edit before composing.",
 )
 async def describe(request: Request, generator: GeneratorDep, capacity: CapacityDep) -> MusicBrief:
-    slot = capacity.take()
-    try:
-        form = await read_form(request, generator, DescribeForm)
-        try:
-            work = generator.describe(form, current_request_id() or new_request_id())
-            return await run_until_disconnect(request, work)
-        finally:
-            form.close()
-    finally:
-        slot.release()
+    async with held_form(request, generator, capacity, DescribeForm) as form:
+        work = generator.describe(form, current_request_id() or new_request_id())
+        return await run_until_disconnect(request, work)
 
 
 @router.post(

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
-from gateway.api import AUDIO, ERRORS, read_form
+from gateway.api import AUDIO, ERRORS, held_form
 from gateway.deps import CapacityDep, GeneratorDep, JobsDep
 from gateway.jobs.model import Job, JobForm, JobState
 from gateway.jobs.store import JobRecord, JobStore
@@ -46,23 +46,16 @@ async def create_job(
     capacity: CapacityDep,
     jobs: JobsDep,
 ) -> Job:
-    slot = capacity.take()
-    try:
-        form = await read_form(request, generator, JobForm)
-        try:
-            kind = "compose" if form.fields.get("description", "").strip() else "generate"
-            generator.check(form)
-            webhook = form.fields.get("webhook_url")
-            if webhook:
-                if not jobs.webhooks_enabled:
-                    raise InvalidInput("webhook_url: webhooks are off.", code="webhooks_disabled")
-                if urlsplit(webhook).scheme not in ("http", "https"):
-                    raise InvalidInput("webhook_url: an http(s) URL.", code="bad_webhook_url")
-            record = jobs.runner.submit(form, kind)
-        finally:
-            form.close()
-    finally:
-        slot.release()
+    async with held_form(request, generator, capacity, JobForm) as form:
+        kind = "compose" if form.fields.get("description", "").strip() else "generate"
+        generator.check(form)
+        webhook = form.fields.get("webhook_url")
+        if webhook:
+            if not jobs.webhooks_enabled:
+                raise InvalidInput("webhook_url: webhooks are off.", code="webhooks_disabled")
+            if urlsplit(webhook).scheme not in ("http", "https"):
+                raise InvalidInput("webhook_url: an http(s) URL.", code="bad_webhook_url")
+        record = jobs.runner.submit(form, kind)
     response.headers["Location"] = f"/jobs/{record.id}"
     return job_view(record)
 
