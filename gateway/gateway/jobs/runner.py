@@ -86,18 +86,23 @@ class JobRunner:
             fields=fields,
             webhook_url=form.fields.get("webhook_url") or None,
         )
-        self._store.create(record)
         inputs = self._store.folder(record.id) / "inputs"
-        inputs.mkdir()
-        for number, upload in enumerate(form.files):
-            path = inputs / str(number)
-            upload.file.seek(0)
-            with path.open("wb") as out:
-                shutil.copyfileobj(upload.file, out)
-            record.files.append(
-                StoredFile(upload.field, upload.filename, str(path), upload.media_type, upload.size)
-            )
-        self._store.save(record)
+        try:  # the inputs first: a row is only ever written for a job whose inputs are whole
+            inputs.mkdir(parents=True)
+            for number, upload in enumerate(form.files):
+                path = inputs / str(number)
+                upload.file.seek(0)
+                with path.open("wb") as out:
+                    shutil.copyfileobj(upload.file, out)
+                record.files.append(
+                    StoredFile(
+                        upload.field, upload.filename, str(path), upload.media_type, upload.size
+                    )
+                )
+            self._store.create(record)
+        except BaseException:
+            shutil.rmtree(self._store.folder(record.id), ignore_errors=True)
+            raise
         self._queue.put_nowait(record.id)
         return record
 
