@@ -137,16 +137,12 @@ class JobRunner:
             record = self._store.get(job_id)
             if record is None or record.state is not JobState.QUEUED:
                 continue  # cancelled while queued, or expired
+            # Its own task, so that DELETE can cancel the job alone; a stopping worker cancels
+            # the job it awaits too (asyncio passes the cancellation on) and waits for it.
             task = asyncio.create_task(self._run(record))
             self._running[job_id] = task
             try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                if not task.done():  # the worker itself is stopping: so is the job
-                    task.cancel()
-                    with suppress(asyncio.CancelledError):
-                        await task
-                    raise
+                await task
             finally:
                 self._running.pop(job_id, None)
 
