@@ -30,6 +30,13 @@ def tiny_musicgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_stereo_musicgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from composer.tiny_model import build
+
+    return build(tmp_path_factory.mktemp("models") / "tiny-musicgen-stereo", stereo=True)
+
+
+@pytest.fixture(scope="session")
 def composer(
     tiny_musicgen: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningService]:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from composer.backends import BackendOptions, GenerationParams, GenerationRequest, load_backend
-from tests.composer.test_backend_transformers import RecordingSink
+from tests.composer.sinks import RecordingSink
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from composer.backends import (
     MusicBackend,
     load_backend,
 )
-from tests.composer.test_backend_transformers import RecordingSink
+from tests.composer.sinks import RecordingSink
 from tests.media_factory import wav_bytes
 from weavewave_common.supervise import RunningService, free_port, run_service
 

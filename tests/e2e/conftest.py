@@ -71,10 +71,12 @@ class Stack:
 @pytest.fixture(scope="session")
 def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("models")
-    built = {"captioner": root / "tiny-qwen2.5-vl", "composer": root / "tiny-musicgen"}
+    # The composer serves the stereo layout (musicgen-stereo-*): every route carries two channels.
+    built = {"captioner": root / "tiny-qwen2.5-vl", "composer": root / "tiny-musicgen-stereo"}
+    flags = {"captioner": [], "composer": ["--stereo"]}
     for service, folder in built.items():
         subprocess.run(
-            [venv_python(service), "-m", f"{service}.tiny_model", str(folder)],
+            [venv_python(service), "-m", f"{service}.tiny_model", str(folder), *flags[service]],
             check=True,
             capture_output=True,
         )

@@ -41,6 +41,11 @@ def seconds_of(body: bytes) -> float:
         return sum(frame.samples for frame in container.decode(audio=0)) / rate
 
 
+def channels_of(body: bytes) -> int:
+    with av.open(io.BytesIO(body), mode="r") as container:
+        return int(container.streams.audio[0].channels)
+
+
 def brief_of(response: httpx.Response) -> MusicBrief:
     return MusicBrief.model_validate(json.loads(unquote(response.headers["x-weavewave-brief"])))
 
@@ -66,6 +71,7 @@ def test_image_and_text_stream_a_wav_of_the_requested_duration(stack: Stack) -> 
             arrivals.append(time.monotonic() - started)
             body += piece
     assert seconds_of(body) == pytest.approx(3.0, abs=0.02)
+    assert response.headers["x-channels"] == "2" and channels_of(body) == 2  # a stereo model
     assert len(arrivals) >= 3 and arrivals[0] < arrivals[-1]  # streamed, not one block
     brief = brief_of(response)
     assert unquote(response.headers["x-weavewave-description"]) == brief.description
@@ -109,6 +115,17 @@ def test_text_only_and_ogg(stack: Stack) -> None:
     )
     assert response.status_code == 200, response.text
     assert seconds_of(response.content) == pytest.approx(2.0, abs=0.03)
+    assert channels_of(response.content) == 2
+
+
+@pytest.mark.parametrize("audio_format", ["flac", "mp3"])
+def test_every_format_carries_both_channels(stack: Stack, audio_format: str) -> None:
+    response = post(
+        stack, "/compose", {"description": "wide pads", "duration": 1, "format": audio_format}
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-channels"] == "2"
+    assert channels_of(response.content) == 2
 
 
 def test_describe_previews_the_brief(stack: Stack) -> None:

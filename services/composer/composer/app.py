@@ -9,11 +9,11 @@ import anyio
 from fastapi import FastAPI
 
 from composer import api
-from composer.backends import BackendOptions, MusicBackend, load_backend
+from composer.backends import BackendOptions, ModelInfo, load_backend
 from composer.compose import ComposeLimits, Composer
 from composer.config import ComposerSettings
 from composer.deps import ComposerState
-from composer.scheduler import BatchScheduler
+from composer.scheduler import BatchScheduler, Scheduler
 from weavewave_common.service import build_service_app
 
 
@@ -30,23 +30,35 @@ def backend_options(settings: ComposerSettings) -> BackendOptions:
     )
 
 
-def create_app(settings: ComposerSettings, backend: MusicBackend | None = None) -> FastAPI:
-    """Build the composer app; the backend is loaded in the lifespan unless one is given."""
+def load_served_model(settings: ComposerSettings) -> tuple[ModelInfo, Scheduler]:
+    """Load the configured model and what runs it: the transformers MusicGen on the
+    continuous-batching engine, audiocraft on the static batch scheduler (its token loop
+    generates a whole batch at once). Blocking: run it off the event loop."""
+    options = backend_options(settings)
+    if settings.backend == "transformers":
+        from composer.backends.transformers import TransformersBackend
+        from composer.engine.runner import EngineScheduler
+
+        model = TransformersBackend.load(options, settings.max_text_tokens)
+        return model, EngineScheduler(model.engine(settings.max_batch_size), settings.max_queue)
+    backend = load_backend(options)
+    scheduler = BatchScheduler(
+        backend,
+        max_batch_size=settings.max_batch_size,
+        max_wait_s=settings.batch_window_ms / 1000,
+        max_queue=settings.max_queue,
+    )
+    return backend, scheduler
+
+
+def create_app(settings: ComposerSettings) -> FastAPI:
+    """Build the composer app; the model is loaded in the lifespan."""
     ready = False
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[ComposerState]:
         nonlocal ready
-        if backend is not None:
-            model = backend
-        else:
-            model = await anyio.to_thread.run_sync(load_backend, backend_options(settings))
-        scheduler = BatchScheduler(
-            model,
-            max_batch_size=settings.max_batch_size,
-            max_wait_s=settings.batch_window_ms / 1000,
-            max_queue=settings.max_queue,
-        )
+        model, scheduler = await anyio.to_thread.run_sync(load_served_model, settings)
         limits = ComposeLimits(
             max_duration_s=settings.max_duration_s,
             max_description_chars=settings.max_description_chars,

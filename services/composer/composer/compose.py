@@ -20,10 +20,10 @@ import anyio
 import numpy as np
 
 from composer import metrics
-from composer.backends import GenerationRequest, Melody, MusicBackend
+from composer.backends import GenerationRequest, Melody, ModelInfo
 from composer.encode import LoudnessLimiter, StreamEncoder, open_encoder
 from composer.protocol import ComposeRequest
-from composer.scheduler import BatchScheduler, Ticket
+from composer.scheduler import Scheduler, Ticket
 from weavewave_common.audio import decode_audio
 from weavewave_common.deadline import DeadlineExceeded, idle_bounded
 from weavewave_common.errors import InvalidInput, PayloadTooLarge
@@ -56,11 +56,9 @@ class AudioStream:
 
 
 class Composer:
-    """Serves compose requests over a `BatchScheduler`."""
+    """Serves compose requests over a `Scheduler`."""
 
-    def __init__(
-        self, backend: MusicBackend, scheduler: BatchScheduler, limits: ComposeLimits
-    ) -> None:
+    def __init__(self, backend: ModelInfo, scheduler: Scheduler, limits: ComposeLimits) -> None:
         self._backend = backend
         self._scheduler = scheduler
         self._limits = limits

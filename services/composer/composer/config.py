@@ -44,11 +44,16 @@ class ComposerSettings(BaseSettings):
 
     # Batching and limits
     batch_window_ms: float = Field(
-        50.0, ge=0, description="How long a batch waits for more requests, ms."
+        50.0, ge=0, description="audiocraft only: how long a batch waits for more requests, ms."
     )
-    max_batch_size: int = Field(4, ge=1, description="Requests generated together.")
+    max_batch_size: int = Field(
+        4, ge=1, le=64, description="Requests generated together (the engine's slots)."
+    )
     max_queue: int = Field(32, ge=1, description="Requests waiting before 503 Busy.")
     max_description_chars: int = Field(2000, ge=1, description="Longest description.")
+    max_text_tokens: int = Field(
+        512, ge=8, le=2048, description="Description tokens the model conditions on (truncated)."
+    )
     max_melody_bytes: int = Field(20 * 1024 * 1024, description="Largest melody upload, bytes.")
     max_melody_seconds: float = Field(30.0, gt=0, description="Melody beyond this is ignored.")
     max_request_bytes: int = Field(32 * 1024 * 1024, description="Largest request body, bytes.")

@@ -6,13 +6,13 @@ from typing import Annotated, TypedDict
 
 from fastapi import Depends, Request
 
-from composer.backends import MusicBackend
+from composer.backends import ModelInfo
 from composer.compose import Composer
 
 
 class ComposerState(TypedDict):
     composer: Composer
-    backend: MusicBackend
+    backend: ModelInfo
     max_duration_s: float
     backend_kind: str
 

@@ -18,3 +18,18 @@ FIRST_AUDIO = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 OUTCOMES = Counter("composer_requests_total", "Compose requests by outcome.", ["outcome"])
+SLOTS = Gauge("composer_engine_slots", "Slots of the continuous-batching engine.")
+SLOTS_BUSY = Gauge("composer_engine_slots_busy", "Engine slots holding a request.")
+STEP_ROWS = Histogram(
+    "composer_engine_step_rows", "Requests advanced per engine step.", buckets=(1, 2, 4, 8, 16, 32)
+)
+STEP_SECONDS = Histogram(
+    "composer_engine_step_seconds",
+    "Wall time of one engine step (1 / steps per second).",
+    buckets=(0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2),
+)
+QUEUE_WAIT = Histogram(
+    "composer_queue_wait_seconds",
+    "From submission to a slot.",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)

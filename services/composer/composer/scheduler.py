@@ -1,5 +1,8 @@
 """BatchScheduler: one queue, one model thread; requests arriving together share a batch.
 
+The static scheduler serves the audiocraft backend, whose token loop runs a whole batch at
+once; the transformers backend is served by the continuous-batching engine instead.
+
 `submit` never blocks: it queues the request (or refuses it when the queue is full) and returns
 a `Ticket` whose chunk queue the caller drains. The worker takes the oldest request, waits up to
 `max_wait_s` for compatible ones (same guidance and batch group; melody rows with melody rows) until
@@ -16,6 +19,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -26,7 +30,20 @@ from weavewave_common.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
-_END = None
+END = None
+"""Put on a ticket's queue after its last chunk."""
+
+
+class Scheduler(Protocol):
+    """What the composer needs from whatever runs the model: the static `BatchScheduler`
+    (audiocraft) or the continuous-batching engine (`composer.engine.runner`)."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def submit(self, request: GenerationRequest) -> Ticket:
+        """Queue a request (never blocks); 503 with `Retry-After` when the queue is full."""
 
 
 class Ticket:
@@ -45,7 +62,7 @@ class Ticket:
         """Audio as it is generated; raises if generation failed."""
         while True:
             item = await self.queue.get()
-            if item is _END:
+            if item is END:
                 return
             if isinstance(item, BaseException):
                 raise item
@@ -170,4 +187,4 @@ class BatchScheduler:
             finally:
                 self._running = []
             for ticket in batch:
-                ticket.queue.put_nowait(_END)
+                ticket.queue.put_nowait(END)

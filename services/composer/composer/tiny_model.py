@@ -7,7 +7,10 @@ writes the real musicgen-small sizes (random weights) for benchmarks.
 
 Usage::
 
-    python -m composer.tiny_model OUT_DIR [--preset tiny|small-shape] [--seed 1234]
+    python -m composer.tiny_model OUT_DIR [--preset tiny|small-shape] [--stereo] [--seed 1234]
+
+`--stereo` writes the musicgen-stereo layout: 8 codebooks (even ones the left channel, odd ones
+the right, each pair sharing a delay) over the same mono 4-codebook EnCodec.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class Preset:
 
 
 PRESETS = {
-    "tiny": Preset(32, 2, 4, 64, 8, 4, 16, 1, 256, 32, 2, 4, 64),
+    "tiny": Preset(32, 2, 4, 64, 8, 4, 16, 1, 2048, 32, 2, 4, 64),
     "small-shape": Preset(768, 12, 12, 3072, 64, 64, 128, 2, 2048, 1024, 24, 16, 4096),
 }
 
@@ -91,8 +94,9 @@ def train_tokenizer(out: Path) -> list[tuple[str, float]]:
     return [(processor.id_to_piece(i), processor.get_score(i)) for i in range(len(processor))]
 
 
-def build(out: Path, preset_name: str = "tiny", seed: int = 1234) -> Path:
-    """Write a transformers MusicGen folder (the hub's musicgen-small layout) to `out`."""
+def build(out: Path, preset_name: str = "tiny", seed: int = 1234, stereo: bool = False) -> Path:
+    """Write a transformers MusicGen folder (the hub's musicgen-small or musicgen-stereo-small
+    layout) to `out`."""
     import torch
     from transformers import (
         EncodecConfig,
@@ -141,7 +145,8 @@ def build(out: Path, preset_name: str = "tiny", seed: int = 1234) -> Path:
     )
     decoder = MusicgenDecoderConfig(
         vocab_size=p.codebook_size,
-        num_codebooks=4,
+        num_codebooks=8 if stereo else 4,
+        audio_channels=2 if stereo else 1,
         hidden_size=p.decoder_hidden,
         ffn_dim=p.decoder_ffn,
         num_hidden_layers=p.decoder_layers,
@@ -183,7 +188,7 @@ def build(out: Path, preset_name: str = "tiny", seed: int = 1234) -> Path:
     # transformers 5 nests the extractor in processor_config.json, which 4.x cannot read; the
     # hub's musicgen folders have no such file, and without it both versions load the folder.
     (out / "processor_config.json").unlink(missing_ok=True)
-    logger.info("built %s MusicGen (random weights) in %s", preset_name, out)
+    logger.info("built %s%s MusicGen (random weights) in %s", preset_name, " stereo" * stereo, out)
     return out
 
 
@@ -191,10 +196,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
+    parser.add_argument("--stereo", action="store_true", help="the musicgen-stereo layout")
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    build(args.out, args.preset, args.seed)
+    build(args.out, args.preset, args.seed, args.stereo)
 
 
 if __name__ == "__main__":

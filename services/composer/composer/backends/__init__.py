@@ -1,6 +1,7 @@
 """The music model behind the composer: a small interface, its types, and the factory.
 
-A backend runs one batch at a time, blocking, in the composer's single model thread. It reports
+`ModelInfo` is what the composer needs of any model. A batch backend (`MusicBackend`) runs one
+batch at a time, blocking, in the composer's single model thread. It reports
 audio through a `BatchSink` as it is generated (one callback per row and chunk) and asks the sink
 between steps which rows were cancelled, so a dead request stops costing compute.
 """
@@ -56,8 +57,8 @@ class BatchSink(Protocol):
         """Called after every generation step (`step` of `total` in this batch)."""
 
 
-class MusicBackend(Protocol):
-    """What the composer needs from a MusicGen implementation."""
+class ModelInfo(Protocol):
+    """What the composer needs to know of the model it serves, whoever runs it."""
 
     @property
     def name(self) -> str: ...
@@ -77,6 +78,10 @@ class MusicBackend(Protocol):
     def batch_group(self, description: str) -> int | None:
         """Which rows `description` may share a batch with without changing each other's audio
         (None: any). A model that attends its batch's text padding must group by length."""
+
+
+class MusicBackend(ModelInfo, Protocol):
+    """A model that generates a whole batch at once (the static `BatchScheduler` runs it)."""
 
     def generate(self, batch: list[GenerationRequest], sink: BatchSink) -> None:
         """Generate every row of `batch` (all share `guidance`), streaming through `sink`."""
@@ -101,14 +106,11 @@ class BackendOptions:
 
 
 def load_backend(options: BackendOptions) -> MusicBackend:
-    """Instantiate the backend named by `options.kind` (imported lazily: each pulls in torch)."""
-    if options.kind == "transformers":
-        from composer.backends.transformers import TransformersBackend
-
-        return TransformersBackend.load(options)
+    """Instantiate a batch backend (audiocraft; imported lazily: it pulls in torch). The
+    transformers model is served by the engine instead (`composer.backends.transformers`)."""
     if options.kind == "audiocraft":
         from composer.backends.audiocraft import AudiocraftBackend
 
         backend: MusicBackend = AudiocraftBackend.load(options)
         return backend
-    raise ValueError(f"unknown backend {options.kind!r}: expected transformers or audiocraft")
+    raise ValueError(f"unknown batch backend {options.kind!r}: expected audiocraft")

@@ -1,0 +1,110 @@
+"""The engine's step loop, synchronous: admit, prefill, one step over the active rows, retire.
+
+Scheduling is per step, not per batch: a request admitted between two steps is in the next one,
+and a row that finishes or is cancelled leaves its slot before the next one (its compute stops
+there). Active rows are packed into slots 0 … n-1, so a step runs on the leading rows of the
+cache. Threads, queues and the event loop are `runner`'s business; tests drive this directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import torch
+
+from composer.backends import GenerationRequest
+from composer.engine.musicgen import MusicgenStepModel, TextCondition
+from composer.engine.rows import Geometry, Listener, Row
+from composer.engine.slots import SlotCache
+
+logger = logging.getLogger(__name__)
+
+
+class EngineCore:
+    """Slots over one `MusicgenStepModel`; `step()` advances every active row by one column."""
+
+    def __init__(self, model: MusicgenStepModel, geometry: Geometry, slots: int) -> None:
+        if geometry.positions > model.max_positions:
+            raise ValueError(
+                f"a {geometry.window_s:g} s window needs {geometry.positions} positions; "
+                f"{model.name} has {model.max_positions}: lower COMPOSER_WINDOW_S."
+            )
+        self.model = model
+        self.geometry = geometry
+        self.slots = slots
+        self.cache = SlotCache(
+            slots,
+            model.layers,
+            model.heads,
+            model.head_dim,
+            geometry.positions,
+            model.max_text_tokens,
+            model.dtype,
+            model.device,
+        )
+        self.rows: list[Row] = []
+        """Active rows; row i lives in slot i."""
+
+    @property
+    def free_slots(self) -> int:
+        return self.slots - len(self.rows)
+
+    def admit(self, request: GenerationRequest, listener: Listener, text: TextCondition) -> Row:
+        """Give a request the next free slot; it takes part from the next step on."""
+        if not self.free_slots:
+            raise RuntimeError("no free slot")
+        with torch.inference_mode():
+            self.cache.set_text(len(self.rows), text.keys, text.values)
+            row = Row(request, listener, self.geometry, self.model.decode, self.model.device)
+        self.rows.append(row)
+        return row
+
+    def step(self) -> int:
+        """Advance every active row by one column; returns how many rows were stepped."""
+        with torch.inference_mode():
+            return self._step()
+
+    def _step(self) -> int:
+        self._retire(lambda row: row.listener.cancelled)
+        if not self.rows:
+            return 0
+        self.cache.resize_text(len(self.rows))
+        for slot, row in enumerate(self.rows):
+            if row.needs_prefill:
+                self.model.prefill(self.cache, slot, row.prefill_ids())
+        n = len(self.rows)
+        ids = torch.stack([row.next_ids() for row in self.rows])
+        positions = torch.tensor([row.fed for row in self.rows], device=self.model.device)
+        logits = self.model.step(self.cache, ids, positions)
+        for i, row in enumerate(self.rows):
+            row.advance(logits[i])
+            if row.window_done:
+                row.close_window()
+        self._retire(lambda row: row.finished)
+        return n
+
+    def fail_all(self, error: BaseException) -> None:
+        """A step broke: every active row learns of it and leaves."""
+        for row in self.rows:
+            row.listener.fail(error)
+        self.rows.clear()
+
+    def cancel_all(self) -> None:
+        self.rows.clear()
+
+    def _retire(self, leaves: Callable[[Row], bool]) -> None:
+        """Drop the rows for which `leaves(row)` holds, keeping the rest packed."""
+        i = 0
+        while i < len(self.rows):
+            row = self.rows[i]
+            if not leaves(row):
+                i += 1
+                continue
+            if row.finished:
+                row.listener.finish()
+            last = len(self.rows) - 1
+            if i != last:
+                self.cache.move(last, i, self.rows[last].fed + 1)
+                self.rows[i] = self.rows[last]
+            self.rows.pop()

@@ -1,0 +1,195 @@
+"""One request in the engine: its windows, delay pattern, sampler and stream decoder.
+
+A row generates its audio as a series of windows (the first up to `window_s`, then
+`extend_stride_s` more each, prompted with the previous window's last codes), each a grid of
+token columns in MusicGen's delay pattern: codebook k of frame f sits at column 1 + f + delay[k],
+column 0 is the start token. Cells known in advance (the start, the delays' padding, a prompt's
+codes) are written when the window opens; the rest (-1) are sampled, one column per step. Every
+row has its own window length, position and generator, so rows never wait for each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import numpy.typing as npt
+import torch
+
+from composer.backends import GenerationRequest
+from composer.backends.sampling import sample
+from composer.backends.streaming import Decode, RowDecoder
+
+SAMPLED = -1
+LOOKAHEAD_FRAMES = 4
+"""Frames decoded after a chunk's own: the codec's convolutions look that far ahead."""
+
+
+class Listener(Protocol):
+    """Where a row's audio goes (a ticket on the event loop, or a test's recorder)."""
+
+    @property
+    def cancelled(self) -> bool:
+        """True once nobody is waiting for this row any more."""
+
+    def emit(self, samples: npt.NDArray[np.float32]) -> None:
+        """New audio: float32 [channels, N]."""
+
+    def finish(self) -> None:
+        """All audio was emitted."""
+
+    def fail(self, error: BaseException) -> None:
+        """Generation failed; no more audio will come."""
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Frame arithmetic shared by every row of one model and its settings."""
+
+    codebooks: int
+    delays: tuple[int, ...]
+    pad: int
+    hop: int
+    sample_rate: int
+    window_s: float
+    extend_stride_s: float
+    chunk_s: float
+    decode_context_s: float
+
+    @property
+    def max_delay(self) -> int:
+        return max(self.delays)
+
+    def frames(self, seconds: float) -> int:
+        return max(1, round(seconds * self.sample_rate / self.hop))
+
+    @property
+    def window_frames(self) -> int:
+        return self.frames(self.window_s)
+
+    @property
+    def stride_frames(self) -> int:
+        return self.frames(self.extend_stride_s)
+
+    @property
+    def keep_frames(self) -> int:
+        """Codes carried from one window into the next as its prompt."""
+        return self.window_frames - self.stride_frames
+
+    @property
+    def positions(self) -> int:
+        """Cache positions one window needs: its columns but the last (never fed back)."""
+        return 1 + self.window_frames + self.max_delay
+
+
+class Row:
+    """A request's state from admission to its last audio."""
+
+    def __init__(
+        self,
+        request: GenerationRequest,
+        listener: Listener,
+        geometry: Geometry,
+        decode: Decode,
+        device: torch.device,
+    ) -> None:
+        self.request = request
+        self.listener = listener
+        self._g = geometry
+        self._decode = decode
+        self._device = device
+        self.generator = torch.Generator(device=device)
+        self.generator.manual_seed(request.params.seed)
+        self.total_frames = geometry.frames(request.params.duration_s)
+        self.done_frames = 0
+        self.finished = False
+        self._open(None, min(geometry.window_frames, self.total_frames))
+
+    def _open(self, prompt: torch.Tensor | None, new_frames: int) -> None:
+        """Start a window of `new_frames` after `prompt` [K, P] (None: the first window)."""
+        g = self._g
+        p = 0 if prompt is None else int(prompt.shape[-1])
+        self.prompt_frames, self.new_frames = p, new_frames
+        columns = 1 + p + new_frames + g.max_delay
+        self.grid = torch.full((g.codebooks, columns), g.pad, dtype=torch.long, device=self._device)
+        for k, delay in enumerate(g.delays):
+            first = 1 + delay
+            if prompt is not None:
+                self.grid[k, first : first + p] = prompt[k]
+            self.grid[k, first + p : first + p + new_frames] = SAMPLED
+        self.fed = 0
+        """Columns in the cache; column `fed` is fed next and column `fed + 1` produced."""
+        self._chunk = g.frames(g.chunk_s)
+        self.decoder = RowDecoder(
+            self._decode,
+            hop=g.hop,
+            chunk=self._chunk,
+            context=g.frames(g.decode_context_s),
+            lookahead=LOOKAHEAD_FRAMES,
+            start=p,
+        )
+
+    @property
+    def needs_prefill(self) -> bool:
+        """A prompted window feeds its prompt's columns before its first step."""
+        return self.fed == 0 and self.prompt_frames > 0
+
+    def prefill_ids(self) -> torch.Tensor:
+        """The columns a prefill feeds, ids [K, P]; afterwards the row steps from column P."""
+        self.fed = self.prompt_frames
+        return self.grid[:, : self.prompt_frames]
+
+    def next_ids(self) -> torch.Tensor:
+        """The column to feed this step, ids [K]."""
+        return self.grid[:, self.fed]
+
+    @property
+    def window_done(self) -> bool:
+        return self.fed + 1 == int(self.grid.shape[-1])
+
+    def advance(self, logits: torch.Tensor) -> None:
+        """Sample the next column from logits [2, K, V] (conditional, unconditional), keep the
+        pattern's known cells, and emit whatever audio is complete."""
+        params = self.request.params
+        conditional, unconditional = logits[0], logits[1]
+        guided = unconditional + params.guidance * (conditional - unconditional)
+        tokens = sample(guided, params, self.generator)
+        column = self.fed + 1
+        known = self.grid[:, column]
+        self.grid[:, column] = torch.where(known == SAMPLED, tokens, known)
+        self.fed = column
+        if self._complete_frames() - LOOKAHEAD_FRAMES - self.decoder.emitted >= self._chunk:
+            chunk = self.decoder.update(self._codes(), self._limit)
+            if chunk is not None:
+                self.listener.emit(chunk)
+
+    @property
+    def _limit(self) -> int:
+        return self.prompt_frames + self.new_frames
+
+    def _complete_frames(self) -> int:
+        """Frames of this window whose every codebook is known (prompt included)."""
+        return min(self._limit, max(0, self.fed - self._g.max_delay))
+
+    def _codes(self) -> torch.Tensor:
+        """The window's complete frames so far, undelayed: codes [K, F]."""
+        frames = self._complete_frames()
+        return torch.stack(
+            [self.grid[k, 1 + d : 1 + d + frames] for k, d in enumerate(self._g.delays)]
+        )
+
+    def close_window(self) -> None:
+        """After a window's last column: flush its audio, then open the next window (prompted
+        with this one's tail) or finish."""
+        codes = self._codes()
+        rest = self.decoder.finish(codes, self._limit)
+        if rest is not None:
+            self.listener.emit(rest)
+        self.done_frames += self.new_frames
+        remaining = self.total_frames - self.done_frames
+        if remaining <= 0:
+            self.finished = True
+            return
+        tail = codes[:, max(0, self._limit - self._g.keep_frames) : self._limit].clone()
+        self._open(tail, min(self._g.stride_frames, remaining))
