@@ -85,3 +85,16 @@ def test_beyond_one_window_and_cancellation(tiny_audiocraft: Path) -> None:
     cancelled = RecordingSink(1, cancel_after_chunks=1)
     windowed.generate([request("lofi beat", 4.0, 3)], cancelled)  # type: ignore[attr-defined]
     assert len(cancelled.chunks[0]) == 1
+
+
+def test_row_generators_follow_the_language_models_weights(tiny_audiocraft: Path) -> None:
+    """audiocraft's `LMModel` has no `.device`: generators made from it fell back to the CPU,
+    and on a GPU `torch.multinomial` refused them at the first sampled token."""
+    import torch
+
+    from composer.backends.sampling import module_device
+
+    lm = backend(tiny_audiocraft)._model.lm  # type: ignore[attr-defined]
+    assert not hasattr(lm, "device")
+    lm.to("meta")
+    assert module_device(lm) == torch.device("meta")

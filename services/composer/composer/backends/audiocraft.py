@@ -22,7 +22,7 @@ from typing import Any
 import torch
 
 from composer.backends import BackendOptions, BatchSink, Melody
-from composer.backends.sampling import sample
+from composer.backends.sampling import module_device, sample
 from composer.backends.streaming import RowState, undelay
 from composer.backends.windowed import Window, WindowedBackend
 
@@ -121,10 +121,7 @@ class AudiocraftBackend(WindowedBackend):
         lm = self._model.lm
         original_step = lm._sample_next_token
         original_utils = lm_module.utils
-        generators = [
-            torch.Generator(device=str(lm.device if hasattr(lm, "device") else "cpu"))
-            for _ in params
-        ]
+        generators = [torch.Generator(device=module_device(lm)) for _ in params]
         for generator, p in zip(generators, params, strict=True):
             generator.manual_seed(p.seed)
 

@@ -54,6 +54,12 @@ class RowSampler:
         return chosen.to(scores.dtype)
 
 
+def module_device(module: torch.nn.Module) -> torch.device:
+    """Where a module's weights live (audiocraft's `LMModel` has no `.device`): per-row
+    generators must be made there, or `torch.multinomial` on that device refuses them."""
+    return next(module.parameters()).device
+
+
 def sample(
     logits: torch.Tensor, params: GenerationParams, generator: torch.Generator
 ) -> torch.Tensor:
