@@ -104,3 +104,52 @@ def test_api_keys_are_required_in_compose(services: dict[str, Any]) -> None:
     missing = config("-q", keys=None)
     assert missing.returncode != 0
     assert "WEAVEWAVE_API_KEYS" in missing.stderr
+
+
+CACHE_VARIABLES = {
+    "captioner": [
+        "VLLM_CACHE_ROOT",
+        "TRITON_CACHE_DIR",
+        "TORCHINDUCTOR_CACHE_DIR",
+        "XDG_CACHE_HOME",
+        "HF_MODULES_CACHE",
+    ],
+    "composer": [
+        "TRITON_CACHE_DIR",
+        "TORCHINDUCTOR_CACHE_DIR",
+        "XDG_CACHE_HOME",
+        "HF_MODULES_CACHE",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CACHE_VARIABLES))
+def test_compile_caches_are_on_an_exec_allowed_writable_volume(
+    services: dict[str, Any], name: str
+) -> None:
+    """vLLM, torch.compile and Triton build and load .so files in their caches: a read-only
+    root refuses the write, Docker's default tmpfs (noexec) refuses the load."""
+    service = services[name]
+    assert service["read_only"] is True
+    volumes = [m["target"] for m in service["volumes"] if m["type"] == "volume"]
+    tmpfs = service.get("tmpfs", [])
+    for variable in CACHE_VARIABLES[name]:
+        path = service["environment"].get(variable)
+        assert path, f"{name}: {variable} is not set"
+        assert any(path.startswith(v.rstrip("/") + "/") for v in volumes), (name, variable)
+        assert not any(path.startswith(t.split(":")[0].rstrip("/") + "/") for t in tmpfs)
+    dockerfile = (REPO / "services" / name / "Dockerfile").read_text()
+    for target in volumes:  # a fresh named volume copies the image folder's owner
+        assert f"mkdir -p /models {target}" in dockerfile or target == "/models"
+        assert "chown weavewave /models /cache" in dockerfile
+
+
+def test_the_composer_image_runs_the_torch_the_tests_run() -> None:
+    lock = (REPO / "services/composer/requirements-cpu.lock").read_text().splitlines()
+    (pin,) = [line for line in lock if line.startswith("torch==")]
+    tested = pin.removeprefix("torch==").split("+")[0]
+    dockerfile = (REPO / "services/composer/Dockerfile").read_text()
+    assert f"ARG TORCH_VERSION={tested}\n" in dockerfile
+    # Only torch itself is swapped: torchmetrics and the rest keep the lock's pins.
+    assert "grep -vE '^torch==' services/composer/requirements-cpu.lock" in dockerfile
+    assert any(line.startswith("torchmetrics==") for line in lock)
