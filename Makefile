@@ -60,7 +60,7 @@ typecheck: install
 	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner tests/*.py \
 		tests/common tests/captioner bench/video_sampling.py
 	$(VENV)/composer/bin/mypy services/composer/composer tests/composer bench/compose_throughput.py \
-		bench/engine_staggered.py
+		bench/engine_staggered.py bench/gpu/run.py
 	$(VENV)/gateway/bin/mypy gateway/gateway tests/gateway tests/e2e tests/deploy scripts/stack.py \
 		bench/gateway_overhead.py bench/loadgen.py
 

@@ -46,7 +46,9 @@ class Timed:
     done: float | None = None
     samples: int = 0
     cancel: bool = False
-    chunks: list[int] = field(default_factory=list)
+    keep: bool = False
+    """Keep the audio itself (in `audio`), not just its length."""
+    audio: list[npt.NDArray[np.float32]] = field(default_factory=list)
 
     @property
     def cancelled(self) -> bool:
@@ -56,6 +58,8 @@ class Timed:
         if self.first is None:
             self.first = time.perf_counter()
         self.samples += samples.shape[1]
+        if self.keep:
+            self.audio.append(samples)
 
     def finish(self) -> None:
         self.done = time.perf_counter()

@@ -21,6 +21,7 @@ import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +69,7 @@ class Preset:
 PRESETS = {
     "tiny": Preset(32, 2, 4, 64, 8, 4, 16, 1, 2048, 32, 2, 4, 64),
     "small-shape": Preset(768, 12, 12, 3072, 64, 64, 128, 2, 2048, 1024, 24, 16, 4096),
+    "medium-shape": Preset(768, 12, 12, 3072, 64, 64, 128, 2, 2048, 1536, 48, 24, 6144),
 }
 
 
@@ -94,30 +96,14 @@ def train_tokenizer(out: Path) -> list[tuple[str, float]]:
     return [(processor.id_to_piece(i), processor.get_score(i)) for i in range(len(processor))]
 
 
-def build(out: Path, preset_name: str = "tiny", seed: int = 1234, stereo: bool = False) -> Path:
-    """Write a transformers MusicGen folder (the hub's musicgen-small or musicgen-stereo-small
-    layout) to `out`."""
-    import torch
-    from transformers import (
-        EncodecConfig,
-        EncodecFeatureExtractor,
-        GenerationConfig,
-        MusicgenConfig,
-        MusicgenDecoderConfig,
-        MusicgenForConditionalGeneration,
-        MusicgenProcessor,
-        T5Config,
-        T5Tokenizer,
-    )
+def musicgen_config(preset_name: str, vocab_size: int, stereo: bool = False) -> Any:
+    """The `MusicgenConfig` of a preset: musicgen-small's (or musicgen-stereo's) audio layout,
+    the preset's sizes."""
+    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config
 
     p = PRESETS[preset_name]
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    vocab = train_tokenizer(out)
-    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
     text = T5Config(
-        vocab_size=len(vocab),
+        vocab_size=vocab_size,
         d_model=p.t5_d_model,
         d_kv=p.t5_d_kv,
         d_ff=p.t5_d_ff,
@@ -157,6 +143,14 @@ def build(out: Path, preset_name: str = "tiny", seed: int = 1234, stereo: bool =
     )
     config = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
     config.decoder_start_token_id = config.pad_token_id = p.codebook_size
+    return config
+
+
+def random_model(config: Any, seed: int) -> Any:
+    """A `MusicgenForConditionalGeneration` with random weights (on torch's default device)."""
+    import torch
+    from transformers import GenerationConfig, MusicgenForConditionalGeneration
+
     torch.manual_seed(seed)
     model = MusicgenForConditionalGeneration(config)
     # EnCodec's codebooks start at zero (training fills them by k-means): random ones make every
@@ -166,15 +160,30 @@ def build(out: Path, preset_name: str = "tiny", seed: int = 1234, stereo: bool =
             layer.codebook.embed.normal_()
             layer.codebook.embed_avg.copy_(layer.codebook.embed)
             layer.codebook.cluster_size.fill_(1.0)
+    pad = int(config.decoder.pad_token_id)
     model.generation_config = GenerationConfig(
         do_sample=True,
         top_k=250,
         guidance_scale=3.0,
         max_length=1500,
-        decoder_start_token_id=p.codebook_size,
-        pad_token_id=p.codebook_size,
-        bos_token_id=p.codebook_size,
+        decoder_start_token_id=pad,
+        pad_token_id=pad,
+        bos_token_id=pad,
     )
+    return model
+
+
+def build(out: Path, preset_name: str = "tiny", seed: int = 1234, stereo: bool = False) -> Path:
+    """Write a transformers MusicGen folder (the hub's musicgen-small or musicgen-stereo-small
+    layout) to `out`."""
+    from transformers import EncodecFeatureExtractor, MusicgenProcessor, T5Tokenizer
+
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    vocab = train_tokenizer(out)
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
+    model = random_model(musicgen_config(preset_name, len(vocab), stereo), seed)
     model.save_pretrained(str(out))
     extractor = EncodecFeatureExtractor(
         feature_size=1,
