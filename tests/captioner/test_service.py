@@ -165,7 +165,7 @@ def test_a_client_that_leaves_cancels_its_brief(captioner: RunningService) -> No
     files = [png(), ("video", ("v.mp4", video_bytes(seconds=4, fps=10), "video/mp4"))]
     with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
         describe(
-            captioner, data={"prompt": "leaving"}, files=files, timeout=httpx.Timeout(30, read=0.3)
+            captioner, data={"prompt": "leaving"}, files=files, timeout=httpx.Timeout(30, read=0.05)
         )
     assert wait_for_metric(captioner.url, cancelled, before + 1) == before + 1
     assert wait_for_metric(captioner.url, "captioner_requests_in_flight", 0) == 0
@@ -190,3 +190,14 @@ def test_the_callers_deadline_stops_the_brief(captioner: RunningService) -> None
     assert wait_for_metric(captioner.url, "captioner_requests_in_flight", 0) == 0
     ignored = describe(captioner, data={"prompt": "x"}, headers={"X-WeaveWave-Timeout-S": "soon"})
     assert ignored.status_code == 200  # an unreadable deadline is no deadline
+
+
+def test_an_extremely_elongated_image_is_padded_not_refused(captioner: RunningService) -> None:
+    """Qwen2.5-VL's resize refuses more than 200:1; the service pads into range first (it
+    used to pass the strip on, and the engine's error came back as a 500)."""
+    brief = brief_of(describe(captioner, files=[png("strip.png", width=4000, height=10)]))
+    (facts,) = brief.media.images
+    assert (facts.width, facts.height) == (4000, 10)
+    assert max(facts.used_width, facts.used_height) <= 200 * min(
+        facts.used_width, facts.used_height
+    )

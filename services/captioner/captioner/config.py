@@ -26,7 +26,9 @@ class CaptionerSettings(BaseSettings):
     )
     served_model_name: str | None = Field(None, description="Name reported in briefs.")
     dtype: str = Field("auto", description="Weights dtype: auto, bfloat16, float16, float32.")
-    max_model_len: int = Field(8192, ge=512, description="Context length in tokens.")
+    max_model_len: int = Field(
+        20480, ge=512, description="Context length in tokens (fits every input cap at once)."
+    )
     gpu_memory_utilization: float = Field(
         0.9, gt=0, le=1, description="Fraction of GPU memory vLLM may take."
     )

@@ -20,7 +20,9 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from captioner.budget import VisionGeometry
 from captioner.prompts import ChatMessage
+from weavewave_common.errors import InvalidInput, PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -95,6 +97,8 @@ class VllmEngine:
         self._renderer = chat_renderer
         self._options = options
         self._audio = audio
+        self._vision = VisionGeometry.of(chat_renderer)
+        self._tokenizer = getattr(chat_renderer, "tokenizer", chat_renderer)
 
     @property
     def model_name(self) -> str:
@@ -117,10 +121,36 @@ class VllmEngine:
             structured_outputs=structured,
         )
 
+    def context_tokens(self, prompt: str, request: EngineRequest) -> int:
+        """The prompt's tokens once vLLM has expanded each media placeholder into the
+        processor's tokens for it (audio, where the model takes it, is not counted)."""
+        tokens = len(self._tokenizer(prompt)["input_ids"])
+        if self._vision is None:
+            return tokens
+        for image in request.images:
+            tokens += self._vision.image_tokens(image.width, image.height) - 1
+        if request.video is not None:
+            frames = request.video[0]
+            count, height, width = (int(n) for n in frames.shape[:3])
+            tokens += self._vision.video_tokens(count, width, height) - 1
+        return tokens
+
+    def _check_budget(self, prompt: str, request: EngineRequest) -> None:
+        cap = self._options.max_model_len
+        needed = self.context_tokens(prompt, request) + request.max_tokens
+        if needed > cap:
+            raise PayloadTooLarge(
+                f"The prompt and media need {needed} tokens with the brief's "
+                f"{request.max_tokens}, over the model's context of {cap} "
+                "(CAPTIONER_MAX_MODEL_LEN): send fewer or smaller images, or a shorter video.",
+                code="context_too_long",
+            )
+
     def _inputs(self, request: EngineRequest) -> dict[str, Any]:
         prompt = self._renderer.apply_chat_template(
             request.messages, tokenize=False, add_generation_prompt=True
         )
+        self._check_budget(prompt, request)
         media: dict[str, Any] = {}
         if request.images:
             media["image"] = list(request.images)
@@ -132,16 +162,22 @@ class VllmEngine:
 
     async def generate(self, request: EngineRequest) -> EngineOutput:
         """Run one request to completion; aborts it in the engine if the caller is cancelled."""
+        from vllm.exceptions import VLLMClientError
+
         params = self._sampling_params(request)
+        inputs = self._inputs(request)
         final = None
         try:
-            async for output in self._llm.generate(
-                self._inputs(request), params, request_id=request.request_id
-            ):
+            async for output in self._llm.generate(inputs, params, request_id=request.request_id):
                 final = output
         except (asyncio.CancelledError, GeneratorExit):
             await self._llm.abort(request.request_id)
             raise
+        except (VLLMClientError, ValueError) as exc:  # input validation: the request's fault
+            logger.warning("the engine refused the request: %s", exc)
+            raise InvalidInput(
+                f"The model cannot take these inputs: {exc}", code="engine_rejected"
+            ) from exc
         if final is None or not final.outputs:
             return EngineOutput("", 0, 0, None)
         completion = final.outputs[0]

@@ -15,6 +15,7 @@ from typing import BinaryIO
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from captioner.budget import padded_for_aspect
 from weavewave_common.audio import DecodedAudio
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
 from weavewave_common.protocol import AudioFacts, ImageFacts
@@ -49,6 +50,17 @@ def fit_within(width: int, height: int, max_pixels: int, multiple: int = 2) -> t
     w = max(multiple, int(width * scale) // multiple * multiple)
     h = max(multiple, int(height * scale) // multiple * multiple)
     return w, h
+
+
+def pad_for_aspect(image: Image.Image) -> Image.Image:
+    """Centre an image more elongated than the processor takes (200:1) on black, so it is
+    seen rather than refused."""
+    size = padded_for_aspect(image.width, image.height)
+    if size == image.size:
+        return image
+    canvas = Image.new("RGB", size)
+    canvas.paste(image, ((size[0] - image.width) // 2, (size[1] - image.height) // 2))
+    return canvas
 
 
 def _to_rgb(image: Image.Image) -> Image.Image:
@@ -107,6 +119,7 @@ def decode_image(file: BinaryIO, filename: str | None, limits: MediaLimits) -> D
         rgb = rgb.resize(
             fit_within(rgb.width, rgb.height, limits.max_pixels), Image.Resampling.BICUBIC
         )
+    rgb = pad_for_aspect(rgb)
     facts = ImageFacts(
         filename=filename,
         format=image_format,

@@ -242,8 +242,10 @@ def build_model(out: Path, shape: Shape, seed: int) -> None:
     model.save_pretrained(str(out))
 
 
-def build_processor(out: Path, tiny: bool) -> None:
-    """Image and video processor configs; the tiny model gets few tokens per image and frame."""
+def build_processor(out: Path) -> None:
+    """Image and video processor configs: Qwen2.5-VL's own (patch 14, merge 2, frames in pairs,
+    3,136 to 12,845,056 pixels), so token counts are the real checkpoint's; the service's
+    `CAPTIONER_MAX_PIXELS` / `CAPTIONER_MAX_FRAME_PIXELS` keep the inputs small in tests."""
     from transformers import (
         AutoTokenizer,
         Qwen2_5_VLProcessor,
@@ -251,13 +253,10 @@ def build_processor(out: Path, tiny: bool) -> None:
         Qwen2VLVideoProcessor,
     )
 
-    image_pixels = 28 * 28 * (64 if tiny else 1280)
-    video_pixels = 28 * 28 * (16 if tiny else 256)
+    pixels = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16384}
     processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(min_pixels=28 * 28 * 4, max_pixels=image_pixels),
-        video_processor=Qwen2VLVideoProcessor(
-            min_pixels=28 * 28 * 4, max_pixels=video_pixels, min_frames=2, max_frames=64, fps=2.0
-        ),
+        image_processor=Qwen2VLImageProcessor(**pixels),
+        video_processor=Qwen2VLVideoProcessor(**pixels, min_frames=2, max_frames=64, fps=2.0),
         tokenizer=AutoTokenizer.from_pretrained(str(out)),
         chat_template=CHAT_TEMPLATE,
     )
@@ -271,7 +270,7 @@ def build(out: Path, shape_name: str = "tiny", seed: int = 0) -> Path:
         shutil.rmtree(out)
     out.mkdir(parents=True)
     build_tokenizer(out, seed, vocab_size=2048)
-    build_processor(out, tiny=shape_name == "tiny")
+    build_processor(out)
     build_model(out, shape, seed)
     logger.info("built %s Qwen2.5-VL (random weights) in %s", shape_name, out)
     return out

@@ -19,6 +19,7 @@ import av.error
 import numpy as np
 import numpy.typing as npt
 
+from captioner.budget import padded_for_aspect
 from captioner.media import MediaLimits, fit_within
 from weavewave_common.audio import DecodedAudio, decode_audio_stream, open_container
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
@@ -169,7 +170,7 @@ def sample_video(
             )
         rate = stream.average_rate
         return DecodedVideo(
-            frames=_even(np.stack(frames)),
+            frames=_pad_for_aspect(_even(np.stack(frames))),
             timestamps=stamps,
             duration_s=duration,
             codec=stream.codec_context.name,
@@ -179,6 +180,17 @@ def sample_video(
             has_audio_track=bool(container.streams.audio),
             soundtrack=soundtrack,
         )
+
+
+def _pad_for_aspect(frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
+    """Centre frames more elongated than the processor takes (200:1) on black."""
+    height, width = int(frames.shape[1]), int(frames.shape[2])
+    new_width, new_height = padded_for_aspect(width, height)
+    if (new_width, new_height) == (width, height):
+        return frames
+    top, left = (new_height - height) // 2, (new_width - width) // 2
+    pad = ((0, 0), (top, new_height - height - top), (left, new_width - width - left), (0, 0))
+    return np.pad(frames, pad)
 
 
 def _even(frames: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
