@@ -16,9 +16,12 @@ stereo, 4 sources) with 4 channels and one transformer layer, random weights and
 (random biases dominate such a small separator's stems, and the chroma would then be the same
 for every melody).
 
+`--preset small-shape` gives the language model and codec musicgen-small's sizes (1024 wide,
+24 layers, 16 heads, 2048 codes; random weights) for benchmarks; the T5 stays tiny.
+
 Usage::
 
-    python -m composer.tiny_audiocraft OUT_DIR [--seed 1234] [--melody]
+    python -m composer.tiny_audiocraft OUT_DIR [--seed 1234] [--melody] [--preset small-shape]
 """
 
 from __future__ import annotations
@@ -265,7 +268,27 @@ def write_t5_cache(cache: Path, vocab: list[tuple[str, float]], spiece: Path, se
     return cache
 
 
-def build(out: Path, seed: int = 1234, hub_cache: Path | None = None, melody: bool = False) -> Path:
+def sized(preset: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The compression and language-model configs of a preset."""
+    if preset == "tiny":
+        return COMPRESSION_CFG, LM_CFG
+    if preset != "small-shape":
+        raise ValueError(f"unknown preset {preset!r}")
+    seanet = {**COMPRESSION_CFG["seanet"], "dimension": 128, "n_filters": 64, "lstm": 2}
+    rvq = {**COMPRESSION_CFG["rvq"], "bins": 2048}
+    compression = {**COMPRESSION_CFG, "seanet": seanet, "rvq": rvq}
+    lm = {**LM_CFG["transformer_lm"], "card": 2048, "dim": 1024, "num_heads": 16}
+    lm.update(num_layers=24, hidden_scale=4)
+    return compression, {**LM_CFG, "transformer_lm": lm}
+
+
+def build(
+    out: Path,
+    seed: int = 1234,
+    hub_cache: Path | None = None,
+    melody: bool = False,
+    preset: str = "tiny",
+) -> Path:
     """Write `state_dict.bin` and `compression_state_dict.bin` to `out`, and the tiny T5 (and
     for `melody` the tiny HTDemucs) to `hub_cache` (default `out/hf-cache`)."""
     import os
@@ -283,7 +306,8 @@ def build(out: Path, seed: int = 1234, hub_cache: Path | None = None, melody: bo
     os.environ["HF_HUB_OFFLINE"] = "1"
     vocab = train_tokenizer(out)
     write_t5_cache(cache, vocab, out / "spiece.model", seed)
-    lm_cfg = {**LM_CFG, **MELODY_CONDITIONING} if melody else LM_CFG
+    compression_cfg, base_lm_cfg = sized(preset)
+    lm_cfg = {**base_lm_cfg, **MELODY_CONDITIONING} if melody else base_lm_cfg
     if melody:
         write_htdemucs_cache(cache, seed)
     from composer.backends.audiocraft_compat import install
@@ -294,13 +318,13 @@ def build(out: Path, seed: int = 1234, hub_cache: Path | None = None, melody: bo
 
     torch.manual_seed(seed)
     compression = builders.get_compression_model(
-        OmegaConf.create({**COMPRESSION_CFG, "device": "cpu"})
+        OmegaConf.create({**compression_cfg, "device": "cpu"})
     )
     for layer in compression.quantizer.vq.layers:  # random codebooks, as after training
         layer._codebook.embed.normal_()
         layer._codebook.inited.fill_(1.0)
     torch.save(
-        {"xp.cfg": COMPRESSION_CFG, "best_state": compression.state_dict()},
+        {"xp.cfg": compression_cfg, "best_state": compression.state_dict()},
         out / "compression_state_dict.bin",
     )
     lm = builders.get_lm_model(OmegaConf.create({**lm_cfg, "device": "cpu", "dtype": "float32"}))
@@ -316,9 +340,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1234)
     parser.add_argument("--hub-cache", type=Path, help="where to put the tiny t5-base (and demucs)")
     parser.add_argument("--melody", action="store_true", help="the musicgen-melody variant")
+    parser.add_argument("--preset", choices=["tiny", "small-shape"], default="tiny")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    build(args.out, args.seed, args.hub_cache, args.melody)
+    build(args.out, args.seed, args.hub_cache, args.melody, args.preset)
 
 
 if __name__ == "__main__":
