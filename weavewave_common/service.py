@@ -7,6 +7,7 @@ request ids), and `serve` runs it the same way (JSON logs, uvicorn, graceful shu
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -66,9 +67,11 @@ must let theirs go sooner, or a request can meet a connection the server is clos
 
 
 def serve(service: str, app: FastAPI, host: str, port: int, log_level: str, log_json: bool) -> None:
-    """Configure logs and run `app` with uvicorn until stopped."""
+    """Configure logs and run `app` with uvicorn until stopped. The app may end the process
+    itself with `app.state.stop(code)` (a service that could not start its model): the server
+    shuts down cleanly, then the process exits with `code`."""
     configure_logging(service, log_level, log_json)
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
         host=host,
         port=port,
@@ -76,3 +79,15 @@ def serve(service: str, app: FastAPI, host: str, port: int, log_level: str, log_
         timeout_graceful_shutdown=10,
         timeout_keep_alive=KEEP_ALIVE_S,
     )
+    server = uvicorn.Server(config)
+    exit_code = 0
+
+    def stop(code: int) -> None:
+        nonlocal exit_code
+        exit_code = code
+        server.should_exit = True
+
+    app.state.stop = stop
+    server.run()
+    if exit_code:
+        sys.exit(exit_code)

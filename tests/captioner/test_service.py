@@ -3,16 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.captioner.conftest import SERVICE_ENV
 from tests.media_factory import image_bytes, png_bomb, video_bytes, wav_bytes
 from tests.metrics import metric as read_metric
 from tests.metrics import wait_for_metric
 from weavewave_common.protocol import MusicBrief
-from weavewave_common.supervise import RunningService
+from weavewave_common.supervise import RunningService, free_port
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 
@@ -201,3 +208,48 @@ def test_an_extremely_elongated_image_is_padded_not_refused(captioner: RunningSe
     assert max(facts.used_width, facts.used_height) <= 200 * min(
         facts.used_width, facts.used_height
     )
+
+
+def test_a_failed_load_exits_non_zero(tmp_path: Path) -> None:
+    """So that a restart policy retries it (it used to keep serving 503 forever)."""
+    env = {
+        **os.environ,
+        **SERVICE_ENV,
+        "CAPTIONER_MODEL": str(tmp_path / "no-such-model"),
+        "CAPTIONER_PORT": str(free_port()),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "captioner"], env=env, capture_output=True, timeout=120
+    )
+    assert done.returncode == 1
+    assert b"the model failed to load" in done.stderr + done.stdout
+
+
+def children(pid: int) -> list[int]:
+    """Direct children of `pid`, read from /proc (the engine core is one)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def test_readyz_turns_false_when_the_engine_core_dies(captioner: RunningService) -> None:
+    """Runs last among the tests of the shared service: it kills that service's engine."""
+    assert httpx.get(f"{captioner.url}/readyz", timeout=5).status_code == 200
+    for child in children(captioner.process.pid):
+        os.kill(child, signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        ready = httpx.get(f"{captioner.url}/readyz", timeout=5)
+        if ready.status_code == 503:
+            break
+        time.sleep(0.5)
+    assert ready.status_code == 503, ready.text
+    assert "engine core has died" in ready.text
+    assert_error(describe(captioner, data={"prompt": "after"}), 503)

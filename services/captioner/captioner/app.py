@@ -62,7 +62,16 @@ def create_app(settings: CaptionerSettings, engine_factory: EngineFactory | None
     """Build the captioner app; `engine_factory` defaults to vLLM on `settings.model`."""
     options = engine_options(settings)
     factory = engine_factory or (lambda: open_engine(options))
-    loader = EngineLoader(factory, make_describer_factory(settings))
+
+    def exit_on_failure() -> None:
+        """A failed load ends the process non-zero (after a clean shutdown) so that a restart
+        policy retries it (`serve` provides `stop`; an app served otherwise keeps its 503)."""
+        stop = getattr(app.state, "stop", None)
+        if stop is not None:
+            stop(1)
+
+    on_failure = exit_on_failure if settings.exit_on_load_failure else None
+    loader = EngineLoader(factory, make_describer_factory(settings), on_failure)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[CaptionerState]:
@@ -72,7 +81,7 @@ def create_app(settings: CaptionerSettings, engine_factory: EngineFactory | None
     async def readiness() -> str | None:
         return loader.readiness()
 
-    return build_service_app(
+    app = build_service_app(
         title="WeaveWave captioner",
         summary="Turns images, video, audio and words into a music brief (vLLM).",
         lifespan=lifespan,
@@ -80,3 +89,4 @@ def create_app(settings: CaptionerSettings, engine_factory: EngineFactory | None
         routers=[api.router],
         max_request_bytes=settings.max_request_bytes,
     )
+    return app

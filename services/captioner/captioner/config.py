@@ -34,6 +34,9 @@ class CaptionerSettings(BaseSettings):
     )
     cpu_kv_cache_gib: int = Field(4, ge=1, description="KV cache size on CPU hosts, GiB.")
     enforce_eager: bool = Field(False, description="Disable CUDA graphs / torch.compile.")
+    exit_on_load_failure: bool = Field(
+        True, description="Exit non-zero when the model fails to load (false: keep serving 503)."
+    )
     max_num_seqs: int = Field(8, ge=1, description="Sequences the engine batches together.")
     audio_input: Literal["auto", "on", "off"] = Field(
         "auto", description="Give audio to the model: auto = when its architecture takes audio."

@@ -79,6 +79,10 @@ class CaptionEngine(Protocol):
     @property
     def accepts_audio(self) -> bool: ...
 
+    @property
+    def failure(self) -> str | None:
+        """Why the engine can serve no more (its core process died), or None."""
+
     async def generate(self, request: EngineRequest) -> EngineOutput: ...
 
 
@@ -107,6 +111,12 @@ class VllmEngine:
     @property
     def accepts_audio(self) -> bool:
         return self._audio
+
+    @property
+    def failure(self) -> str | None:
+        if not self._llm.errored:
+            return None
+        return f"the engine core has died: {self._llm.dead_error}"
 
     def _sampling_params(self, request: EngineRequest) -> Any:
         from vllm.sampling_params import SamplingParams, StructuredOutputsParams

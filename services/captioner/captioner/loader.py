@@ -1,8 +1,10 @@
 """Loads the engine in the background so the service answers (503, `/readyz`) while it loads.
 
 A large model takes minutes to load; the HTTP server starts at once, reports why it is not ready
-yet, and switches to serving when the engine is up. A load failure is kept and reported the same
-way instead of killing the process, so an operator can read it from `/readyz` and the logs.
+yet, and switches to serving when the engine is up. A load failure is logged and, by default,
+ends the process with a non-zero status (`on_load_failure`) so a restart policy retries it;
+otherwise it is kept and reported by `/readyz`. An engine whose core process dies turns
+`/readyz` false with the reason.
 """
 
 from __future__ import annotations
@@ -25,9 +27,16 @@ DescriberFactory = Callable[[CaptionEngine], Describer]
 class EngineLoader:
     """Owns the engine's lifetime: load in a task, serve, shut down on stop."""
 
-    def __init__(self, open_engine: EngineFactory, make_describer: DescriberFactory) -> None:
+    def __init__(
+        self,
+        open_engine: EngineFactory,
+        make_describer: DescriberFactory,
+        on_load_failure: Callable[[], None] | None = None,
+    ) -> None:
         self._open_engine = open_engine
         self._make_describer = make_describer
+        self._on_load_failure = on_load_failure
+        self._engine: CaptionEngine | None = None
         self._describer: Describer | None = None
         self._error: str | None = None
         self._stop = asyncio.Event()
@@ -35,15 +44,19 @@ class EngineLoader:
     async def _hold(self) -> None:
         try:
             async with self._open_engine() as engine:
+                self._engine = engine
                 self._describer = self._make_describer(engine)
                 await self._stop.wait()
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - any load failure is reported, not fatal
+        except Exception as exc:  # noqa: BLE001 - any load failure is reported
             self._error = f"{type(exc).__name__}: {exc}"
             logger.exception("the model failed to load")
+            if self._on_load_failure is not None:
+                self._on_load_failure()
         finally:
             self._describer = None
+            self._engine = None
 
     @asynccontextmanager
     async def running(self) -> AsyncIterator[EngineLoader]:
@@ -60,14 +73,22 @@ class EngineLoader:
     def readiness(self) -> str | None:
         """None when serving; otherwise why not."""
         if self._describer is not None:
-            return None
+            assert self._engine is not None
+            return self._engine.failure
         if self._error is not None:
             return f"model failed to load: {self._error}"
         return "model is loading"
 
     def describer(self) -> Describer:
-        """The describer, or 503 with `Retry-After` while loading (or after a failed load)."""
+        """The describer, or 503 with `Retry-After` while loading (or after a failed load, or
+        once the engine has died)."""
         if self._describer is not None:
+            assert self._engine is not None
+            failure = self._engine.failure
+            if failure is not None:
+                raise ServiceUnavailable(
+                    f"The model cannot serve: {failure}", code="model_unavailable", retry_after_s=30
+                )
             return self._describer
         if self._error is not None:
             raise ServiceUnavailable(
