@@ -176,10 +176,34 @@ def demo(url: str, tiny: bool) -> None:
         say("note: tiny random models were used, so the audio is noise from untrained weights.")
 
 
+def gpus() -> list[str]:
+    """This machine's NVIDIA GPUs (`nvidia-smi -L`), none when there is no driver."""
+    try:
+        listed = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [line for line in listed.stdout.splitlines() if line.startswith("GPU ")]
+
+
+def gpu_notice() -> str | None:
+    """What to tell a user with GPUs: these environments are CPU builds and leave them idle."""
+    found = gpus()
+    if not found:
+        return None
+    return (
+        f"{len(found)} NVIDIA GPU(s) found, but make demo / make up run the CPU builds and leave "
+        "them unused. To serve on them: `docker compose up` (captioner on GPU 0, composer on "
+        "GPU 1; see the README), or run each service's GPU image with `--gpus`."
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["demo", "up"])
     command = parser.parse_args().command
+    notice = gpu_notice()
+    if notice:
+        say(notice)
     with ExitStack() as exits:
         url, tiny = start(exits)
         say(f"ready: {url} (API docs: {url}/docs)")
