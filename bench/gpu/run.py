@@ -17,7 +17,7 @@ them), and audiocraft is not on the GPU image. CI runs it on the CPU at the tiny
 
     python bench/gpu/run.py --device cpu --shape tiny --batches 1 2 --long-seconds 4 \
         --window-s 2 --stride-s 1
-    python bench/gpu/run.py                      # on the GPU: medium shape, fp16, CUDA
+    python bench/gpu/run.py --cuda-graphs        # on the GPU: medium shape, fp16, CUDA
 """
 
 from __future__ import annotations
@@ -102,8 +102,10 @@ def long_request(backend: TransformersBackend, seconds: float) -> dict[str, Any]
     }
 
 
-def throughput(backend: TransformersBackend, batch: int, steps: int) -> dict[str, float]:
-    core = backend.engine(batch)
+def throughput(
+    backend: TransformersBackend, batch: int, steps: int, graphs: bool = False
+) -> dict[str, float]:
+    core = backend.engine(batch, cuda_graphs=graphs)
     for i in range(batch):
         r = request(i, 60.0)
         core.admit(r, Timed(0.0), backend.model.encode_text(r.description))
@@ -168,6 +170,8 @@ def check(backend: TransformersBackend, args: argparse.Namespace) -> dict[str, A
         "first_chunk_s": first_chunk(backend),
         "batches": [throughput(backend, b, args.steps) for b in args.batches],
     }
+    if args.cuda_graphs:  # each bucket compiles and captures once (minutes) before timing
+        result["graphs"] = [throughput(backend, b, args.steps, True) for b in args.graph_batches]
     fast = [b["batch"] for b in result["batches"] if b["steps_per_s_per_stream"] >= 50]
     result["streams_at_50_steps_per_s"] = max(fast, default=0)
     if cuda:
@@ -192,9 +196,10 @@ def report(result: dict[str, Any]) -> None:
         f"after one is cancelled, {c['smaller_ms']:.1f} with {c['rows'] - 1} from the start"
     )
     print(f"first chunk: {result['first_chunk_s']:.3f} s")
-    for b in result["batches"]:
+    graphs = result.get("graphs", [])
+    for kind, b in [("eager", b) for b in result["batches"]] + [("graphs", b) for b in graphs]:
         print(
-            f"batch {b['batch']:>2}: {b['step_ms']:.1f} ms/step, "
+            f"{kind} batch {b['batch']:>2}: {b['step_ms']:.1f} ms/step, "
             f"{b['steps_per_s_per_stream']:.1f} steps/s per stream "
             f"({b['real_time_factor_per_stream']:.2f}x real time), "
             f"{b['steps_per_s_aggregate']:.1f} aggregate"
@@ -214,6 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--long-seconds", type=float, default=45.0)
     parser.add_argument("--window-s", type=float, default=30.0)
     parser.add_argument("--stride-s", type=float, default=18.0)
+    parser.add_argument("--cuda-graphs", action="store_true", help="also time captured steps")
+    parser.add_argument("--graph-batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = parser.parse_args(argv)
     args.dtype = args.dtype or ("float16" if args.device.startswith("cuda") else "float32")

@@ -40,7 +40,8 @@ def load_served_model(settings: ComposerSettings) -> tuple[ModelInfo, Scheduler]
         from composer.engine.runner import EngineScheduler
 
         model = TransformersBackend.load(options, settings.max_text_tokens)
-        return model, EngineScheduler(model.engine(settings.max_batch_size), settings.max_queue)
+        core = model.engine(settings.max_batch_size, settings.fixed_shapes, settings.cuda_graphs)
+        return model, EngineScheduler(core, settings.max_queue)
     backend = load_backend(options)
     scheduler = BatchScheduler(
         backend,

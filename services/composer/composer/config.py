@@ -50,6 +50,12 @@ class ComposerSettings(BaseSettings):
         4, ge=1, le=64, description="Requests generated together (the engine's slots)."
     )
     max_queue: int = Field(32, ge=1, description="Requests waiting before 503 Busy.")
+    fixed_shapes: bool = Field(
+        False, description="Engine steps on bucketed slot counts and whole-window caches."
+    )
+    cuda_graphs: bool = Field(
+        False, description="Capture the engine step in CUDA graphs (implies fixed shapes)."
+    )
     max_description_chars: int = Field(2000, ge=1, description="Longest description.")
     max_text_tokens: int = Field(
         512, ge=8, le=2048, description="Description tokens the model conditions on (truncated)."

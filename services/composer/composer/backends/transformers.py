@@ -37,8 +37,10 @@ class TransformersBackend:
             options,
         )
 
-    def engine(self, slots: int) -> EngineCore:
-        return EngineCore(self.model, self.geometry, slots)
+    def engine(
+        self, slots: int, fixed_shapes: bool = False, cuda_graphs: bool = False
+    ) -> EngineCore:
+        return EngineCore(self.model, self.geometry, slots, fixed_shapes, cuda_graphs)
 
     @property
     def name(self) -> str:

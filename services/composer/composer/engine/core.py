@@ -24,7 +24,14 @@ logger = logging.getLogger(__name__)
 class EngineCore:
     """Slots over one `MusicgenStepModel`; `step()` advances every active row by one column."""
 
-    def __init__(self, model: MusicgenStepModel, geometry: Geometry, slots: int) -> None:
+    def __init__(
+        self,
+        model: MusicgenStepModel,
+        geometry: Geometry,
+        slots: int,
+        fixed_shapes: bool = False,
+        cuda_graphs: bool = False,
+    ) -> None:
         if geometry.positions > model.max_positions:
             raise ValueError(
                 f"a {geometry.window_s:g} s window needs {geometry.positions} positions; "
@@ -45,6 +52,12 @@ class EngineCore:
         )
         self.rows: list[Row] = []
         """Active rows; row i lives in slot i."""
+        self._fixed = fixed_shapes or cuda_graphs
+        self._forward = model.step
+        if cuda_graphs:
+            # One captured graph per bucket: the fixed-shape step has no data-dependent shape
+            # and no host sync. Off by default until measured on a GPU (bench/gpu).
+            self._forward = torch.compile(model.step, mode="reduce-overhead", dynamic=False)
 
     @property
     def free_slots(self) -> int:
@@ -76,13 +89,31 @@ class EngineCore:
         n = len(self.rows)
         ids = torch.stack([row.next_ids() for row in self.rows])
         positions = torch.tensor([row.fed for row in self.rows], device=self.model.device)
-        logits = self.model.step(self.cache, ids, positions)
+        if self._fixed:
+            ids, positions = self._padded(ids, positions)
+            logits = self._forward(self.cache, ids, positions, fixed=True)[:n]
+        else:
+            logits = self._forward(self.cache, ids, positions)
         for i, row in enumerate(self.rows):
             row.advance(logits[i])
             if row.window_done:
                 row.close_window()
         self._retire(lambda row: row.finished)
         return n
+
+    def _padded(
+        self, ids: torch.Tensor, positions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pad the rows up to the slot bucket (1, 2, 4, 8 … up to `slots`): padding rows sit in
+        free slots at position 0, where the next admission overwrites whatever they wrote."""
+        n = int(ids.shape[0])
+        bucket = min(self.slots, 1 << (n - 1).bit_length())
+        extra = bucket - n
+        if not extra:
+            return ids, positions
+        pad_ids = torch.full((extra, ids.shape[1]), self.geometry.pad, device=ids.device)
+        pad_positions = torch.zeros(extra, dtype=positions.dtype, device=positions.device)
+        return torch.cat([ids, pad_ids]), torch.cat([positions, pad_positions])
 
     def fail_all(self, error: BaseException) -> None:
         """A step broke: every active row learns of it and leaves."""

@@ -156,9 +156,10 @@ class MusicgenStepModel:
         keys_until: int,
         self_mask: torch.Tensor | None,
         causal: bool,
+        text_until: int,
     ) -> torch.Tensor:
         """Every decoder layer over `rows` of the cache; `write(layer, k, v)` stores new K/V."""
-        cross_mask = cache.cross_mask[rows, None, None, : cache.text_tokens]
+        cross_mask = cache.cross_mask[rows, None, None, :text_until]
         for i, layer in enumerate(self._decoder.layers):
             attn = layer.self_attn
             x = layer.self_attn_layer_norm(hidden)
@@ -177,8 +178,8 @@ class MusicgenStepModel:
             x = layer.encoder_attn_layer_norm(hidden)
             out = F.scaled_dot_product_attention(
                 self._split(cross.q_proj(x)),
-                cache.cross_keys[i, rows, :, : cache.text_tokens],
-                cache.cross_values[i, rows, :, : cache.text_tokens],
+                cache.cross_keys[i, rows, :, :text_until],
+                cache.cross_values[i, rows, :, :text_until],
                 attn_mask=cross_mask,
                 scale=cross.scaling,
             )
@@ -204,18 +205,28 @@ class MusicgenStepModel:
             cache.keys[layer, rows, :, :t] = k
             cache.values[layer, rows, :, :t] = v
 
-        self._layers(hidden, cache, rows, write, t, None, causal=t > 1)
+        self._layers(hidden, cache, rows, write, t, None, t > 1, cache.text_tokens)
 
-    def step(self, cache: SlotCache, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, cache: SlotCache, ids: torch.Tensor, positions: torch.Tensor, fixed: bool = False
+    ) -> torch.Tensor:
         """One column for the first n slots: ids [n, K] at positions [n] -> float32 logits
-        [n, 2, K, V] (conditional, unconditional)."""
+        [n, 2, K, V] (conditional, unconditional).
+
+        By default attention reads only as far as the furthest row (and no mask when every row
+        is at the same position, as `generate`'s own step). `fixed` reads the whole cache and
+        text buffers under masks instead: every step of a given n has the same shapes and no
+        host sync, which is what CUDA graphs need."""
         n = int(ids.shape[0])
         rows = slice(0, 2 * n)
         pos = positions.repeat_interleave(2)
         hidden = self._embed(ids.repeat_interleave(2, dim=0)[..., None], pos[:, None])
-        keys_until = int(positions.max()) + 1
         mask = None
-        if bool((positions != keys_until - 1).any()):  # rows at different positions
+        if fixed:
+            keys_until, text_until = cache.positions, cache.text_capacity
+        else:
+            keys_until, text_until = int(positions.max()) + 1, cache.text_tokens
+        if fixed or bool((positions != keys_until - 1).any()):  # rows at different positions
             span = torch.arange(keys_until, device=self.device)
             mask = (span[None, :] <= pos[:, None])[:, None, None, :]
         index = torch.arange(2 * n, device=self.device)
@@ -224,7 +235,7 @@ class MusicgenStepModel:
             cache.keys[layer][index, :, pos] = k[:, :, 0]
             cache.values[layer][index, :, pos] = v[:, :, 0]
 
-        hidden = self._layers(hidden, cache, rows, write, keys_until, mask, causal=False)
+        hidden = self._layers(hidden, cache, rows, write, keys_until, mask, False, text_until)
         logits = torch.stack([head(hidden) for head in self._heads], dim=1)  # [2n, K, 1, V]
         return logits[:, :, -1].float().view(n, 2, self.codebooks, -1)
 

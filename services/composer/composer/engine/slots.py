@@ -27,6 +27,7 @@ class SlotCache:
     ) -> None:
         self.slots = slots
         self.positions = positions
+        self.text_capacity = text_tokens
         shape = (layers, 2 * slots, heads, positions, head_dim)
         self.keys = torch.zeros(shape, dtype=dtype, device=device)
         self.values = torch.zeros(shape, dtype=dtype, device=device)
