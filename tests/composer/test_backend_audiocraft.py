@@ -69,12 +69,20 @@ def test_a_seed_gives_the_same_audio_alone_or_in_a_batch(tiny_audiocraft: Path) 
     loaded.generate([request("dreamy synthwave", 1.5, 42)], alone)  # type: ignore[attr-defined]
     batched = RecordingSink(2)
     loaded.generate(  # type: ignore[attr-defined]
-        [request("epic brass horns", 1.0, 7), request("dreamy synthwave", 1.5, 42)], batched
+        [request("epic brass horns", 1.5, 7), request("dreamy synthwave", 1.5, 42)], batched
     )
     np.testing.assert_array_equal(alone.audio(0), batched.audio(1))
-    shorter = RecordingSink(1)  # its neighbour generates past its end: none of that leaks in
-    loaded.generate([request("epic brass horns", 1.0, 7)], shorter)  # type: ignore[attr-defined]
-    np.testing.assert_array_equal(shorter.audio(0), batched.audio(0))
+
+
+def test_audiocraft_batches_only_equal_durations() -> None:
+    """Why the batch scheduler batches only equal durations for audiocraft: its token loop
+    pads a row's delay pattern where the batch ends, so a 1 s row beside a 1.5 s one hears
+    tokens past its end and its last frames differ from its solo run (seen with this tiny
+    checkpoint: a 1 s row beside a 1.5 s one differed from its 45th frame on)."""
+    from composer.scheduler import compatible
+
+    assert not compatible(request("a", 1.0, 1), request("b", 1.5, 2))
+    assert compatible(request("a", 1.5, 1), request("b", 1.5, 2))
 
 
 def test_beyond_one_window_and_cancellation(tiny_audiocraft: Path) -> None:
@@ -98,3 +106,45 @@ def test_row_generators_follow_the_language_models_weights(tiny_audiocraft: Path
     assert not hasattr(lm, "device")
     lm.to("meta")
     assert module_device(lm) == torch.device("meta")
+
+
+def test_the_package_has_the_hubs_layout(tiny_audiocraft: Path) -> None:
+    """As `facebook/musicgen-*`: the codec by reference to the transformers EnCodec, and a
+    pickled OmegaConf config that torch's default `weights_only` load refuses (the backend
+    allows exactly OmegaConf's classes for it; before, a real package could not load)."""
+    import pickle
+
+    import torch
+
+    codec = torch.load(tiny_audiocraft / "compression_state_dict.bin")
+    assert codec == {"pretrained": "facebook/encodec_32khz"}
+    with pytest.raises(pickle.UnpicklingError, match="DictConfig"):
+        torch.load(tiny_audiocraft / "state_dict.bin")
+
+
+@pytest.fixture(scope="session")
+def tiny_audiocraft_stereo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "tiny-audiocraft-stereo"
+    command = ["-m", "composer.tiny_audiocraft", str(out), "--stereo", "--hub-cache"]
+    subprocess.run(
+        [sys.executable, *command, os.environ["HF_HUB_CACHE"]], check=True, capture_output=True
+    )
+    return out
+
+
+def test_stereo_streams_two_channels_alone_as_batched(tiny_audiocraft_stereo: Path) -> None:
+    loaded = backend(tiny_audiocraft_stereo, window_s=2.0, extend_stride_s=1.0)
+    assert loaded.channels == 2  # type: ignore[attr-defined]
+    assert loaded._delays == [0, 0, 1, 1, 2, 2, 3, 3]  # type: ignore[attr-defined]
+    alone = RecordingSink(1)
+    loaded.generate([request("dreamy synthwave", 3.0, 42)], alone)  # type: ignore[attr-defined]
+    assert alone.audio(0).shape == (2, 96000)  # crossed the 2 s window
+    batched = RecordingSink(2)
+    loaded.generate(  # type: ignore[attr-defined]
+        [request("epic brass horns", 1.0, 7), request("dreamy synthwave", 3.0, 42)], batched
+    )
+    np.testing.assert_array_equal(alone.audio(0), batched.audio(1))
+    assert not np.array_equal(alone.audio(0)[0], alone.audio(0)[1])
+    cancelled = RecordingSink(1, cancel_after_chunks=1)
+    loaded.generate([request("lofi beat", 4.0, 3)], cancelled)  # type: ignore[attr-defined]
+    assert len(cancelled.chunks[0]) == 1

@@ -105,9 +105,10 @@ def test_the_melody_steers_the_music(melody_backend: MusicBackend) -> None:
 def test_a_melody_row_is_the_same_alone_or_batched(melody_backend: MusicBackend) -> None:
     rising, falling = tone([262, 330, 392, 523], 2.0), tone([523, 392, 330, 262], 2.0)
     alone = generate(melody_backend, [(1.0, 5, rising)])[0]
-    batched = generate(melody_backend, [(1.5, 9, falling), (1.0, 5, rising)])
+    # Equal durations: audiocraft batches only those (see test_audiocraft_batches_only_...).
+    batched = generate(melody_backend, [(1.0, 9, falling), (1.0, 5, rising)])
     np.testing.assert_array_equal(alone, batched[1])
-    assert batched[0].shape == (1, 48000)
+    assert not np.array_equal(batched[0], batched[1])
 
 
 def test_a_short_melody_loops_across_continuation_windows(tiny_melody_model: Path) -> None:

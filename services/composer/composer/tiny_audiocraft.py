@@ -1,11 +1,17 @@
 """Build an audiocraft MusicGen checkpoint with random weights, offline and from a seed.
 
 audiocraft's `MusicGen.get_pretrained(folder)` reads `state_dict.bin` and
-`compression_state_dict.bin`, each `{"xp.cfg": config, "best_state": weights}`. This writes
-both with MusicGen's production text conditioner (T5, `t5-base`, cross-attention) at tiny sizes:
-32 kHz, 4 codebooks at 50 Hz, delay pattern. The T5 it needs is written as a hub-cache entry
-(`OUT/hf-cache/models--t5-base`, or `--hub-cache DIR`), a tiny random encoder with the real
-width (768); run the composer with `HF_HUB_CACHE=` that folder and `HF_HUB_OFFLINE=1`.
+`compression_state_dict.bin`. This writes them as the hub's packages are: the language model's
+`{"xp.cfg": DictConfig, "best_state": weights}` (an OmegaConf object in the pickle, which torch's
+`weights_only` loading refuses unless allowed), and for the codec only
+`{"pretrained": "facebook/encodec_32khz"}`, a transformers EnCodec fetched from the hub. Both
+the EnCodec (the real 32 kHz, 4 x 2048-code layout at tiny widths) and the T5 of MusicGen's
+production text conditioner (`t5-base`, cross-attention; a tiny random encoder with the real
+width, 768) are written as hub-cache entries (`OUT/hf-cache`, or `--hub-cache DIR`); run the
+composer with `HF_HUB_CACHE=` that folder and `HF_HUB_OFFLINE=1`.
+
+`--stereo` builds the musicgen-stereo layout: 8 codebooks with delays [0, 0, 1, 1, 2, 2, 3, 3]
+and `interleave_stereo_codebooks` (even codebooks left, odd right, over the mono EnCodec).
 
 `--melody` builds the musicgen-melody variant instead: the chroma conditioner (`chroma_stem`,
 melody and text both prepended, as in `facebook/musicgen-melody`), whose demucs stem separator
@@ -21,7 +27,8 @@ for every melody).
 
 Usage::
 
-    python -m composer.tiny_audiocraft OUT_DIR [--seed 1234] [--melody] [--preset small-shape]
+    python -m composer.tiny_audiocraft OUT_DIR [--seed 1234] [--melody | --stereo]
+        [--preset small-shape]
 """
 
 from __future__ import annotations
@@ -35,58 +42,7 @@ from typing import Any
 logger = logging.getLogger(__name__)
 
 REVISION = "0" * 40
-
-COMPRESSION_CFG: dict[str, Any] = {
-    "compression_model": "encodec",
-    "sample_rate": 32000,
-    "channels": 1,
-    "encodec": {
-        "autoencoder": "seanet",
-        "quantizer": "rvq",
-        "sample_rate": 32000,
-        "channels": 1,
-        "causal": False,
-        "renormalize": False,
-    },
-    "seanet": {
-        "dimension": 16,
-        "channels": 1,
-        "causal": False,
-        "n_filters": 4,
-        "n_residual_layers": 1,
-        "ratios": [8, 5, 4, 4],
-        "activation": "ELU",
-        "activation_params": {"alpha": 1.0},
-        "norm": "weight_norm",
-        "norm_params": {},
-        "kernel_size": 7,
-        "residual_kernel_size": 3,
-        "last_kernel_size": 7,
-        "dilation_base": 2,
-        "pad_mode": "constant",
-        "true_skip": True,
-        "compress": 2,
-        "lstm": 1,
-        "disable_norm_outer_blocks": 0,
-        "decoder": {
-            "trim_right_ratio": 1.0,
-            "final_activation": None,
-            "final_activation_params": None,
-        },
-        "encoder": {},
-    },
-    "rvq": {
-        "n_q": 4,
-        "bins": 256,
-        "decay": 0.99,
-        "kmeans_init": False,
-        "kmeans_iters": 50,
-        "threshold_ema_dead_code": 2,
-        "orthogonal_reg_weight": 0.0,
-        "orthogonal_reg_active_codes_only": False,
-        "q_dropout": False,
-    },
-}
+ENCODEC_REPO = "facebook/encodec_32khz"
 
 LM_CFG: dict[str, Any] = {
     "lm_model": "transformer_lm",
@@ -99,7 +55,7 @@ LM_CFG: dict[str, Any] = {
     },
     "transformer_lm": {
         "n_q": 4,
-        "card": 256,
+        "card": 2048,
         "dim": 32,
         "num_heads": 4,
         "num_layers": 2,
@@ -245,6 +201,25 @@ def write_htdemucs_cache(cache: Path, seed: int) -> None:
     (snapshot / "htdemucs.yaml").write_text(f"models: ['{HTDEMUCS_SIGNATURE}']\n")
 
 
+def write_encodec_cache(cache: Path, preset: str, seed: int) -> None:
+    """A random transformers EnCodec as the hub's `facebook/encodec_32khz`."""
+    import torch
+    from transformers import EncodecModel
+
+    from composer.tiny_model import musicgen_config
+
+    snapshot = _hub_snapshot(cache, ENCODEC_REPO)
+    config = musicgen_config(preset, 2).audio_encoder
+    torch.manual_seed(seed)
+    model = EncodecModel(config)
+    with torch.no_grad():  # random codebooks, as after training (zeros decode to silence)
+        for layer in model.quantizer.layers:
+            layer.codebook.embed.normal_()
+            layer.codebook.embed_avg.copy_(layer.codebook.embed)
+            layer.codebook.cluster_size.fill_(1.0)
+    model.save_pretrained(str(snapshot))
+
+
 def write_t5_cache(cache: Path, vocab: list[tuple[str, float]], spiece: Path, seed: int) -> Path:
     """A tiny random T5 encoder (d_model 768, t5-base's width) as a hub-cache entry."""
     import torch
@@ -268,18 +243,23 @@ def write_t5_cache(cache: Path, vocab: list[tuple[str, float]], spiece: Path, se
     return cache
 
 
-def sized(preset: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The compression and language-model configs of a preset."""
-    if preset == "tiny":
-        return COMPRESSION_CFG, LM_CFG
-    if preset != "small-shape":
+def lm_config(preset: str, melody: bool, stereo: bool) -> dict[str, Any]:
+    """The language model's config: the preset's sizes, the variant's conditioning and layout."""
+    if preset not in ("tiny", "small-shape"):
         raise ValueError(f"unknown preset {preset!r}")
-    seanet = {**COMPRESSION_CFG["seanet"], "dimension": 128, "n_filters": 64, "lstm": 2}
-    rvq = {**COMPRESSION_CFG["rvq"], "bins": 2048}
-    compression = {**COMPRESSION_CFG, "seanet": seanet, "rvq": rvq}
-    lm = {**LM_CFG["transformer_lm"], "card": 2048, "dim": 1024, "num_heads": 16}
-    lm.update(num_layers=24, hidden_scale=4)
-    return compression, {**LM_CFG, "transformer_lm": lm}
+    lm = dict(LM_CFG["transformer_lm"])
+    if preset == "small-shape":
+        lm.update(dim=1024, num_heads=16, num_layers=24, hidden_scale=4)
+    cfg = {**LM_CFG, **MELODY_CONDITIONING} if melody else dict(LM_CFG)
+    if stereo:
+        lm["n_q"] = 8
+        cfg["channels"] = 2
+        cfg["codebooks_pattern"] = {
+            "modeling": "delay",
+            "delay": {"delays": [0, 0, 1, 1, 2, 2, 3, 3], "flatten_first": 0, "empty_initial": 0},
+        }
+        cfg["interleave_stereo_codebooks"] = {"use": True, "per_timestep": False}
+    return {**cfg, "transformer_lm": lm}
 
 
 def build(
@@ -288,6 +268,7 @@ def build(
     hub_cache: Path | None = None,
     melody: bool = False,
     preset: str = "tiny",
+    stereo: bool = False,
 ) -> Path:
     """Write `state_dict.bin` and `compression_state_dict.bin` to `out`, and the tiny T5 (and
     for `melody` the tiny HTDemucs) to `hub_cache` (default `out/hf-cache`)."""
@@ -306,8 +287,8 @@ def build(
     os.environ["HF_HUB_OFFLINE"] = "1"
     vocab = train_tokenizer(out)
     write_t5_cache(cache, vocab, out / "spiece.model", seed)
-    compression_cfg, base_lm_cfg = sized(preset)
-    lm_cfg = {**base_lm_cfg, **MELODY_CONDITIONING} if melody else base_lm_cfg
+    write_encodec_cache(cache, preset, seed)
+    lm_cfg = lm_config(preset, melody, stereo)
     if melody:
         write_htdemucs_cache(cache, seed)
     from composer.backends.audiocraft_compat import install
@@ -316,20 +297,12 @@ def build(
     from audiocraft.models import builders
     from omegaconf import OmegaConf
 
+    torch.save({"pretrained": ENCODEC_REPO}, out / "compression_state_dict.bin")
     torch.manual_seed(seed)
-    compression = builders.get_compression_model(
-        OmegaConf.create({**compression_cfg, "device": "cpu"})
-    )
-    for layer in compression.quantizer.vq.layers:  # random codebooks, as after training
-        layer._codebook.embed.normal_()
-        layer._codebook.inited.fill_(1.0)
-    torch.save(
-        {"xp.cfg": compression_cfg, "best_state": compression.state_dict()},
-        out / "compression_state_dict.bin",
-    )
     lm = builders.get_lm_model(OmegaConf.create({**lm_cfg, "device": "cpu", "dtype": "float32"}))
-    torch.save({"xp.cfg": lm_cfg, "best_state": lm.state_dict()}, out / "state_dict.bin")
-    variant = "MusicGen-melody" if melody else "MusicGen"
+    package = {"xp.cfg": OmegaConf.create(lm_cfg), "best_state": lm.state_dict()}
+    torch.save(package, out / "state_dict.bin")
+    variant = "MusicGen-melody" if melody else "MusicGen-stereo" if stereo else "MusicGen"
     logger.info("built a tiny audiocraft %s (random weights) in %s", variant, out)
     return out
 
@@ -341,9 +314,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--hub-cache", type=Path, help="where to put the tiny t5-base (and demucs)")
     parser.add_argument("--melody", action="store_true", help="the musicgen-melody variant")
     parser.add_argument("--preset", choices=["tiny", "small-shape"], default="tiny")
+    parser.add_argument("--stereo", action="store_true", help="the musicgen-stereo layout")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    build(args.out, args.seed, args.hub_cache, args.melody, args.preset)
+    build(args.out, args.seed, args.hub_cache, args.melody, args.preset, args.stereo)
 
 
 if __name__ == "__main__":

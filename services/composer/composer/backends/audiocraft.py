@@ -38,6 +38,8 @@ class AudiocraftBackend(WindowedBackend):
             codebooks=int(model.lm.num_codebooks),
         )
         self._model = model
+        # Each codebook's delay, from the model's own pattern (stereo: [0, 0, 1, 1, 2, 2, 3, 3]).
+        self._delays = [int(d) for d in model.lm.pattern_provider.delays]
 
     @classmethod
     def load(cls, options: BackendOptions) -> AudiocraftBackend:
@@ -46,7 +48,9 @@ class AudiocraftBackend(WindowedBackend):
         install()
         from audiocraft.models import MusicGen
 
-        return cls(MusicGen.get_pretrained(options.model, device=options.device), options)
+        with torch.serialization.safe_globals(omegaconf_globals()):
+            model = MusicGen.get_pretrained(options.model, device=options.device)
+        return cls(model, options)
 
     @property
     def channels(self) -> int:
@@ -79,8 +83,8 @@ class AudiocraftBackend(WindowedBackend):
 
         def on_step(sequence: torch.Tensor) -> None:
             columns.append(sequence)
-            sink.progress(len(columns), total + self._codebooks)
-            window.step(sink, undelay(torch.cat(columns, dim=-1)))
+            sink.progress(len(columns), total + 1 + max(self._delays))
+            window.step(sink, undelay(torch.cat(columns, dim=-1), self._delays))
 
         params = [r.request.params for r in rows]
         with self._hooked(on_step, params), self._model.autocast:  # fp16 on GPU, as audiocraft
@@ -144,6 +148,23 @@ class AudiocraftBackend(WindowedBackend):
         finally:
             del lm._sample_next_token
             lm_module.utils = original_utils
+
+
+def omegaconf_globals() -> list[Any]:
+    """What the hub's audiocraft packages pickle besides tensors: their config, an OmegaConf
+    `DictConfig`. torch >= 2.6 loads with `weights_only=True`, which refuses any class not
+    allowed; these (OmegaConf's containers and nodes, and the builtins they hold) are allowed for
+    the load, and nothing else is."""
+    import collections
+
+    from omegaconf import DictConfig, ListConfig
+    from omegaconf.base import ContainerMetadata, Metadata
+    from omegaconf.nodes import AnyNode
+
+    return [
+        DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode, Any,
+        dict, list, int, collections.defaultdict,
+    ]  # fmt: skip
 
 
 @contextmanager

@@ -10,7 +10,7 @@ LSTM's memory is truncated to the context.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,15 +23,16 @@ Decode = Callable[[torch.Tensor], torch.Tensor]
 """codes [K, F] (long) -> audio [C, F * hop] (float)."""
 
 
-def undelay(ids: torch.Tensor) -> torch.Tensor:
+def undelay(ids: torch.Tensor, delays: Sequence[int]) -> torch.Tensor:
     """Undo MusicGen's delay pattern: ids [B, K, T] (column 0 = start token) -> codes [B, K, F].
 
-    Codebook k of frame f sits at column 1 + f + k, so F = T - K frames are complete.
+    Codebook k of frame f sits at column 1 + f + delays[k] (mono: delay k; stereo: the left and
+    right codebooks of a level share one), so F = T - 1 - max(delays) frames are complete.
     """
-    frames = ids.shape[-1] - ids.shape[1]
+    frames = ids.shape[-1] - 1 - max(delays)
     if frames <= 0:
         return ids[:, :, :0]
-    return torch.stack([ids[:, k, 1 + k : 1 + k + frames] for k in range(ids.shape[1])], dim=1)
+    return torch.stack([ids[:, k, 1 + d : 1 + d + frames] for k, d in enumerate(delays)], dim=1)
 
 
 class RowDecoder:
