@@ -1,4 +1,5 @@
-"""The composer service with `COMPOSER_BACKEND=audiocraft`, as a real process."""
+"""The composer service with `COMPOSER_BACKEND=audiocraft`, as a real process, on the stereo
+tiny package (the mono one is covered by the backend tests)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import av
 import httpx
 import pytest
 
-from tests.composer.test_backend_audiocraft import tiny_audiocraft  # noqa: F401 - fixture
+from tests.composer.test_backend_audiocraft import tiny_audiocraft_stereo  # noqa: F401
 from weavewave_common.supervise import RunningService, free_port, run_service
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
@@ -18,13 +19,13 @@ pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def audiocraft_composer(
-    tiny_audiocraft: Path,  # noqa: F811
+    tiny_audiocraft_stereo: Path,  # noqa: F811
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningService]:
     port = free_port()
     env = {
         "COMPOSER_BACKEND": "audiocraft",
-        "COMPOSER_MODEL": str(tiny_audiocraft),
+        "COMPOSER_MODEL": str(tiny_audiocraft_stereo),
         "COMPOSER_PORT": str(port),
         "COMPOSER_WINDOW_S": "2",
         "COMPOSER_EXTEND_STRIDE_S": "1",
@@ -34,11 +35,13 @@ def audiocraft_composer(
         yield service
 
 
-def test_streams_flac_of_the_requested_length(audiocraft_composer: RunningService) -> None:
+def test_streams_stereo_flac_of_the_requested_length(audiocraft_composer: RunningService) -> None:
     data = {"description": "lofi beat", "duration": "3", "format": "flac", "seed": "5"}
     response = httpx.post(f"{audiocraft_composer.url}/v1/compose", data=data, timeout=120)
     assert response.status_code == 200, response.text
+    assert response.headers["x-channels"] == "2"
     with av.open(io.BytesIO(response.content), mode="r") as container:
+        assert container.streams.audio[0].channels == 2
         samples = sum(frame.samples for frame in container.decode(audio=0))
     assert samples == 3 * 32000
     again = httpx.post(f"{audiocraft_composer.url}/v1/compose", data=data, timeout=120)
