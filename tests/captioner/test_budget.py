@@ -90,3 +90,13 @@ def test_padding_brings_any_shape_within_the_processors_ratio() -> None:
         w, h = padded_for_aspect(width, height)
         assert w >= width and h >= height
         assert max(w, h) / min(w, h) <= MAX_ASPECT_RATIO
+
+
+def test_vllm_profiles_for_the_pixels_the_service_sends(processor: Any) -> None:
+    from captioner.engine import processor_kwargs
+
+    options = EngineOptions(model="tiny", served_name="tiny", max_pixels=1280 * 28 * 28)
+    assert processor_kwargs(options, processor) == {
+        "size": {"shortest_edge": 3136, "longest_edge": 1003520}
+    }
+    assert processor_kwargs(EngineOptions(model="t", served_name="t"), processor) == {}

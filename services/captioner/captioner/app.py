@@ -31,6 +31,7 @@ def engine_options(settings: CaptionerSettings) -> EngineOptions:
         max_num_seqs=settings.max_num_seqs,
         max_images=max(1, settings.max_images),
         audio_input=settings.audio_input,
+        max_pixels=settings.max_pixels,
     )
 
 

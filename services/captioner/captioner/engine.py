@@ -43,6 +43,8 @@ class EngineOptions:
     max_num_seqs: int = 8
     max_images: int = 8
     audio_input: Literal["auto", "on", "off"] = "auto"
+    max_pixels: int | None = None
+    """The most pixels the service sends per image: vLLM sizes its memory profiling for it."""
 
 
 @dataclass(frozen=True)
@@ -199,7 +201,7 @@ class VllmEngine:
         )
 
 
-def _build_llm(options: EngineOptions, audio: bool) -> Any:
+def _build_llm(options: EngineOptions, audio: bool, processor_kwargs: dict[str, Any]) -> Any:
     """Construct `AsyncLLM` (blocking: loads weights, profiles memory, starts the core process)."""
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.v1.engine.async_llm import AsyncLLM
@@ -216,6 +218,7 @@ def _build_llm(options: EngineOptions, audio: bool) -> Any:
         enforce_eager=options.enforce_eager,
         max_num_seqs=options.max_num_seqs,
         limit_mm_per_prompt=limits,
+        mm_processor_kwargs=processor_kwargs or None,
         disable_log_stats=True,
     )
     return AsyncLLM.from_engine_args(args)
@@ -240,6 +243,17 @@ def _architectures(model: str) -> list[str]:
     return list(getattr(AutoConfig.from_pretrained(model), "architectures", None) or [])
 
 
+def processor_kwargs(options: EngineOptions, processor: Any) -> dict[str, Any]:
+    """vLLM's `mm_processor_kwargs`: a Qwen2-VL-style processor capped at the pixels the service
+    sends, so that vLLM's memory profiling assumes images of that size (it would otherwise
+    profile the processor's 12.8 MP maximum). transformers 5 names the range `size`."""
+    vision = VisionGeometry.of(processor)
+    if not options.max_pixels or vision is None:
+        return {}
+    low, high = vision.image_pixels
+    return {"size": {"shortest_edge": low, "longest_edge": min(high, options.max_pixels)}}
+
+
 @asynccontextmanager
 async def open_engine(options: EngineOptions) -> AsyncIterator[VllmEngine]:
     """Load the model in a worker thread, yield the engine, and always shut it down."""
@@ -248,7 +262,8 @@ async def open_engine(options: EngineOptions) -> AsyncIterator[VllmEngine]:
     architectures = await anyio.to_thread.run_sync(_architectures, options.model)
     audio = model_accepts_audio(architectures, options.audio_input)
     renderer = await anyio.to_thread.run_sync(_load_chat_renderer, options.model)
-    llm = await anyio.to_thread.run_sync(_build_llm, options, audio, abandon_on_cancel=True)
+    kwargs = processor_kwargs(options, renderer)
+    llm = await anyio.to_thread.run_sync(_build_llm, options, audio, kwargs, abandon_on_cancel=True)
     logger.info("engine ready: %s (%s), audio input %s", options.served_name, architectures, audio)
     try:
         yield VllmEngine(llm, renderer, options, audio)
