@@ -37,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path[:0] = [str(ROOT), str(ROOT / "services" / "composer")]
 
 from bench.engine_staggered import Timed, step_time  # noqa: E402
+from bench.engine_staggered import cancellation as staggered_cancellation  # noqa: E402
 from composer.backends import BackendOptions, GenerationParams, GenerationRequest  # noqa: E402
 from composer.backends.transformers import TransformersBackend  # noqa: E402
 from composer.engine.musicgen import DTYPES, MusicgenStepModel  # noqa: E402
@@ -133,25 +134,12 @@ def first_chunk(backend: TransformersBackend) -> float:
 
 
 def cancellation(backend: TransformersBackend, rows: int) -> dict[str, float]:
-    def fill(count: int) -> tuple[Any, list[Timed]]:
-        core = backend.engine(rows)
-        listeners = [Timed(0.0) for _ in range(count)]
-        for i, listener in enumerate(listeners):
-            r = request(i, 60.0)
-            core.admit(r, listener, backend.model.encode_text(r.description))
-        step_time(core, 3)
-        return core, listeners
-
-    core, listeners = fill(rows)
-    full = step_time(core, 10)
-    listeners[0].cancel = True
-    after = step_time(core, 10)
-    smaller, _ = fill(rows - 1)
+    full, after, smaller = staggered_cancellation(backend, rows, 10)
     return {
         "rows": rows,
         "full_ms": full * 1e3,
         "after_cancel_ms": after * 1e3,
-        "smaller_ms": step_time(smaller, 10) * 1e3,
+        "smaller_ms": smaller * 1e3,
     }
 
 
