@@ -16,10 +16,10 @@ import pytest
 import torch
 
 from composer.backends import BackendOptions, GenerationParams, GenerationRequest
-from composer.backends.sampling import RowSampler
 from composer.backends.transformers import TransformersBackend
 from composer.engine.core import EngineCore
 from composer.engine.musicgen import UnsupportedCheckpoint
+from tests.composer.reference import RowSampler
 
 
 class Recorder:
