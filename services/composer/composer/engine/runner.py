@@ -157,7 +157,12 @@ class EngineScheduler:
             if error is not None:
                 listener.fail(error)
                 continue
-            self._core.admit(queued.ticket.request, listener, queued.text.result())
+            try:
+                self._core.admit(queued.ticket.request, listener, queued.text.result())
+            except Exception as exc:  # noqa: BLE001 - that request fails; the loop goes on
+                logger.exception("a request could not be admitted")
+                listener.fail(exc)
+                continue
             metrics.QUEUE_WAIT.observe(time.perf_counter() - queued.since)
             admitted = True
         metrics.QUEUE_DEPTH.set(len(self._queued))
