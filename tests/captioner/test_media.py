@@ -150,3 +150,10 @@ def test_bad_audio_is_refused() -> None:
     assert status_of(lambda: decode_audio(io.BytesIO(b"\x00" * 100), "z.wav", 16000, 60)) == 415
     silent_video = io.BytesIO(video_bytes(seconds=1, fps=5))
     assert status_of(lambda: decode_audio(silent_video, "v.mp4", 16000, 60)) == 415
+
+
+def test_an_elongated_video_is_padded_into_the_processors_ratio() -> None:
+    data = video_bytes(seconds=2, fps=10, width=1600, height=6)
+    video = sample_video(io.BytesIO(data), "strip.mp4", LIMITS, want_audio=False)
+    height, width = video.frames.shape[1:3]
+    assert width / height <= 200 and width >= 1600 * 0.5
