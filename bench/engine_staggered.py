@@ -149,7 +149,10 @@ def peer_baseline(preset: str, seconds: float, folder: Path) -> float:
     install()
     from audiocraft.models import MusicGen
 
-    model = MusicGen.get_pretrained(str(folder), device="cpu")
+    from composer.backends.audiocraft import omegaconf_globals
+
+    with torch.serialization.safe_globals(omegaconf_globals()):  # the hub packages' pickles
+        model = MusicGen.get_pretrained(str(folder), device="cpu")
     model.set_generation_params(duration=0.2)
     model.generate([DESCRIPTIONS[0]])  # warm-up
     model.set_generation_params(duration=seconds, top_k=250, cfg_coef=3.0)

@@ -24,6 +24,9 @@ def test_engine_benchmark_prints_its_ratios() -> None:
             "2",
             "--cancel-rows",
             "2",
+            "--peer",
+            "--parts",
+            "policies,burst,cancel",
         ],
         check=True,
         capture_output=True,
@@ -37,6 +40,7 @@ def test_engine_benchmark_prints_its_ratios() -> None:
         "throughput continuous / static",
         "p95 first audio / solo",
         "cancel: step",
+        "audiocraft MusicGen.generate per request",
     ):
         assert line in out, out
 
