@@ -66,6 +66,9 @@ def test_picture_and_words_to_music_that_plays_and_downloads(page: Any, tmp_path
     # the player starts while the job is still being composed, then runs on
     page.wait_for_function("document.querySelector('#player').currentTime > 0.2", timeout=120_000)
     page.wait_for_selector("#download:not([hidden])", timeout=120_000)
+    # The job is done; the player learns the length once its own stream of the file has ended
+    # (Infinity until then: a two-channel file takes it a moment longer).
+    page.wait_for_function("isFinite(document.querySelector('#player').duration)")
     assert page.evaluate("document.querySelector('#player').duration") == pytest.approx(3, abs=0.05)
     assert page.input_value("#description")
     assert page.inner_text("#status").startswith("done")
