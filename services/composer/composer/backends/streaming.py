@@ -19,6 +19,9 @@ import torch
 
 from composer.backends import BatchSink, GenerationRequest
 
+LOOKAHEAD_FRAMES = 4
+"""Frames decoded after a chunk's own: the codec's convolutions look that far ahead."""
+
 Decode = Callable[[torch.Tensor], torch.Tensor]
 """codes [K, F] (long) -> audio [C, F * hop] (float)."""
 

@@ -15,12 +15,9 @@ from dataclasses import dataclass
 import torch
 
 from composer.backends import BackendOptions, BatchSink, GenerationRequest
-from composer.backends.streaming import RowDecoder, RowState
+from composer.backends.streaming import LOOKAHEAD_FRAMES, RowDecoder, RowState
 
 logger = logging.getLogger(__name__)
-
-LOOKAHEAD_FRAMES = 4
-"""Frames decoded after a chunk's own: the codec's convolutions look that far ahead."""
 
 
 class BatchCancelled(Exception):

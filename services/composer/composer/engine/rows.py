@@ -19,11 +19,9 @@ import torch
 
 from composer.backends import GenerationRequest
 from composer.backends.sampling import sample
-from composer.backends.streaming import Decode, RowDecoder
+from composer.backends.streaming import LOOKAHEAD_FRAMES, Decode, RowDecoder
 
 SAMPLED = -1
-LOOKAHEAD_FRAMES = 4
-"""Frames decoded after a chunk's own: the codec's convolutions look that far ahead."""
 
 
 class Listener(Protocol):
