@@ -39,6 +39,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "services" / "composer")]
 from bench.engine_staggered import Timed, step_time  # noqa: E402
 from bench.engine_staggered import cancellation as staggered_cancellation  # noqa: E402
 from composer.backends import BackendOptions, GenerationParams, GenerationRequest  # noqa: E402
+from composer.backends.streaming import undelay  # noqa: E402
 from composer.backends.transformers import TransformersBackend  # noqa: E402
 from composer.engine.musicgen import DTYPES, MusicgenStepModel  # noqa: E402
 from composer.tiny_model import DESCRIPTIONS, build, musicgen_config, random_model  # noqa: E402
@@ -71,18 +72,16 @@ def codes_of(backend: TransformersBackend, joined: bool) -> torch.Tensor:
     """Request 0's codes, alone or joining three others at step 10."""
     core = backend.engine(4)
     model = backend.model
-    rows = []
     if joined:
         for i in (1, 2, 3):
             core.admit(request(i, 3.0), Timed(0.0), model.encode_text(request(i, 3.0).description))
         for _ in range(10):
             core.step()
     r = request(0, 1.0)
-    rows.append(core.admit(r, Timed(0.0), model.encode_text(r.description)))
-    while rows[0] in core.rows:
+    row = core.admit(r, Timed(0.0), model.encode_text(r.description))
+    while row in core.rows:
         core.step()
-    grid, frames = rows[0].grid, backend.geometry.frames(1.0)
-    return torch.stack([grid[k, 1 + d : 1 + d + frames] for k, d in enumerate(model.delays)])
+    return undelay(row.grid[None], model.delays)[0, :, : backend.geometry.frames(1.0)]
 
 
 def long_request(backend: TransformersBackend, seconds: float) -> dict[str, Any]:

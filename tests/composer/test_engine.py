@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from composer.backends import BackendOptions, GenerationParams, GenerationRequest
+from composer.backends.streaming import undelay
 from composer.backends.transformers import TransformersBackend
 from composer.engine.core import EngineCore
 from composer.engine.musicgen import UnsupportedCheckpoint
@@ -113,7 +114,7 @@ def reference_codes(backend: TransformersBackend, r: GenerationRequest) -> torch
             stopping_criteria=StoppingCriteriaList([capture]),
         )
     ids = captured[-1].reshape(k, -1)
-    return torch.stack([ids[c, 1 + d : 1 + d + frames] for c, d in enumerate(backend.model.delays)])
+    return undelay(ids[None], backend.model.delays)[0, :, :frames]
 
 
 def test_one_request_samples_exactly_what_generate_samples(mono: TransformersBackend) -> None:
@@ -123,7 +124,7 @@ def test_one_request_samples_exactly_what_generate_samples(mono: TransformersBac
     row = core.admit(r, rec, mono.model.encode_text(r.description))
     while core.rows:
         core.step()
-    codes = torch.stack([row.grid[c, 1 + d : 1 + d + 50] for c, d in enumerate(mono.model.delays)])
+    codes = undelay(row.grid[None], mono.model.delays)[0]
     assert torch.equal(codes, reference_codes(mono, r))
     assert rec.finished and rec.audio().shape == (1, 32000)
 
@@ -196,8 +197,7 @@ def test_stereo_matches_generate_for_every_codebook(stereo: TransformersBackend)
     row = core.admit(r, Recorder(), stereo.model.encode_text(r.description))
     while core.rows:
         core.step()
-    delays = stereo.model.delays
-    codes = torch.stack([row.grid[c, 1 + d : 1 + d + 50] for c, d in enumerate(delays)])
+    codes = undelay(row.grid[None], stereo.model.delays)[0]
     assert torch.equal(codes, reference_codes(stereo, r))
 
 

@@ -19,7 +19,7 @@ import torch
 
 from composer.backends import GenerationRequest
 from composer.backends.sampling import sample
-from composer.backends.streaming import LOOKAHEAD_FRAMES, Decode, RowDecoder
+from composer.backends.streaming import LOOKAHEAD_FRAMES, Decode, RowDecoder, undelay
 
 SAMPLED = -1
 
@@ -172,10 +172,7 @@ class Row:
 
     def _codes(self) -> torch.Tensor:
         """The window's complete frames so far, undelayed: codes [K, F]."""
-        frames = self._complete_frames()
-        return torch.stack(
-            [self.grid[k, 1 + d : 1 + d + frames] for k, d in enumerate(self._g.delays)]
-        )
+        return undelay(self.grid[None, :, : self.fed + 1], self._g.delays)[0, :, : self._limit]
 
     def close_window(self) -> None:
         """After a window's last column: flush its audio, then open the next window (prompted
