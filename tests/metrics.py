@@ -4,16 +4,30 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 
 
-def metric(base_url: str, name: str) -> float:
-    text = httpx.get(f"{base_url}/metrics").text
+def sample(text: str, name: str) -> float:
+    """One unlabelled sample from a Prometheus text page."""
     match = re.search(rf"^{re.escape(name)} ([0-9.e+-]+)$", text, re.MULTILINE)
     assert match, f"{name} not in /metrics"
     return float(match.group(1))
+
+
+def metric(base_url: str, name: str) -> float:
+    return sample(httpx.get(f"{base_url}/metrics").text, name)
+
+
+def still_for(read: Callable[[], float], seconds: float = 1.0, settle_s: float = 1.0) -> bool:
+    """Whether a counter stopped moving: after `settle_s`, it reads the same `seconds` apart.
+    For "the work stopped", where a gauge that drops in a `finally` would prove nothing."""
+    time.sleep(settle_s)
+    before = read()
+    time.sleep(seconds)
+    return read() == before
 
 
 def wait_for_metric(base_url: str, name: str, value: float, timeout_s: float = 30) -> float:

@@ -13,6 +13,7 @@ from composer.protocol import ComposeRequest, ModelCard, ModelList
 from weavewave_common.deadline import timeout_of
 from weavewave_common.errors import error_responses
 from weavewave_common.service import audio_response
+from weavewave_common.streams import OwnedStreamingResponse
 
 router = APIRouter(prefix="/v1", tags=["composer"])
 
@@ -36,7 +37,9 @@ async def compose(
     if melody is not None:
         upload = MelodyUpload(file=melody.file, filename=melody.filename, size=melody.size)
     stream = await composer.compose(request, upload, timeout_of(http_request))
-    return StreamingResponse(stream.body, media_type=stream.media_type, headers=stream.headers)
+    return OwnedStreamingResponse(
+        stream.body, stream.release, media_type=stream.media_type, headers=stream.headers
+    )
 
 
 @router.get("/models", name="list_models", response_model=ModelList)

@@ -2,8 +2,9 @@
 
 The response starts as soon as the request is accepted (WAV sends its header at once); audio
 follows chunk by chunk. A failure after the first byte ends the stream abruptly, so the client
-sees an incomplete response, never a silently short file. The caller going away (the generator
-is closed or cancelled) cancels the request in the scheduler.
+sees an incomplete response, never a silently short file. The request's ticket is cancelled
+when the response ends, however it ends: completed, broken, the caller gone (even before the
+body started), shut down.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO
@@ -52,7 +53,10 @@ class AudioStream:
 
     media_type: str
     headers: dict[str, str]
-    body: AsyncIterator[bytes]
+    body: AsyncGenerator[bytes]
+    release: Callable[[], Awaitable[None]]
+    """Give up the request's place; the response calls it when it ends, however it ends
+    (also when the body never started)."""
 
 
 class Composer:
@@ -110,11 +114,11 @@ class Composer:
             clip = Melody(decoded.samples, decoded.sample_rate)
         params = request.to_params()
         group = self._backend.batch_group(description)
-        ticket = self._scheduler.submit(GenerationRequest(description, params, clip, group))
         total = self._backend.samples_for(params.duration_s)
-        encoder = open_encoder(
+        encoder = open_encoder(  # before the ticket: a format that fails to open queues nothing
             request.format, self._backend.sample_rate, self._backend.channels, total
         )
+        ticket = self._scheduler.submit(GenerationRequest(description, params, clip, group))
         headers = {
             "X-Sample-Rate": str(encoder.sample_rate),
             "X-Channels": str(self._backend.channels),
@@ -122,12 +126,16 @@ class Composer:
             "X-Seed": str(params.seed),
             "X-Model": self._backend.name,
         }
+
+        async def release() -> None:
+            ticket.cancel()
+
         body = self._stream(ticket, encoder, idle_timeout_s)
-        return AudioStream(request.format.media_type, headers, body)
+        return AudioStream(request.format.media_type, headers, body, release)
 
     async def _stream(
         self, ticket: Ticket, encoder: StreamEncoder, idle_timeout_s: float | None
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes]:
         started = time.perf_counter()
         limiter = LoudnessLimiter()
         first = True
