@@ -9,7 +9,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 
-from gateway.capacity import Capacity, held_until_done
+from gateway.capacity import Capacity
 from gateway.deps import CapacityDep, GeneratorDep
 from gateway.generate import AudioStream, Generator
 from gateway.openapi import multipart_body
@@ -20,6 +20,7 @@ from weavewave_common.errors import error_responses
 from weavewave_common.protocol import MusicBrief
 from weavewave_common.request_id import current_request_id, new_request_id
 from weavewave_common.service import audio_response
+from weavewave_common.streams import OwnedStreamingResponse
 
 router = APIRouter(tags=["music"])
 
@@ -64,8 +65,8 @@ async def _audio(
     """Take a capacity slot, read the form, start the audio (cancelled if the client leaves
     first), stream it.
 
-    Once streaming, the relay removes the form's temporary files and the slot is released when
-    the stream ends; before that, this does both.
+    Once the response is returned, it owns the upstream stream, the form's temporary files and
+    the slot, and lets go of them when it ends however it ends; before that, this does.
     """
     slot = capacity.take()
     try:
@@ -79,8 +80,16 @@ async def _audio(
     except BaseException:
         slot.release()
         raise
-    body = held_until_done(stream.body, slot)
-    return StreamingResponse(body, media_type=stream.media_type, headers=stream.headers)
+
+    async def release() -> None:
+        try:
+            await stream.release()
+        finally:
+            slot.release()
+
+    return OwnedStreamingResponse(
+        stream.body, release, media_type=stream.media_type, headers=stream.headers
+    )
 
 
 @router.post(

@@ -8,8 +8,6 @@ accepting more than they could ever serve.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, AsyncIterator
-
 from gateway import metrics
 from weavewave_common.errors import TooManyRequests
 
@@ -48,16 +46,3 @@ class Capacity:
     def _release(self) -> None:
         self._in_flight -= 1
         metrics.IN_FLIGHT.set(self._in_flight)
-
-
-async def held_until_done(body: AsyncGenerator[bytes], slot: Slot) -> AsyncIterator[bytes]:
-    """`body`, releasing `slot` when it ends however it ends (closing `body` first, so its own
-    cleanup runs now rather than whenever it is collected)."""
-    try:
-        async for chunk in body:
-            yield chunk
-    finally:
-        try:
-            await body.aclose()
-        finally:
-            slot.release()

@@ -6,7 +6,7 @@ import json
 import logging
 import tempfile
 import time
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -40,6 +40,16 @@ class AudioStream:
     media_type: str
     headers: dict[str, str]
     body: AsyncGenerator[bytes]
+    release: Callable[[], Awaitable[None]]
+    """Close the upstream stream and the form's files: whoever sends `body` awaits it when
+    done, however it ended (also when `body` never started)."""
+
+    async def close(self) -> None:
+        """End the body (its own cleanup runs now), then release what it held."""
+        try:
+            await self.body.aclose()
+        finally:
+            await self.release()
 
 
 def _knobs(fields: dict[str, str]) -> Knobs:
@@ -170,11 +180,18 @@ class Generator:
         metrics.UPSTREAM_SECONDS.labels("composer").observe(time.perf_counter() - started)
         headers = {k: v for k, v in response.headers.items() if k.lower() in PASSED_ON}
         headers.update(extra_headers)
+
+        async def release() -> None:
+            try:
+                await response.aclose()
+            finally:
+                form.close()
+
         if knobs.mux:  # the form (the video) is needed after the music: closed by the muxer
             music = relay(response, started, lambda: None)
-            return AudioStream("video/mp4", headers, _muxed(music, form))
+            return AudioStream("video/mp4", headers, _muxed(music, form), release)
         media_type = response.headers.get("content-type", "application/octet-stream")
-        return AudioStream(media_type, headers, relay(response, started, form.close))
+        return AudioStream(media_type, headers, relay(response, started, form.close), release)
 
     async def generate(self, form: ParsedForm, request_id: str) -> AudioStream:
         """Describe (unless the form brings a finished `description`), then compose; the caller

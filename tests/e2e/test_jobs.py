@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 
 from tests.e2e.conftest import Stack, venv_python
 from tests.media_factory import image_bytes
-from tests.metrics import wait_for_metric
+from tests.metrics import metric, still_for
 from weavewave_common.supervise import RunningService, free_port, run_service
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
@@ -115,7 +116,7 @@ def test_cancel_stops_the_generation(stack: Stack, gateway: str) -> None:
     wait_for(gateway, job["id"], {"composing"})
     cancelled = httpx.delete(f"{gateway}/jobs/{job['id']}", timeout=30).json()
     assert cancelled["state"] == "cancelled"
-    assert wait_for_metric(stack.composer.url, "composer_active_generations", 0) == 0
+    assert still_for(partial(metric, stack.composer.url, "composer_generation_steps_total"))
     audio = httpx.get(f"{gateway}/jobs/{job['id']}/audio")
     assert audio.status_code == 409 and audio.json()["error"]["code"] == "no_audio"
 

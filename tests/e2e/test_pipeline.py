@@ -6,6 +6,7 @@ import io
 import json
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
@@ -16,7 +17,7 @@ import pytest
 
 from tests.e2e.conftest import Stack
 from tests.media_factory import image_bytes, video_bytes, wav_bytes
-from tests.metrics import metric, wait_for_metric
+from tests.metrics import metric, still_for
 from weavewave_common.protocol import MusicBrief
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
@@ -196,7 +197,7 @@ def test_disconnect_mid_stream_stops_the_composer(stack: Stack) -> None:
         next(pieces)
         next(pieces)
         assert metric(stack.composer.url, "composer_active_generations") == 1
-    assert wait_for_metric(stack.composer.url, "composer_active_generations", 0) == 0
+    assert still_for(partial(metric, stack.composer.url, "composer_generation_steps_total"))
 
 
 def test_composer_down_is_503_and_the_gateway_recovers(stack: Stack) -> None:

@@ -158,8 +158,11 @@ class JobRunner:
             except BaseException:
                 form.close()
                 raise
-            self._started(record, stream)
-            await self._write(record, stream)
+            try:
+                self._started(record, stream)
+                await self._write(record, stream)
+            finally:
+                await stream.close()
             self._finish(record, JobState.DONE, None)
         except asyncio.CancelledError:
             if record.id in self._cancelling:
