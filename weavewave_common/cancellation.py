@@ -35,11 +35,15 @@ async def _disconnected(request: Request) -> None:
 
 
 async def run_until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """The result of `work`, unless the client disconnects first: then `work` is cancelled."""
+    """The result of `work`, unless the client disconnects first: then `work` is cancelled.
+    So it is when this is cancelled itself (a server shutting down cancels its handlers)."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnected(request))
     try:
         await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:
+        task.cancel()
+        raise
     finally:
         watcher.cancel()
     if task.done():
