@@ -17,6 +17,12 @@ def sample(text: str, name: str) -> float:
     return float(match.group(1))
 
 
+def total(text: str, name: str) -> float:
+    """The sum of a metric's samples over all its labels (0 when it has none yet)."""
+    pattern = rf"^{re.escape(name)}(?:\{{[^}}]*\}})? ([0-9.e+-]+)$"
+    return sum(float(value) for value in re.findall(pattern, text, re.MULTILINE))
+
+
 def metric(base_url: str, name: str) -> float:
     return sample(httpx.get(f"{base_url}/metrics").text, name)
 

@@ -17,7 +17,7 @@ import pytest
 from tests.captioner.conftest import SERVICE_ENV
 from tests.media_factory import image_bytes, png_bomb, video_bytes, wav_bytes
 from tests.metrics import metric as read_metric
-from tests.metrics import wait_for_metric
+from tests.metrics import total, wait_for_metric
 from weavewave_common.protocol import MusicBrief
 from weavewave_common.supervise import RunningService, free_port
 
@@ -155,10 +155,12 @@ def test_request_id_is_echoed_and_logged(captioner: RunningService) -> None:
 
 
 def test_metrics_and_openapi(captioner: RunningService) -> None:
+    briefs = total(metrics_text(captioner), "captioner_briefs_total")
+    prompt_tokens = total(metrics_text(captioner), "captioner_tokens_total")
     describe(captioner, data={"prompt": "count me"})
-    metrics = httpx.get(f"{captioner.url}/metrics").text
-    assert "captioner_briefs_total" in metrics
-    assert 'captioner_tokens_total{kind="prompt"}' in metrics
+    metrics = metrics_text(captioner)
+    assert total(metrics, "captioner_briefs_total") == briefs + 1
+    assert total(metrics, "captioner_tokens_total") > prompt_tokens
     assert "captioner_requests_in_flight" in metrics
     spec = httpx.get(f"{captioner.url}/openapi.json").json()
     operation = spec["paths"]["/v1/describe"]["post"]
@@ -175,6 +177,33 @@ def test_a_client_that_leaves_cancels_its_brief(captioner: RunningService) -> No
             captioner, data={"prompt": "leaving"}, files=files, timeout=httpx.Timeout(30, read=0.05)
         )
     assert wait_for_metric(captioner.url, cancelled, before + 1) == before + 1
+    assert wait_for_metric(captioner.url, "captioner_requests_in_flight", 0) == 0
+
+
+def test_one_request_id_sent_twice_is_two_requests(captioner: RunningService) -> None:
+    """The client's X-Request-ID is for tracing only: two requests under one id at once, and
+    one leaving, must not stop the other's generation (vLLM aborts every request by an id)."""
+    aborted = 'captioner_generations_total{finish="abort"}'
+    before = read_metric(captioner.url, aborted) if aborted in metrics_text(captioner) else 0
+    data, headers = {"prompt": "twins"}, {"X-Request-ID": "twin-id"}
+
+    async def run() -> httpx.Response:
+        async with httpx.AsyncClient(base_url=captioner.url, timeout=120) as client:
+            leaving = asyncio.create_task(client.post("/v1/describe", data=data, headers=headers))
+            staying = asyncio.create_task(client.post("/v1/describe", data=data, headers=headers))
+            while (await client.get("/metrics")).text.count(
+                "captioner_requests_in_flight 2.0"
+            ) == 0:
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)  # both are generating (the same steps, in lockstep)
+            leaving.cancel()  # its connection closes: the captioner cancels it
+            return await staying
+
+    staying = asyncio.run(run())
+    assert staying.status_code == 200, staying.text
+    assert brief_of(staying).usage.attempts >= 1
+    aborted_now = read_metric(captioner.url, aborted) if aborted in metrics_text(captioner) else 0
+    assert aborted_now == before, "the request that stayed was aborted with the one that left"
     assert wait_for_metric(captioner.url, "captioner_requests_in_flight", 0) == 0
 
 

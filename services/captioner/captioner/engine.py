@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -20,9 +21,10 @@ import numpy as np
 import numpy.typing as npt
 from PIL import Image
 
+from captioner import metrics
 from captioner.budget import VisionGeometry
 from captioner.prompts import ChatMessage
-from weavewave_common.errors import InvalidInput, PayloadTooLarge
+from weavewave_common.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -173,17 +175,22 @@ class VllmEngine:
         return {"prompt": prompt, "multi_modal_data": media} if media else {"prompt": prompt}
 
     async def generate(self, request: EngineRequest) -> EngineOutput:
-        """Run one request to completion; aborts it in the engine if the caller is cancelled."""
+        """Run one request to completion; aborts it in the engine if the caller is cancelled.
+
+        The engine's id is this call's own: a caller's id (the client's `X-Request-ID`, kept for
+        logs) may be sent twice at once, and vLLM aborts every request under an id it is given.
+        """
         from vllm.exceptions import VLLMClientError
 
         params = self._sampling_params(request)
         inputs = self._inputs(request)
+        engine_id = f"{request.request_id}-{uuid.uuid4().hex[:16]}"
         final = None
         try:
-            async for output in self._llm.generate(inputs, params, request_id=request.request_id):
+            async for output in self._llm.generate(inputs, params, request_id=engine_id):
                 final = output
         except (asyncio.CancelledError, GeneratorExit):
-            await self._llm.abort(request.request_id)
+            await self._llm.abort(engine_id)
             raise
         except (VLLMClientError, ValueError) as exc:  # input validation: the request's fault
             logger.warning("the engine refused the request: %s", exc)
@@ -193,6 +200,9 @@ class VllmEngine:
         if final is None or not final.outputs:
             return EngineOutput("", 0, 0, None)
         completion = final.outputs[0]
+        metrics.GENERATIONS.labels(completion.finish_reason or "none").inc()
+        if completion.finish_reason == "abort":  # not by this caller: it would be cancelled
+            raise ServiceUnavailable("The engine stopped this request; retry.", retry_after_s=1)
         return EngineOutput(
             text=completion.text,
             prompt_tokens=len(final.prompt_token_ids or ()),

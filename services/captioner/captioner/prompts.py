@@ -55,6 +55,13 @@ Write only the description: one to three sentences in stock-music catalogue styl
 tempo, instruments). No JSON, no list, no preamble."""
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_MARKER_LIKE = re.compile(r"[<>]{3,}")
+
+
+def _unmarked(text: str) -> str:
+    """The user's words with any run like the markers (`<<<`, `>>>`, `>>>>`) spaced out, so
+    the words can never close the block they are quoted in."""
+    return _MARKER_LIKE.sub(lambda run: " ".join(run.group()), text)
 
 
 class BriefFields(BaseModel):
@@ -122,7 +129,7 @@ def build_messages(inputs: PromptInputs, structured: bool = True) -> list[ChatMe
         parts.extend(MediaPart(type="audio") for _ in range(inputs.audio_clips))
         guidance.append(AUDIO_GUIDANCE)
     prompt = clean_user_prompt(inputs.user_prompt)
-    guidance.append(USER_WORDS.format(prompt=prompt) if prompt else NO_USER_WORDS)
+    guidance.append(USER_WORDS.format(prompt=_unmarked(prompt)) if prompt else NO_USER_WORDS)
     if not structured:
         guidance.append(PLAIN_TEXT_REQUEST)
     parts.append(TextPart(type="text", text="\n\n".join(guidance)))
