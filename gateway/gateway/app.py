@@ -19,6 +19,7 @@ from gateway.config import GatewaySettings
 from gateway.deps import GatewayState, Jobs
 from gateway.generate import Generator
 from gateway.jobs import api as jobs_api
+from gateway.jobs.destinations import DestinationPolicy
 from gateway.jobs.model import JobForm
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.store import SqliteJobStore
@@ -29,6 +30,8 @@ from gateway.uploads import UploadLimits
 from gateway.upstream import CaptionerClient, ComposerClient, is_ready
 from weavewave_common.service import KEEP_ALIVE_S, build_service_app
 
+WEBHOOK_DRAIN_S = 5.0
+"""How long webhook deliveries under way at shutdown may take before they are cancelled."""
 UPSTREAM_POOL = httpx.Limits(
     max_connections=None,  # bounded by GATEWAY_MAX_CONCURRENT
     max_keepalive_connections=20,
@@ -77,7 +80,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             webhooks = None
             if settings.webhook_secret:
                 hooks = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
-                webhooks = Webhooks(settings.webhook_secret, hooks)
+                policy = DestinationPolicy(settings.webhook_allowed_hosts)
+                webhooks = Webhooks(settings.webhook_secret, hooks, policy)
+                stack.push_async_callback(webhooks.drain, WEBHOOK_DRAIN_S)
             runner = JobRunner(
                 store,
                 generator,
@@ -91,7 +96,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             yield GatewayState(
                 generator=generator,
                 capacity=Capacity(settings.max_concurrent),
-                jobs=Jobs(store, runner, webhooks is not None),
+                jobs=Jobs(store, runner, webhooks),
             )
 
     async def readiness() -> str | None:

@@ -54,6 +54,10 @@ class GatewaySettings(BaseSettings):
     max_queued_jobs: int = Field(100, ge=1, description="Jobs waiting before 429.")
     job_ttl_s: float = Field(86400.0, gt=0, description="Ended jobs are deleted after this, s.")
     webhook_secret: str = Field("", description="HMAC key for job webhooks (empty: webhooks off).")
+    webhook_allowed_hosts: CommaList = Field(
+        default_factory=list,
+        description="Webhook hosts allowed even on private, loopback or link-local addresses.",
+    )
 
     api_keys: CommaList = Field(
         default_factory=list, description="Accepted API keys, comma-separated (empty: open)."
@@ -68,7 +72,9 @@ class GatewaySettings(BaseSettings):
         default_factory=list, description="Origins allowed by CORS, comma-separated (empty: none)."
     )
 
-    @field_validator("api_keys", "revoked_api_keys", "cors_origins", mode="before")
+    @field_validator(
+        "api_keys", "revoked_api_keys", "cors_origins", "webhook_allowed_hosts", mode="before"
+    )
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -11,13 +11,15 @@ from gateway.capacity import Capacity
 from gateway.generate import Generator
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.store import JobStore
+from gateway.jobs.webhook import Webhooks
 
 
 @dataclass(frozen=True)
 class Jobs:
     store: JobStore
     runner: JobRunner
-    webhooks_enabled: bool
+    webhooks: Webhooks | None
+    """None when webhooks are off (no secret)."""
 
 
 class GatewayState(TypedDict):

@@ -178,7 +178,12 @@ def test_a_signed_webhook_reports_the_end(stack: Stack, tmp_path: Path) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     hook = f"http://127.0.0.1:{server.server_address[1]}/done"
     try:
-        with jobs_gateway(stack, tmp_path, GATEWAY_WEBHOOK_SECRET="s3cret") as hooked:
+        with jobs_gateway(
+            stack,
+            tmp_path,
+            GATEWAY_WEBHOOK_SECRET="s3cret",
+            GATEWAY_WEBHOOK_ALLOWED_HOSTS="127.0.0.1",
+        ) as hooked:
             job = submit(hooked.url, {"description": "x", "duration": "1", "webhook_url": hook})
             wait_for(hooked.url, job["id"], {"done"})
             deadline = time.monotonic() + 15

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
@@ -51,10 +50,9 @@ async def create_job(
         generator.check(form)
         webhook = form.fields.get("webhook_url")
         if webhook:
-            if not jobs.webhooks_enabled:
+            if jobs.webhooks is None:
                 raise InvalidInput("webhook_url: webhooks are off.", code="webhooks_disabled")
-            if urlsplit(webhook).scheme not in ("http", "https"):
-                raise InvalidInput("webhook_url: an http(s) URL.", code="bad_webhook_url")
+            await jobs.webhooks.check(webhook)
         record = jobs.runner.submit(form, kind)
     response.headers["Location"] = f"/jobs/{record.id}"
     return job_view(record)
