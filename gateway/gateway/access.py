@@ -6,6 +6,10 @@ configured key in constant time. No or an unknown key is 401, a revoked one 403.
 each client address when keys are off) gets a token bucket of `rate_limit_per_minute`; an
 empty bucket is 429 with `Retry-After`. All of it runs before the body is read, so a refused
 request uploads nothing.
+
+Buckets are kept in the order they were last used. One untouched for a minute has refilled, so
+it is the same as none and is dropped; and there are never more than `max_buckets` (the least
+recently used goes first), so memory stays bounded however many addresses call.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import hmac
 import math
 import time
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from starlette.requests import Request
@@ -46,7 +52,14 @@ class AccessControl:
     api_keys: list[str]
     revoked_keys: list[str]
     per_minute: int
-    _buckets: dict[str, _Bucket] = field(default_factory=dict)
+    max_buckets: int = 100_000
+    clock: Callable[[], float] = time.monotonic
+    _buckets: OrderedDict[str, _Bucket] = field(default_factory=OrderedDict)
+
+    @property
+    def tracked(self) -> int:
+        """How many callers have a bucket now."""
+        return len(self._buckets)
 
     def caller(self, request: Request) -> str:
         """The key (or client address when keys are off) the request is counted under."""
@@ -64,15 +77,24 @@ class AccessControl:
 
     def take(self, caller: str) -> None:
         """Spend one request from the caller's bucket, or 429 with the wait in Retry-After."""
-        now = time.monotonic()
+        now = self.clock()
         rate = self.per_minute / 60.0
+        self._prune(now)
         bucket = self._buckets.setdefault(caller, _Bucket(float(self.per_minute), now))
+        self._buckets.move_to_end(caller)
         bucket.tokens = min(self.per_minute, bucket.tokens + (now - bucket.updated) * rate)
         bucket.updated = now
         if bucket.tokens < 1:
             wait = math.ceil((1 - bucket.tokens) / rate)
             raise TooManyRequests("Rate limit reached; retry later.", retry_after_s=wait)
         bucket.tokens -= 1
+
+    def _prune(self, now: float) -> None:
+        while self._buckets:
+            oldest = next(iter(self._buckets.values()))
+            if now - oldest.updated < 60.0 and len(self._buckets) < self.max_buckets:
+                return
+            self._buckets.popitem(last=False)
 
     async def __call__(self, request: Request) -> None:
         """FastAPI dependency for the music routes."""

@@ -11,8 +11,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from gateway.access import AccessControl
 from gateway.app import create_app
 from gateway.config import GatewaySettings
+from weavewave_common.errors import TooManyRequests
 
 NOWHERE = {"captioner_url": "http://127.0.0.1:9", "composer_url": "http://127.0.0.1:9"}
 
@@ -76,3 +78,31 @@ def test_settings_read_comma_separated_keys_from_the_environment(
 ) -> None:
     monkeypatch.setenv("GATEWAY_API_KEYS", "a, b ,c")
     assert GatewaySettings().api_keys == ["a", "b", "c"]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_limit_buckets_are_pruned_and_bounded() -> None:
+    clock = Clock()
+    limits = AccessControl([], [], per_minute=2, max_buckets=500, clock=clock)
+    for number in range(2000):  # a crowd of addresses, one request each
+        limits.take(f"10.0.{number // 256}.{number % 256}")
+    assert limits.tracked == 500  # bounded: the least recently used went first
+    limits.take("busy")
+    limits.take("busy")
+    with pytest.raises(TooManyRequests):
+        limits.take("busy")  # a live bucket keeps limiting
+    clock.now += 30
+    limits.take("other")
+    with pytest.raises(TooManyRequests):  # half a minute: one token back, but kept, not reset
+        limits.take("busy")
+        limits.take("busy")
+    clock.now += 61
+    limits.take("late")
+    assert limits.tracked == 1  # refilled buckets are the same as none: dropped
