@@ -28,6 +28,7 @@ from gateway.openapi import install_openapi
 from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
 from gateway.uploads import UploadLimits
 from gateway.upstream import CaptionerClient, ComposerClient, is_ready
+from weavewave_common.errors import error_responses
 from weavewave_common.service import KEEP_ALIVE_S, build_service_app
 
 WEBHOOK_DRAIN_S = 5.0
@@ -110,7 +111,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     access = AccessControl(
         settings.api_keys, settings.revoked_api_keys, settings.rate_limit_per_minute
     )
-    guarded = APIRouter(dependencies=[Depends(access)])  # API key and rate limit first
+    guarded = APIRouter(  # API key and rate limit first: every route may answer these
+        dependencies=[Depends(access)], responses=error_responses(401, 403, 429)
+    )
     guarded.include_router(api.router)
     guarded.include_router(jobs_api.router)
     app = build_service_app(

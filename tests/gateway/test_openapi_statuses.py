@@ -1,0 +1,92 @@
+"""Every status a route answers is in the OpenAPI document (generated clients type on it).
+
+The in-process gateway is toured with the requests that make each route refuse (no key, a
+revoked key, over the rate limit, a bad form, too big, unknown job, upstream down), then the
+statuses its metrics saw per route (every in-process gateway of the suite counts there too) are
+compared with what the document declares for that operation.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from gateway.app import create_app
+from gateway.config import GatewaySettings
+
+KEY = {"X-API-Key": "key"}
+
+
+def seen_statuses(metrics: str) -> set[tuple[str, str, str]]:
+    """(method, route template, status) for every request the instrumentation counted."""
+    pattern = r'^http_requests_total\{handler="([^"]+)",method="([^"]+)",status="(\d+)"\}'
+    return {(m, h, s) for h, m, s in re.findall(pattern, metrics, re.MULTILINE)}
+
+
+def tour(client: TestClient) -> None:
+    form = {"description": "calm piano", "duration": "1"}
+    for method, path in [
+        ("POST", "/generate"),
+        ("POST", "/describe"),
+        ("POST", "/compose"),
+        ("POST", "/jobs"),
+        ("GET", "/jobs/nope"),
+        ("GET", "/jobs/nope/audio"),
+        ("DELETE", "/jobs/nope"),
+    ]:
+        client.request(method, path)  # 401
+        client.request(method, path, headers={"X-API-Key": "old"})  # 403
+        client.request(method, path, headers=KEY)  # 404 / 422
+    client.post("/compose", data=form, headers=KEY)  # composer down: 503
+    client.post("/describe", data={"prompt": "x"}, headers=KEY)  # captioner down: 503
+    client.post("/generate", content=b"x" * 5000, headers={**KEY, "content-type": "text/plain"})
+    client.post("/generate", content=b"not a form", headers={**KEY, "content-type": "text/plain"})
+    client.post("/compose", data={**form, "duration": "-1"}, headers=KEY)
+    job = client.post("/jobs", data=form, headers=KEY).json()
+    client.get(f"/jobs/{job['id']}", headers=KEY)
+    client.get(f"/jobs/{job['id']}/audio", headers=KEY)  # 409: not ready, or failed
+    client.delete(f"/jobs/{job['id']}", headers=KEY)
+    for _ in range(40):  # past the rate limit: 429 on every route
+        for method, path in [
+            ("POST", "/generate"),
+            ("POST", "/jobs"),
+            ("GET", "/jobs/x"),
+            ("GET", "/jobs/x/audio"),
+            ("DELETE", "/jobs/x"),
+            ("POST", "/describe"),
+            ("POST", "/compose"),
+        ]:
+            client.request(method, path, headers=KEY)
+
+
+def test_every_status_seen_is_declared(tmp_path: Path) -> None:
+    settings = GatewaySettings(
+        captioner_url="http://127.0.0.1:9",
+        composer_url="http://127.0.0.1:9",
+        describe_retries=0,
+        api_keys=["key"],
+        revoked_api_keys=["old"],
+        rate_limit_per_minute=30,
+        max_request_bytes=4096,
+        jobs_dir=str(tmp_path / "jobs"),
+    )
+    with TestClient(create_app(settings)) as client:
+        tour(client)
+        seen = seen_statuses(client.get("/metrics").text)
+        paths = client.get("/openapi.json").json()["paths"]
+    undeclared = sorted(
+        (method, path, status)
+        for method, path, status in seen
+        if path in paths
+        and method.lower() in paths[path]
+        and status not in paths[path][method.lower()]["responses"]
+    )
+    assert undeclared == [], undeclared
+    assert {status for _, path, status in seen if path.startswith("/jobs")} >= {
+        "401",
+        "403",
+        "404",
+        "429",
+    }
