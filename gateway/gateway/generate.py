@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -75,16 +77,25 @@ async def _muxed(music: AsyncGenerator[bytes], form: ParsedForm) -> AsyncGenerat
     """The uploaded video with `music` (WAV) as its soundtrack, as MP4 bytes. The music is
     gathered whole first (a container's index needs every packet); files go on every path."""
     try:
-        with tempfile.TemporaryDirectory(prefix="weavewave-mux-") as folder:
+        folder = await anyio.to_thread.run_sync(partial(tempfile.mkdtemp, prefix="weavewave-mux-"))
+        try:
             wav, mp4 = Path(folder) / "music.wav", Path(folder) / "muxed.mp4"
-            with wav.open("wb") as out:
+            out = await anyio.to_thread.run_sync(wav.open, "wb")
+            try:
                 async for chunk in music:
-                    out.write(chunk)
+                    await anyio.to_thread.run_sync(out.write, chunk)
+            finally:
+                out.close()
             video = form.by_field("video")[0].file
             await anyio.to_thread.run_sync(mux_soundtrack, video, wav, mp4)
-            with mp4.open("rb") as result:
-                while chunk := result.read(256 * 1024):
+            result = await anyio.to_thread.run_sync(mp4.open, "rb")
+            try:
+                while chunk := await anyio.to_thread.run_sync(result.read, 256 * 1024):
                     yield chunk
+            finally:
+                result.close()
+        finally:
+            await anyio.to_thread.run_sync(partial(shutil.rmtree, folder, ignore_errors=True))
     finally:
         await music.aclose()
         form.close()

@@ -17,6 +17,7 @@ from tempfile import SpooledTemporaryFile
 from typing import IO
 from urllib.parse import parse_qsl
 
+import anyio
 import filetype
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
@@ -174,6 +175,9 @@ def sniff(upload: Upload) -> str:
 
 
 URLENCODED = b"application/x-www-form-urlencoded"
+PARSE_BATCH_BYTES = 256 * 1024
+"""Body bytes gathered before one hand-off to the parsing thread (spool writes hit the disk:
+they must not run on the event loop; one hop per batch keeps the hand-offs cheap)."""
 
 
 def boundary_of(content_type: str) -> bytes:
@@ -238,8 +242,14 @@ async def parse_multipart(
     }
     try:
         parser = MultipartParser(boundary_of(content_type), callbacks)  # type: ignore[arg-type]
-        async for chunk in body:
-            parser.write(chunk)
+        pending = bytearray()
+        async for chunk in body:  # parsed (and spooled to disk) off the event loop, in batches
+            pending += chunk
+            if len(pending) >= PARSE_BATCH_BYTES:
+                await anyio.to_thread.run_sync(parser.write, bytes(pending))
+                pending.clear()
+        if pending:
+            await anyio.to_thread.run_sync(parser.write, bytes(pending))
         parser.finalize()
         if parser.state != MultipartState.END:
             raise MultipartParseError("the body ended before its closing boundary")

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
@@ -53,7 +54,7 @@ async def create_job(
             if jobs.webhooks is None:
                 raise InvalidInput("webhook_url: webhooks are off.", code="webhooks_disabled")
             await jobs.webhooks.check(webhook)
-        record = jobs.runner.submit(form, kind)
+        record = await jobs.runner.submit(form, kind)
     response.headers["Location"] = f"/jobs/{record.id}"
     return job_view(record)
 
@@ -91,16 +92,17 @@ async def get_job_audio(job_id: str, jobs: JobsDep) -> Response:
 
 
 async def _follow(store: JobStore, job_id: str, path: Path) -> AsyncIterator[bytes]:
-    """The file's bytes as they are written, until the job ends (cut short if it fails)."""
+    """The file's bytes as they are written, until the job ends (cut short if it fails).
+    Reads run in a worker thread, off the event loop."""
     with path.open("rb") as audio:
         while True:
-            chunk = audio.read(64 * 1024)
+            chunk = await anyio.to_thread.run_sync(audio.read, 64 * 1024)
             if chunk:
                 yield chunk
                 continue
-            record = store.get(job_id)
+            record = await anyio.to_thread.run_sync(store.get, job_id)
             if record is None or record.state.finished:
-                rest = audio.read()
+                rest = await anyio.to_thread.run_sync(audio.read)
                 if rest:
                     yield rest
                 if record is None or record.state is not JobState.DONE:

@@ -16,7 +16,10 @@ import time
 import uuid
 from contextlib import suppress
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import unquote
+
+import anyio
 
 from gateway.generate import AudioStream, Generator
 from gateway.jobs.model import JobState
@@ -71,10 +74,18 @@ class JobRunner:
             with suppress(asyncio.CancelledError):
                 await task
 
-    def submit(self, form: ParsedForm, kind: str) -> JobRecord:
-        """Save the inputs and queue the job (429 when the queue is full)."""
+    async def submit(self, form: ParsedForm, kind: str) -> JobRecord:
+        """Save the inputs and queue the job (429 when the queue is full). The inputs (up to
+        hundreds of MB) are copied in a worker thread: the event loop serves on meanwhile.
+        Submissions copying at once may each pass the check: the queue can exceed its bound
+        by at most the gateway's capacity (`GATEWAY_MAX_CONCURRENT`)."""
         if self._queue.qsize() >= self._max_queued:
             raise TooManyRequests("The job queue is full; retry later.", retry_after_s=30)
+        record = await anyio.to_thread.run_sync(self._save_inputs, form, kind)
+        self._queue.put_nowait(record.id)
+        return record
+
+    def _save_inputs(self, form: ParsedForm, kind: str) -> JobRecord:
         now = time.time()
         fields = {k: v for k, v in form.fields.items() if k != "webhook_url"}
         record = JobRecord(
@@ -103,7 +114,6 @@ class JobRunner:
         except BaseException:
             shutil.rmtree(self._store.folder(record.id), ignore_errors=True)
             raise
-        self._queue.put_nowait(record.id)
         return record
 
     async def cancel(self, record: JobRecord) -> None:
@@ -189,15 +199,18 @@ class JobRunner:
         self._store.save(record)
 
     async def _write(self, record: JobRecord, stream: AudioStream) -> None:
+        """The audio to the job's file as it arrives (file and store writes off the loop)."""
         saved = time.monotonic()
-        with self._store.audio_path(record.id).open("wb") as out:
+        out = await anyio.to_thread.run_sync(self._store.audio_path(record.id).open, "wb")
+        try:
             async for chunk in stream.body:
-                out.write(chunk)
-                out.flush()
+                await anyio.to_thread.run_sync(_append, out, chunk)
                 record.audio_bytes += len(chunk)
                 if time.monotonic() - saved > SAVE_EVERY_S:
-                    self._store.save(record)
+                    await anyio.to_thread.run_sync(self._store.save, record)
                     saved = time.monotonic()
+        finally:
+            out.close()
 
     def _finish(self, record: JobRecord, state: JobState, error: dict[str, str] | None) -> None:
         record.state, record.error, record.finished = state, error, time.time()
@@ -211,10 +224,15 @@ class JobRunner:
 
     async def _expire_forever(self) -> None:
         while True:
-            expired = self._store.expire(time.time() - self._ttl_s)
+            expired = await anyio.to_thread.run_sync(self._store.expire, time.time() - self._ttl_s)
             if expired:
                 logger.info("expired %d finished jobs", len(expired))
             await asyncio.sleep(min(60.0, max(self._ttl_s / 4, 0.5)))
+
+
+def _append(out: BinaryIO, chunk: bytes) -> None:
+    out.write(chunk)
+    out.flush()  # readers follow the file as it grows
 
 
 def _form_of(record: JobRecord) -> ParsedForm:

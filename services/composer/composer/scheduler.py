@@ -19,8 +19,10 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Protocol
 
+import anyio
 import numpy as np
 import numpy.typing as npt
 
@@ -130,7 +132,10 @@ class BatchScheduler:
                 await self._worker
             except asyncio.CancelledError:
                 pass
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        # the model thread may be inside a batch: wait for it off the event loop
+        await anyio.to_thread.run_sync(
+            partial(self._executor.shutdown, wait=True, cancel_futures=True)
+        )
 
     def submit(self, request: GenerationRequest) -> Ticket:
         """Queue a request; 503 with `Retry-After` when the queue is full."""
