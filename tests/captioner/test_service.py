@@ -268,6 +268,54 @@ def children(pid: int) -> list[int]:
     return found
 
 
+def descendants(pid: int) -> list[int]:
+    found = children(pid)
+    return found + [grandchild for child in found for grandchild in descendants(child)]
+
+
+def alive(pid: int) -> bool:
+    try:
+        return (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) != "Z"
+    except OSError:
+        return False
+
+
+def test_sigterm_while_the_model_loads_stops_at_once_and_leaves_no_child(
+    tiny_vlm: Path, tmp_path: Path
+) -> None:
+    """A service stopped while loading (a rollout, a scale-down) must not finish the load first,
+    nor leave the engine core it started holding the accelerator."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **SERVICE_ENV,
+        "CAPTIONER_MODEL": str(tiny_vlm),
+        "CAPTIONER_PORT": str(port),
+    }
+    log = (tmp_path / "captioner.log").open("wb")
+    service = subprocess.Popen([sys.executable, "-m", "captioner"], env=env, stdout=log, stderr=log)
+    try:
+        deadline = time.monotonic() + 120
+        while not (started := descendants(service.pid)) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the engine core is started early in the load
+        assert started, "no engine process was started"
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5)
+        assert ready.status_code == 503  # still loading
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=15) in (0, -signal.SIGTERM)  # uvicorn re-raises the signal
+        seen = set(started) | set(descendants(service.pid))
+        deadline = time.monotonic() + 10
+        while any(alive(pid) for pid in seen) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not [pid for pid in seen if alive(pid)], "an engine process outlived the service"
+    finally:
+        if service.poll() is None:
+            service.kill()
+        for pid in descendants(service.pid):
+            os.kill(pid, signal.SIGKILL)
+        log.close()
+
+
 def test_readyz_turns_false_when_the_engine_core_dies(captioner: RunningService) -> None:
     """Runs last among the tests of the shared service: it kills that service's engine."""
     assert httpx.get(f"{captioner.url}/readyz", timeout=5).status_code == 200

@@ -5,14 +5,21 @@ yet, and switches to serving when the engine is up. A load failure is logged and
 ends the process with a non-zero status (`on_load_failure`) so a restart policy retries it;
 otherwise it is kept and reported by `/readyz`. An engine whose core process dies turns
 `/readyz` false with the reason.
+
+Stopping while the model loads does not wait for the load: the load is cancelled and the
+processes it has started (vLLM's engine core, which holds the accelerator) are terminated, as
+they are whenever the engine could not be shut down cleanly.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+
+import psutil
 
 from captioner.describe import Describer
 from captioner.engine import CaptionEngine
@@ -22,6 +29,28 @@ logger = logging.getLogger(__name__)
 
 EngineFactory = Callable[[], AbstractAsyncContextManager[CaptionEngine]]
 DescriberFactory = Callable[[CaptionEngine], Describer]
+
+
+STOP_TIMEOUT_S = 60
+
+
+def terminate_children(grace_s: float = 5.0) -> None:
+    """End every process this one started (an engine core a cancelled load left behind):
+    SIGTERM, then SIGKILL for those still there after `grace_s`."""
+    children = psutil.Process(os.getpid()).children(recursive=True)
+    for child in children:
+        try:
+            child.terminate()
+        except psutil.NoSuchProcess:
+            pass
+    _, alive = psutil.wait_procs(children, timeout=grace_s)
+    for child in alive:
+        try:
+            child.kill()
+        except psutil.NoSuchProcess:
+            pass
+    if children:
+        logger.info("terminated %d engine processes", len(children))
 
 
 class EngineLoader:
@@ -40,6 +69,7 @@ class EngineLoader:
         self._describer: Describer | None = None
         self._error: str | None = None
         self._stop = asyncio.Event()
+        self._closed_cleanly = False
 
     async def _hold(self) -> None:
         try:
@@ -47,6 +77,7 @@ class EngineLoader:
                 self._engine = engine
                 self._describer = self._make_describer(engine)
                 await self._stop.wait()
+            self._closed_cleanly = True
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # noqa: BLE001 - any load failure is reported
@@ -65,10 +96,15 @@ class EngineLoader:
             yield self
         finally:
             self._stop.set()
-            try:
-                await asyncio.wait_for(task, timeout=60)
-            except TimeoutError:
-                logger.warning("engine did not stop within 60 s; abandoning it")
+            if self._engine is None and not task.done():
+                logger.info("stopping while the model loads: the load is cancelled")
+                task.cancel()
+            _, late = await asyncio.wait({task}, timeout=STOP_TIMEOUT_S)
+            if late:
+                logger.warning("the engine did not stop within %d s", STOP_TIMEOUT_S)
+                task.cancel()
+            if not self._closed_cleanly:
+                terminate_children()
 
     def readiness(self) -> str | None:
         """None when serving; otherwise why not."""
