@@ -124,6 +124,21 @@ class MusicBrief(BaseModel):
     media: MediaFacts
 
 
+class Normalize(StrEnum):
+    """How the composer sets the level of its audio."""
+
+    PEAK = "peak"
+    """The model's own level, peaks limited to -1 dBTP (streams as it is generated)."""
+    LOUDNESS = "loudness"
+    """The whole clip at -14 LUFS, peaks limited (sent once all of it is generated)."""
+
+
+NORMALIZE_DESCRIPTION = (
+    "`peak` (default): the model's level, peaks limited, streamed as generated; `loudness`: "
+    "the whole clip at -14 LUFS, sent once complete."
+)
+
+
 class AudioFormat(StrEnum):
     """Audio formats the composer streams (and the gateway relays)."""
 

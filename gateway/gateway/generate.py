@@ -29,7 +29,7 @@ from gateway.relay import relay
 from gateway.uploads import ParsedForm, UploadLimits, parse_multipart
 from gateway.upstream import CaptionerClient, ComposerClient
 from weavewave_common.errors import InvalidInput
-from weavewave_common.protocol import AudioFormat, MusicBrief
+from weavewave_common.protocol import AudioFormat, MusicBrief, Normalize
 
 logger = logging.getLogger(__name__)
 
@@ -182,6 +182,8 @@ class Generator:
             "top_k": str(knobs.top_k),
             "top_p": str(knobs.top_p),
             "guidance": str(knobs.guidance),
+            # a muxed video is complete before it is sent: it gets the whole clip's loudness
+            "normalize": Normalize.LOUDNESS.value if knobs.mux else knobs.normalize.value,
         }
         if knobs.seed is not None:
             fields["seed"] = str(knobs.seed)

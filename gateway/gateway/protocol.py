@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from weavewave_common.protocol import NORMALIZE_DESCRIPTION, Normalize
+
 DESCRIPTION_HEADER = "X-WeaveWave-Description"
 BRIEF_HEADER = "X-WeaveWave-Brief"
 AUDIO_USE_HEADER = "X-WeaveWave-Audio-Use"
@@ -38,6 +40,9 @@ class Knobs(BaseModel):
     top_k: int = Field(250, ge=0, le=2048, description="Sample from the k likeliest (0: off).")
     top_p: float = Field(0.0, ge=0, le=1, description="Nucleus sampling (0: off).")
     guidance: float = Field(3.0, ge=1, le=15, description="Classifier-free guidance scale.")
+    normalize: Normalize = Field(
+        Normalize.PEAK, description=NORMALIZE_DESCRIPTION + " A muxed video is always `loudness`."
+    )
     mux: bool = Field(
         False,
         description="With a video: answer the video itself (MP4) with the music as its "

@@ -9,6 +9,7 @@ from typing import Any
 
 import av
 import httpx
+import numpy as np
 import pytest
 
 from tests.media_factory import image_bytes, wav_bytes
@@ -188,3 +189,20 @@ def test_audio_the_caller_stopped_waiting_for_is_not_generated(composer: Running
         response.read()
     assert still_for(partial(metric, composer, "composer_generation_steps_total"))
     assert compose(composer, duration=1).status_code == 200
+
+
+def test_normalize_loudness_answers_the_whole_clip_at_minus_14_lufs(
+    composer: RunningService,
+) -> None:
+    from composer.loudness import loudness
+
+    response = compose(composer, duration=4, seed=5, normalize="loudness")
+    assert response.status_code == 200, response.text
+    with av.open(io.BytesIO(response.content), mode="r") as container:
+        rate = container.streams.audio[0].rate
+        frames = [frame.to_ndarray() for frame in container.decode(audio=0)]
+    samples = np.concatenate(frames, axis=1).astype(np.float32) / 32768.0
+    assert samples.shape[1] == 4 * rate
+    assert loudness(samples, rate) == pytest.approx(-14.0, abs=0.5)
+    peak = compose(composer, duration=4, seed=5)  # the default: the model's own level
+    assert peak.content != response.content

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO
@@ -22,12 +22,14 @@ import numpy as np
 
 from composer import metrics
 from composer.backends import GenerationRequest, Melody, ModelInfo
-from composer.encode import LoudnessLimiter, StreamEncoder, open_encoder
+from composer.encode import StreamEncoder, open_encoder
+from composer.loudness import Audio, PeakLimiter, normalized
 from composer.protocol import ComposeRequest
 from composer.scheduler import Scheduler, Ticket
 from weavewave_common.audio import decode_audio
 from weavewave_common.deadline import DeadlineExceeded, idle_bounded
 from weavewave_common.errors import InvalidInput, PayloadTooLarge
+from weavewave_common.protocol import Normalize
 
 logger = logging.getLogger(__name__)
 
@@ -130,15 +132,17 @@ class Composer:
         async def release() -> None:
             ticket.cancel()
 
-        body = self._stream(ticket, encoder, idle_timeout_s)
+        body = self._stream(ticket, encoder, idle_timeout_s, request.normalize)
         return AudioStream(request.format.media_type, headers, body, release)
 
     async def _stream(
-        self, ticket: Ticket, encoder: StreamEncoder, idle_timeout_s: float | None
+        self,
+        ticket: Ticket,
+        encoder: StreamEncoder,
+        idle_timeout_s: float | None,
+        normalize: Normalize,
     ) -> AsyncGenerator[bytes]:
         started = time.perf_counter()
-        limiter = LoudnessLimiter()
-        first = True
         outcome = "failed"
         metrics.ACTIVE.inc()
         try:
@@ -146,12 +150,18 @@ class Composer:
             if header:
                 yield header
             late = partial(DeadlineExceeded, "No audio within the caller's deadline.")
-            async for chunk in idle_bounded(ticket.chunks(), idle_timeout_s, late):
-                data = await anyio.to_thread.run_sync(encoder.encode, limiter(chunk))
+            chunks = idle_bounded(ticket.chunks(), idle_timeout_s, late)
+            leveled = (
+                self._normalized(chunks)
+                if normalize is Normalize.LOUDNESS
+                else self._limited(chunks)
+            )
+            first = True
+            async for chunk in leveled:
+                data = await anyio.to_thread.run_sync(encoder.encode, chunk)
                 if first:
                     metrics.FIRST_AUDIO.observe(time.perf_counter() - started)
                     first = False
-                metrics.AUDIO_SECONDS.inc(chunk.shape[1] / self._backend.sample_rate)
                 if data:
                     yield data
             tail = await anyio.to_thread.run_sync(encoder.close)
@@ -172,3 +182,25 @@ class Composer:
             ticket.cancel()
             metrics.ACTIVE.dec()
             metrics.OUTCOMES.labels(outcome).inc()
+
+    async def _limited(self, chunks: AsyncIterator[Audio]) -> AsyncIterator[Audio]:
+        """The chunks at the model's level, peaks limited, as they come (a look-ahead late)."""
+        limiter = PeakLimiter(self._backend.sample_rate, self._backend.channels)
+        async for chunk in chunks:
+            metrics.AUDIO_SECONDS.inc(chunk.shape[1] / self._backend.sample_rate)
+            yield limiter.process(chunk)
+        yield limiter.flush()
+
+    async def _normalized(self, chunks: AsyncIterator[Audio]) -> AsyncIterator[Audio]:
+        """The whole clip at the target loudness, once all of it is generated, in pieces."""
+        rate = self._backend.sample_rate
+        pieces = []
+        async for chunk in chunks:
+            metrics.AUDIO_SECONDS.inc(chunk.shape[1] / rate)
+            pieces.append(chunk)
+        if not pieces:
+            return
+        whole = await anyio.to_thread.run_sync(normalized, np.concatenate(pieces, axis=1), rate)
+        step = rate // 2
+        for start in range(0, whole.shape[1], step):
+            yield whole[:, start : start + step]

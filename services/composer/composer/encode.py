@@ -5,9 +5,7 @@ starts), then raw 16-bit PCM. FLAC, MP3 and Ogg (Opus, 48 kHz: Opus has no 32 kH
 through FFmpeg (PyAV) into a non-seekable pipe, so the muxer writes a stream that needs no header
 patching at the end, and whatever each chunk produced is sent at once.
 
-`LoudnessLimiter`: one gain, decided from the first chunk (aiming at -16 dBFS RMS, at most
-+20 dB), then a soft knee from 0.9 up to a 0.98 ceiling (never full scale). Both are memoryless per
-sample, so chunk boundaries cannot be heard and the stream never clips.
+Levels are set before encoding (`loudness.py`).
 """
 
 from __future__ import annotations
@@ -21,29 +19,6 @@ import numpy as np
 import numpy.typing as npt
 
 from weavewave_common.protocol import AudioFormat
-
-TARGET_RMS = 10 ** (-16 / 20)
-MAX_GAIN = 10.0
-KNEE = 0.9
-CEILING = 0.98
-
-
-class LoudnessLimiter:
-    """Fixed gain from the first chunk, then a soft limiter; see the module docstring."""
-
-    def __init__(self) -> None:
-        self.gain: float | None = None
-
-    def __call__(self, samples: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
-        if self.gain is None:
-            rms = float(np.sqrt(np.mean(np.square(samples)))) if samples.size else 0.0
-            self.gain = min(MAX_GAIN, TARGET_RMS / rms) if rms > 1e-6 else 1.0
-        scaled = samples * self.gain
-        over = np.abs(scaled) > KNEE
-        if over.any():
-            excess = (np.abs(scaled[over]) - KNEE) / (CEILING - KNEE)
-            scaled[over] = np.sign(scaled[over]) * (KNEE + (CEILING - KNEE) * np.tanh(excess))
-        return scaled.astype(np.float32, copy=False)
 
 
 class StreamEncoder(Protocol):

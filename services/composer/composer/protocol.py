@@ -7,7 +7,7 @@ import secrets
 from pydantic import BaseModel, ConfigDict, Field
 
 from composer.backends import GenerationParams
-from weavewave_common.protocol import AudioFormat
+from weavewave_common.protocol import NORMALIZE_DESCRIPTION, AudioFormat, Normalize
 
 SEED_MAX = 2**31 - 1
 
@@ -27,6 +27,7 @@ class ComposeRequest(BaseModel):
     top_k: int = Field(250, ge=0, le=2048, description="Sample from the k likeliest (0: off).")
     top_p: float = Field(0.0, ge=0, le=1, description="Nucleus sampling (0: off).")
     guidance: float = Field(3.0, ge=1, le=15, description="Classifier-free guidance scale.")
+    normalize: Normalize = Field(Normalize.PEAK, description=NORMALIZE_DESCRIPTION)
 
     def to_params(self) -> GenerationParams:
         """Frozen per-request params; a missing seed is drawn here so it can be reported."""
