@@ -132,18 +132,26 @@ def test_bad_input_gets_clear_4xx_and_the_service_stays_up(captioner: RunningSer
 
 
 def test_four_concurrent_requests_all_succeed(captioner: RunningService) -> None:
+    """Batched together in the engine, each answer is still its own request's."""
+    sizes = [(96 + 16 * i, 64 + 8 * i) for i in range(4)]
+
     async def run() -> list[httpx.Response]:
         async with httpx.AsyncClient(base_url=captioner.url, timeout=120) as client:
             calls = [
                 client.post(
-                    "/v1/describe", data={"prompt": f"song {i}"}, files=[png(f"{i}.png", seed=i)]
+                    "/v1/describe",
+                    data={"prompt": f"song {i}"},
+                    files=[png(f"{i}.png", width=width, height=height, seed=i)],
+                    headers={"X-Request-ID": f"concurrent-{i}"},
                 )
-                for i in range(4)
+                for i, (width, height) in enumerate(sizes)
             ]
             return list(await asyncio.gather(*calls))
 
-    for response in asyncio.run(run()):
-        assert brief_of(response).media.images
+    for i, response in enumerate(asyncio.run(run())):
+        assert response.headers["x-request-id"] == f"concurrent-{i}"
+        (image,) = brief_of(response).media.images
+        assert (image.filename, image.width, image.height) == (f"{i}.png", *sizes[i])
 
 
 def test_request_id_is_echoed_and_logged(captioner: RunningService) -> None:

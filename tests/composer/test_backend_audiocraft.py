@@ -93,6 +93,8 @@ def test_beyond_one_window_and_cancellation(tiny_audiocraft: Path) -> None:
     cancelled = RecordingSink(1, cancel_after_chunks=1)
     windowed.generate([request("lofi beat", 4.0, 3)], cancelled)  # type: ignore[attr-defined]
     assert len(cancelled.chunks[0]) == 1
+    # the model stops too, not only the audio: a first 0.5 s chunk is ~25 of the ~200 steps
+    assert cancelled.steps < sink.steps / 4, (cancelled.steps, sink.steps)
 
 
 def test_row_generators_follow_the_language_models_weights(tiny_audiocraft: Path) -> None:

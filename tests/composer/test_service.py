@@ -69,16 +69,23 @@ def test_same_seed_same_audio_and_a_seed_is_always_reported(composer: RunningSer
 
 
 def test_audio_streams_in_chunks(composer: RunningService) -> None:
+    """Audio arrives while it is generated: a body buffered whole would pass a piece count."""
+    steps = partial(metric, composer, "composer_generation_steps_total")
+    before = steps()
     with httpx.stream(
         "POST",
         f"{composer.url}/v1/compose",
         timeout=60,
-        data={"description": "ambient", "duration": "3"},
+        data={"description": "ambient", "duration": "10"},
     ) as response:
         assert response.headers.get("transfer-encoding") == "chunked"
-        pieces = [piece for piece in response.iter_raw() if piece]
-    assert len(pieces) >= 4  # the header, then about one piece per 0.5 s chunk
+        raw = response.iter_raw()
+        pieces = [next(raw), next(raw)]  # the header, then the first audio
+        at_first_audio = steps() - before
+        pieces += [piece for piece in raw if piece]
     assert pieces[0][:4] == b"RIFF"
+    assert len(pieces) >= 15  # about one piece per 0.5 s chunk
+    assert at_first_audio < 0.5 * (steps() - before)  # most of the clip was still to come
 
 
 def test_longer_than_one_window_is_continued(composer: RunningService) -> None:

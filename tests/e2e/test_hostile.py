@@ -47,6 +47,8 @@ def test_hostile_input_gets_a_clear_answer(
     stack: Stack, baseline: dict[str, float], case: Case
 ) -> None:
     response = send(stack, case)
+    if case.serve:
+        assert response.status_code == 200, (response.status_code, response.text[:300])
     if case.refuse or response.status_code != 200:
         assert 400 <= response.status_code < 500, (response.status_code, response.text[:300])
         error = response.json()["error"]

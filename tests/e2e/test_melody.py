@@ -7,6 +7,7 @@ import io
 import os
 import subprocess
 from collections.abc import Iterator
+from urllib.parse import unquote
 
 import av
 import httpx
@@ -70,6 +71,22 @@ def test_a_photo_and_a_hum_make_music_that_follows_the_hum(melody_gateway: str) 
     assert response.status_code == 200, response.text
     assert response.headers["x-weavewave-audio-use"] == "melody"
     assert samples_of(response.content) == 2 * 32000
+    # the same request (its very brief, its seed) without the hum: other music
+    description = response.headers["x-weavewave-description"]
+    plain = httpx.post(
+        f"{melody_gateway}/compose",
+        data={**data, "description": unquote(description)},
+        timeout=240,
+    )
+    assert plain.status_code == 200, plain.text
+    with_hum = httpx.post(
+        f"{melody_gateway}/compose",
+        data={**data, "description": unquote(description)},
+        files=files[1:],
+        timeout=240,
+    )
+    assert with_hum.content == response.content  # the same music as /generate made
+    assert plain.content != response.content  # the melody changed it
 
 
 def test_compose_with_another_melody_gives_other_music(melody_gateway: str) -> None:
