@@ -7,13 +7,18 @@ request ids), and `serve` runs it the same way (JSON logs, uvicorn, graceful shu
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import socket
 import sys
 from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
 
+from weavewave_common.draining import Drain, DrainMiddleware
 from weavewave_common.errors import install_error_handlers
 from weavewave_common.health import ReadinessCheck, health_router
 from weavewave_common.limits import BodySizeLimitMiddleware
@@ -33,6 +38,11 @@ def build_service_app(
     max_request_bytes: int,
 ) -> FastAPI:
     """A FastAPI app with WeaveWave's shared plumbing; operationId = each route's name."""
+    drain = Drain()
+
+    async def ready() -> str | None:
+        return "shutting down" if drain.draining else await readiness()
+
     app = FastAPI(
         title=title,
         version="0.1.0",
@@ -41,11 +51,13 @@ def build_service_app(
         generate_unique_id_function=lambda route: route.name,
     )
     install_error_handlers(app)
-    app.include_router(health_router(readiness))
+    app.state.drain = drain
+    app.include_router(health_router(ready))
     for router in routers:
         app.include_router(router)
     install_metrics(app)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=max_request_bytes)
+    app.add_middleware(DrainMiddleware, drain=drain)
     app.add_middleware(RequestIdMiddleware)
     return app
 
@@ -61,15 +73,60 @@ def audio_response(description: str) -> dict[int | str, dict[str, Any]]:
     }
 
 
+logger = logging.getLogger(__name__)
+
 KEEP_ALIVE_S = 5
 """How long an idle client connection stays open. Clients that pool connections (the gateway)
 must let theirs go sooner, or a request can meet a connection the server is closing."""
 
 
-def serve(service: str, app: FastAPI, host: str, port: int, log_level: str, log_json: bool) -> None:
-    """Configure logs and run `app` with uvicorn until stopped. The app may end the process
-    itself with `app.state.stop(code)` (a service that could not start its model): the server
-    shuts down cleanly, then the process exits with `code`."""
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, with SIGTERM/SIGINT draining first (`weavewave_common.draining`)."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, drain_timeout_s: float) -> None:
+        super().__init__(config)
+        self._drain = drain
+        self._drain_timeout_s = drain_timeout_s
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain.draining or self._loop is None or self._drain_timeout_s <= 0:
+            super().handle_exit(sig, frame)  # a second signal: stop now
+            return
+        self._drain.draining = True
+        self._loop.call_soon_threadsafe(self._start_draining)
+
+    def _start_draining(self) -> None:
+        self._draining = asyncio.ensure_future(self._drain_then_exit())
+
+    async def _drain_then_exit(self) -> None:
+        logger.info("draining: %d requests in flight", self._drain.in_flight)
+        if not await self._drain.until_idle(self._drain_timeout_s):
+            logger.warning(
+                "%d requests still running after %g s; stopping anyway",
+                self._drain.in_flight,
+                self._drain_timeout_s,
+            )
+        self.should_exit = True
+
+
+def serve(
+    service: str,
+    app: FastAPI,
+    host: str,
+    port: int,
+    log_level: str,
+    log_json: bool,
+    drain_timeout_s: float = 30.0,
+) -> None:
+    """Configure logs and run `app` with uvicorn until stopped (draining first, for up to
+    `drain_timeout_s`). The app may end the process itself with `app.state.stop(code)` (a
+    service that could not start its model): the server shuts down cleanly, then the process
+    exits with `code`."""
     configure_logging(service, log_level, log_json)
     config = uvicorn.Config(
         app,
@@ -79,7 +136,7 @@ def serve(service: str, app: FastAPI, host: str, port: int, log_level: str, log_
         timeout_graceful_shutdown=10,
         timeout_keep_alive=KEEP_ALIVE_S,
     )
-    server = uvicorn.Server(config)
+    server = DrainingServer(config, app.state.drain, drain_timeout_s)
     exit_code = 0
 
     def stop(code: int) -> None:

@@ -19,6 +19,9 @@ class GatewaySettings(BaseSettings):
     port: int = Field(8000, description="Port to listen on.")
     log_level: str = Field("INFO", description="Root log level.")
     log_json: bool = Field(True, description="JSON log lines (false: plain text for people).")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long requests under way may finish (0: none)."
+    )
 
     captioner_url: str = Field("http://127.0.0.1:8001", description="Captioner base URL.")
     composer_url: str = Field("http://127.0.0.1:8002", description="Composer base URL.")

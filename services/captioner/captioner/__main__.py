@@ -10,7 +10,15 @@ from weavewave_common.service import serve
 def main() -> None:
     settings = CaptionerSettings()
     app = create_app(settings)
-    serve("captioner", app, settings.host, settings.port, settings.log_level, settings.log_json)
+    serve(
+        "captioner",
+        app,
+        settings.host,
+        settings.port,
+        settings.log_level,
+        settings.log_json,
+        settings.drain_timeout_s,
+    )
 
 
 if __name__ == "__main__":  # vLLM spawns processes: the guard keeps them from re-running this

@@ -18,6 +18,9 @@ class CaptionerSettings(BaseSettings):
     port: int = Field(8001, description="Port to listen on.")
     log_level: str = Field("INFO", description="Root log level.")
     log_json: bool = Field(True, description="JSON log lines (false: plain text for people).")
+    drain_timeout_s: float = Field(
+        30.0, ge=0, description="On SIGTERM, how long requests under way may finish (0: none)."
+    )
 
     # Model and engine
     model: str = Field(

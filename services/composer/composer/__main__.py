@@ -10,7 +10,15 @@ from weavewave_common.service import serve
 def main() -> None:
     settings = ComposerSettings()
     app = create_app(settings)
-    serve("composer", app, settings.host, settings.port, settings.log_level, settings.log_json)
+    serve(
+        "composer",
+        app,
+        settings.host,
+        settings.port,
+        settings.log_level,
+        settings.log_json,
+        settings.drain_timeout_s,
+    )
 
 
 if __name__ == "__main__":
