@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -26,8 +27,9 @@ from gateway.jobs.store import SqliteJobStore
 from gateway.jobs.webhook import Webhooks
 from gateway.openapi import install_openapi
 from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
+from gateway.replicas import ReplicaPool
 from gateway.uploads import UploadLimits
-from gateway.upstream import CaptionerClient, ComposerClient, is_ready
+from gateway.upstream import CaptionerClient, ComposerClient
 from weavewave_common.errors import error_responses
 from weavewave_common.service import KEEP_ALIVE_S, build_service_app
 
@@ -52,26 +54,39 @@ def upload_limits(settings: GatewaySettings) -> UploadLimits:
     )
 
 
+def replica_pool(settings: GatewaySettings, tier: str) -> ReplicaPool:
+    """A tier's replicas from the settings: its URL list, else its one URL (a headless
+    Service name stands for every address it resolves to when `resolve_replicas` is on)."""
+    urls, url, read_s = {
+        "captioner": (settings.captioner_urls, settings.captioner_url, settings.describe_timeout_s),
+        "composer": (settings.composer_urls, settings.composer_url, settings.compose_timeout_s),
+    }[tier]
+    timeout = httpx.Timeout(read_s, connect=settings.connect_timeout_s)
+
+    def client(base_url: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=UPSTREAM_POOL)
+
+    return ReplicaPool(tier, urls or [url], client, resolve=settings.resolve_replicas)
+
+
 def create_app(settings: GatewaySettings) -> FastAPI:
     """Build the gateway; upstream connections live as long as the app."""
-    clients: dict[str, httpx.AsyncClient] = {}
+    pools: dict[str, ReplicaPool] = {}
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[GatewayState]:
         async with AsyncExitStack() as stack:
-            for name, url, read_s in (
-                ("captioner", settings.captioner_url, settings.describe_timeout_s),
-                ("composer", settings.composer_url, settings.compose_timeout_s),
-            ):
-                timeout = httpx.Timeout(read_s, connect=settings.connect_timeout_s)
-                clients[name] = await stack.enter_async_context(
-                    httpx.AsyncClient(base_url=url, timeout=timeout, limits=UPSTREAM_POOL)
-                )
+            for tier in ("captioner", "composer"):
+                pool = pools[tier] = replica_pool(settings, tier)
+                stack.push_async_callback(pool.aclose)
+                await pool.refresh()
+                watcher = asyncio.create_task(pool.watch(settings.replica_check_s))
+                stack.callback(watcher.cancel)
             generator = Generator(
                 CaptionerClient(
-                    clients["captioner"], settings.describe_retries, settings.describe_timeout_s
+                    pools["captioner"], settings.describe_retries, settings.describe_timeout_s
                 ),
-                ComposerClient(clients["composer"], settings.compose_timeout_s),
+                ComposerClient(pools["composer"], settings.compose_timeout_s),
                 upload_limits(settings),
                 settings.max_duration_s,
                 settings.default_duration_s,
@@ -102,10 +117,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
 
     async def readiness() -> str | None:
         reasons = []
-        for name, client in clients.items():
-            reason = await is_ready(client)
+        for tier, pool in pools.items():
+            await pool.refresh()
+            reason = pool.readiness()
             if reason is not None:
-                reasons.append(f"{name}: {reason}")
+                reasons.append(f"{tier}: {reason}")
         return "; ".join(reasons) or None
 
     access = AccessControl(

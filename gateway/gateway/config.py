@@ -25,6 +25,16 @@ class GatewaySettings(BaseSettings):
 
     captioner_url: str = Field("http://127.0.0.1:8001", description="Captioner base URL.")
     composer_url: str = Field("http://127.0.0.1:8002", description="Composer base URL.")
+    captioner_urls: CommaList = Field(
+        default_factory=list, description="Captioner replicas, comma-separated (overrides the URL)."
+    )
+    composer_urls: CommaList = Field(
+        default_factory=list, description="Composer replicas, comma-separated (overrides the URL)."
+    )
+    resolve_replicas: bool = Field(
+        False, description="Each upstream name stands for every address it resolves to."
+    )
+    replica_check_s: float = Field(2.0, gt=0, description="How often replicas' health is checked.")
     connect_timeout_s: float = Field(5.0, gt=0, description="Connecting to an upstream, s.")
     describe_timeout_s: float = Field(120.0, gt=0, description="Waiting for a brief, s.")
     compose_timeout_s: float = Field(
@@ -76,7 +86,13 @@ class GatewaySettings(BaseSettings):
     )
 
     @field_validator(
-        "api_keys", "revoked_api_keys", "cors_origins", "webhook_allowed_hosts", mode="before"
+        "api_keys",
+        "revoked_api_keys",
+        "cors_origins",
+        "webhook_allowed_hosts",
+        "captioner_urls",
+        "composer_urls",
+        mode="before",
     )
     @classmethod
     def _split(cls, value: object) -> object:

@@ -1,20 +1,24 @@
-"""Clients for the captioner and the composer (one pooled httpx client each).
+"""Clients for the captioner and the composer, over each tier's replicas (`replicas.py`).
 
 Transport failures become the design's errors: an upstream that cannot be reached is 503 with
 `Retry-After`; one that does not answer in time is 504; an upstream's own error envelope (a
-4xx for the user's input, a 503 while loading) is passed on with its status and code. Only
-`describe` is retried, with backoff: it is idempotent, and composing twice would waste a GPU.
+4xx for the user's input, a 503 while loading) is passed on with its status and code. Every
+call goes to a replica chosen for it; a replica that cannot be reached, or answers 503/429
+before any audio (busy, loading, shutting down), is passed over for another. `describe` is
+also retried with backoff (it is idempotent); a stream already under way is never retried.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from gateway.replicas import NoReplica, Replica, ReplicaPool
 from gateway.uploads import Upload
 from weavewave_common.deadline import TIMEOUT_HEADER
 from weavewave_common.errors import (
@@ -93,20 +97,38 @@ class Timeouts:
     read_s: float
 
 
+RETRY_ELSEWHERE = frozenset({429, 503})
+"""Statuses that say "not now, not here" before any work: another replica may take it."""
+
+
 class CaptionerClient:
-    def __init__(self, client: httpx.AsyncClient, retries: int, timeout_s: float) -> None:
-        self._client = client
+    def __init__(self, pool: ReplicaPool, retries: int, timeout_s: float) -> None:
+        self._pool = pool
         self._retries = retries
         self._headers = {TIMEOUT_HEADER: f"{timeout_s:g}"}  # the brief is not wanted later
 
     async def describe(
         self, prompt: str | None, uploads: list[Upload], request_id: str
     ) -> MusicBrief:
-        """The brief for these inputs; retried with backoff when the captioner is unreachable."""
+        """The brief for these inputs: from another replica when one cannot be reached or is
+        busy, and after a backoff (`retries` times) when every replica was tried."""
         data = {"prompt": prompt} if prompt is not None else {}
-        for attempt in range(self._retries + 1):
+        tried: set[str] = set()
+        rounds = 0
+        last: ApiError = _unreachable("captioner")
+        while True:
             try:
-                response = await self._client.post(
+                replica = self._pool.choose(tried)
+            except NoReplica:
+                if rounds >= self._retries:
+                    raise last from None
+                await asyncio.sleep(0.5 * 2**rounds)
+                rounds, tried = rounds + 1, set()
+                continue
+            tried.add(replica.url)
+            replica.outstanding += 1
+            try:
+                response = await replica.client.post(
                     "/v1/describe",
                     data=data,
                     files=_files(uploads) or None,
@@ -115,69 +137,98 @@ class CaptionerClient:
             except httpx.TimeoutException as exc:
                 raise UpstreamTimeout("The captioner did not answer in time.") from exc
             except httpx.TransportError as exc:
-                if attempt < self._retries:
-                    logger.warning("captioner unreachable (%s); retrying", exc)
-                    await asyncio.sleep(0.5 * 2**attempt)
-                    continue
-                raise _unreachable("captioner") from exc
-            if response.status_code == 503 and attempt < self._retries:
-                await asyncio.sleep(0.5 * 2**attempt)
+                self._pool.mark_down(replica, type(exc).__name__)
+                logger.warning("captioner %s unreachable (%s); trying another", replica.url, exc)
+                last = _unreachable("captioner")
+                continue
+            finally:
+                replica.done()
+            if response.status_code in RETRY_ELSEWHERE:
+                last = _error_from(response, "captioner")
                 continue
             if response.status_code != 200:
                 raise _error_from(response, "captioner")
             return MusicBrief.model_validate(response.json())
-        raise _unreachable("captioner")
+
+
+class _Counted(httpx.AsyncByteStream):
+    """A response body that tells its replica when it is closed (the request is done)."""
+
+    def __init__(self, inner: httpx.AsyncByteStream, replica: Replica) -> None:
+        self._inner = inner
+        self._replica: Replica | None = replica
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._inner:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._inner.aclose()
+        finally:
+            if self._replica is not None:
+                self._replica.done()
+                self._replica = None
 
 
 class ComposerClient:
-    def __init__(self, client: httpx.AsyncClient, timeout_s: float) -> None:
-        self._client = client
+    def __init__(self, pool: ReplicaPool, timeout_s: float) -> None:
+        self._pool = pool
         self._headers = {TIMEOUT_HEADER: f"{timeout_s:g}"}  # nor audio that stalls longer
         self._melody: bool | None = None
 
     async def supports_melody(self) -> bool:
-        """Whether the composer's model takes a melody (asked once, then remembered)."""
+        """Whether the composer's model takes a melody (asked once, then remembered; every
+        replica of a tier serves the same model)."""
         if self._melody is None:
             try:
-                models = (await self._client.get("/v1/models")).json()["models"]
+                replica = self._pool.choose()
+                models = (await replica.client.get("/v1/models")).json()["models"]
                 self._melody = any(m.get("supports_melody") for m in models)
-            except (httpx.HTTPError, ValueError, KeyError):
+            except (httpx.HTTPError, ValueError, KeyError, NoReplica):
                 return False
         return self._melody
 
     async def open_stream(
         self, fields: dict[str, str], melody: Upload | None, request_id: str
     ) -> httpx.Response:
-        """Start composing; returns the streaming response (200) for the caller to relay."""
-        request = self._client.build_request(
-            "POST",
-            "/v1/compose",
-            data=fields,
-            files=_files([melody], as_field="melody") if melody else None,
-            headers={**self._headers, REQUEST_ID_HEADER: request_id},
-        )
-        try:
-            response = await self._client.send(request, stream=True)
-        except httpx.TimeoutException as exc:
-            raise UpstreamTimeout("The composer did not answer in time.") from exc
-        except httpx.TransportError as exc:
-            raise _unreachable("composer") from exc
-        if response.status_code != 200:
+        """Start composing on a replica that takes it; returns the streaming response (200)
+        for the caller to relay (closing it frees the replica)."""
+        tried: set[str] = set()
+        last: ApiError = _unreachable("composer")
+        while True:
+            try:
+                replica = self._pool.choose(tried)
+            except NoReplica:
+                raise last from None
+            tried.add(replica.url)
+            request = replica.client.build_request(
+                "POST",
+                "/v1/compose",
+                data=fields,
+                files=_files([melody], as_field="melody") if melody else None,
+                headers={**self._headers, REQUEST_ID_HEADER: request_id},
+            )
+            replica.outstanding += 1
+            try:
+                response = await replica.client.send(request, stream=True)
+            except httpx.TimeoutException as exc:
+                replica.done()
+                raise UpstreamTimeout("The composer did not answer in time.") from exc
+            except httpx.TransportError as exc:
+                replica.done()
+                self._pool.mark_down(replica, type(exc).__name__)
+                last = _unreachable("composer")
+                continue
+            except BaseException:
+                replica.done()
+                raise
+            if response.status_code == 200:
+                response.stream = _Counted(response.stream, replica)  # type: ignore[arg-type]
+                return response
+            replica.done()
             await response.aread()
             await response.aclose()
-            raise _error_from(response, "composer")
-        return response
-
-
-async def is_ready(client: httpx.AsyncClient) -> str | None:
-    """None when the upstream's /readyz says ready, else why not."""
-    try:
-        response = await client.get("/readyz", timeout=2.0)
-    except httpx.HTTPError as exc:
-        return f"unreachable ({type(exc).__name__})"
-    if response.status_code == 200:
-        return None
-    try:
-        return str(response.json().get("detail") or "not ready")
-    except ValueError:
-        return f"not ready ({response.status_code})"
+            last = _error_from(response, "composer")
+            if response.status_code not in RETRY_ELSEWHERE:
+                raise last

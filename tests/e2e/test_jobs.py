@@ -99,6 +99,9 @@ def test_a_job_runs_to_done_with_its_brief_and_audio(gateway: str) -> None:
 def test_audio_plays_while_it_is_composed(gateway: str) -> None:
     job = submit(gateway, {"description": "a long calm drone", "duration": "20", "seed": "3"})
     composing = wait_for(gateway, job["id"], {"composing", "done", "failed"})
+    while composing["state"] == "composing" and not composing["audio_url"]:
+        time.sleep(0.05)  # composing, and the composer's stream not open yet
+        composing = httpx.get(f"{gateway}/jobs/{job['id']}", timeout=10).json()
     assert composing["state"] == "composing", composing
     with httpx.stream("GET", f"{gateway}{composing['audio_url']}", timeout=120) as audio:
         pieces = audio.iter_bytes()

@@ -14,6 +14,7 @@ import pytest
 from gateway import metrics
 from gateway.capacity import Capacity
 from gateway.relay import relay
+from gateway.replicas import ReplicaPool
 from gateway.uploads import ParsedForm, UploadLimits, parse_multipart
 from gateway.upstream import CaptionerClient, ComposerClient
 from tests.media_factory import image_bytes
@@ -136,8 +137,17 @@ def test_urlencoded_text_fields_are_read_too() -> None:
 # -- the upstream clients ------------------------------------------------------------------
 
 
-def client(handler: Callable[[httpx.Request], httpx.Response]) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.MockTransport(handler), base_url="http://up")
+Handler = Callable[[httpx.Request], httpx.Response]
+
+
+def pool(*handlers: Handler) -> ReplicaPool:
+    """One replica per handler, at http://up0, http://up1, ..."""
+    by_url = {f"http://up{i}": handler for i, handler in enumerate(handlers)}
+
+    def make(url: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(by_url[url]), base_url=url)
+
+    return ReplicaPool("upstream", list(by_url), make)
 
 
 def envelope(status: int, code: str, retry: str | None = None) -> httpx.Response:
@@ -167,8 +177,11 @@ def test_upstream_errors_become_the_clients_errors(
     answer: httpx.Response, error: type[ApiError], status: int, code: str | None
 ) -> None:
     async def call() -> None:
-        async with client(lambda _: answer) as http:
-            await ComposerClient(http, 30).open_stream({"description": "x"}, None, "rid")
+        upstream = pool(lambda _: answer)
+        try:
+            await ComposerClient(upstream, 30).open_stream({"description": "x"}, None, "rid")
+        finally:
+            await upstream.aclose()
 
     with pytest.raises(error) as raised:
         asyncio.run(call())
@@ -198,9 +211,10 @@ def test_describe_is_retried_while_the_captioner_loads_and_sends_the_request_id(
         return httpx.Response(200, json=brief)
 
     async def call() -> str:
-        async with client(answer) as http:
-            result = await CaptionerClient(http, retries=2, timeout_s=30).describe("x", [], "rid")
-            return result.description
+        upstream = pool(answer)
+        result = await CaptionerClient(upstream, retries=2, timeout_s=30).describe("x", [], "rid")
+        await upstream.aclose()
+        return result.description
 
     assert asyncio.run(call()) == "Warm lofi with mellow piano."
     assert seen == ["rid", "rid"]
@@ -214,12 +228,58 @@ def test_an_unreachable_upstream_is_503_and_compose_is_never_retried() -> None:
         raise httpx.ConnectError("refused")
 
     async def call() -> None:
-        async with client(refuse) as http:
-            await ComposerClient(http, 30).open_stream({"description": "x"}, None, "rid")
+        upstream = pool(refuse)
+        await ComposerClient(upstream, 30).open_stream({"description": "x"}, None, "rid")
 
     with pytest.raises(ServiceUnavailable) as raised:
         asyncio.run(call())
     assert raised.value.code == "composer_unavailable" and calls == [1]
+
+
+def test_a_busy_or_unreachable_replica_is_passed_over_for_another() -> None:
+    calls: list[str] = []
+
+    def busy(request: httpx.Request) -> httpx.Response:
+        calls.append("busy")
+        return envelope(503, "queue_full", "2")
+
+    def down(request: httpx.Request) -> httpx.Response:
+        calls.append("down")
+        raise httpx.ConnectError("refused")
+
+    def serves(request: httpx.Request) -> httpx.Response:
+        calls.append("serves")
+        return streamed([b"RIFF", b"data"])
+
+    async def call() -> tuple[int, list[int]]:
+        upstream = pool(busy, down, serves)
+        upstream.replicas[2].outstanding = 10  # the busiest on paper: tried last
+        response = await ComposerClient(upstream, 30).open_stream({"d": "x"}, None, "rid")
+        busy_now = [r.outstanding for r in upstream.replicas]
+        async for _ in relay(response, 0.0, lambda: None):  # the stream ends: the replica is free
+            pass
+        healthy = [r.healthy for r in upstream.replicas]
+        assert [r.outstanding for r in upstream.replicas] == [0, 0, 10]
+        await upstream.aclose()
+        return response.status_code, busy_now + [int(h) for h in healthy]
+
+    status, state = asyncio.run(call())
+    assert status == 200 and calls[-1] == "serves" and sorted(calls) == ["busy", "down", "serves"]
+    assert state[:3] == [0, 0, 11]  # only the serving replica counts the open stream
+    assert state[3:] == [1, 0, 1]  # the unreachable one is skipped until it checks healthy
+
+
+def test_two_choices_spread_requests_by_what_is_outstanding() -> None:
+    upstream = pool(*(lambda _: httpx.Response(200) for _ in range(3)))
+    upstream.replicas[0].outstanding = 5  # a busy replica is chosen only against a busier one
+    picks = [upstream.choose().url for _ in range(300)]
+    assert picks.count("http://up0") == 0
+    assert 100 < picks.count("http://up1") < 200
+    upstream.replicas[1].healthy = False  # skipped while unhealthy
+    assert {upstream.choose().url for _ in range(50)} == {"http://up2"}
+    upstream.replicas[0].outstanding = 0
+    assert {upstream.choose().url for _ in range(50)} == {"http://up0", "http://up2"}
+    asyncio.run(upstream.aclose())
 
 
 # -- the relay and capacity ----------------------------------------------------------------

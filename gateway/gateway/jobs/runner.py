@@ -169,8 +169,14 @@ class JobRunner:
                 form.close()
                 raise
             try:
-                self._started(record, stream)
-                await self._write(record, stream)
+                # the file first: a job shown as composing always has its audio to follow
+                path = self._store.audio_path(record.id)
+                out = await anyio.to_thread.run_sync(path.open, "wb")
+                try:
+                    self._started(record, stream)
+                    await self._write(record, stream, out)
+                finally:
+                    out.close()
             finally:
                 await stream.close()
             self._finish(record, JobState.DONE, None)
@@ -198,19 +204,15 @@ class JobRunner:
         record.state = JobState.COMPOSING
         self._store.save(record)
 
-    async def _write(self, record: JobRecord, stream: AudioStream) -> None:
+    async def _write(self, record: JobRecord, stream: AudioStream, out: BinaryIO) -> None:
         """The audio to the job's file as it arrives (file and store writes off the loop)."""
         saved = time.monotonic()
-        out = await anyio.to_thread.run_sync(self._store.audio_path(record.id).open, "wb")
-        try:
-            async for chunk in stream.body:
-                await anyio.to_thread.run_sync(_append, out, chunk)
-                record.audio_bytes += len(chunk)
-                if time.monotonic() - saved > SAVE_EVERY_S:
-                    await anyio.to_thread.run_sync(self._store.save, record)
-                    saved = time.monotonic()
-        finally:
-            out.close()
+        async for chunk in stream.body:
+            await anyio.to_thread.run_sync(_append, out, chunk)
+            record.audio_bytes += len(chunk)
+            if time.monotonic() - saved > SAVE_EVERY_S:
+                await anyio.to_thread.run_sync(self._store.save, record)
+                saved = time.monotonic()
 
     def _finish(self, record: JobRecord, state: JobState, error: dict[str, str] | None) -> None:
         record.state, record.error, record.finished = state, error, time.time()
