@@ -82,6 +82,8 @@ class ReplicaPool:
         self._resolve = resolve
         self._rng = rng or random.Random()
         self.replicas: list[Replica] = [Replica(url, make_client(url)) for url in urls]
+        self._retired: list[Replica] = []
+        """Replicas no longer resolved, closed once their last request is done."""
 
     def choose(self, tried: Collection[str] = ()) -> Replica:
         """A replica for the next attempt, not one in `tried`: healthy ones first, the less
@@ -134,9 +136,11 @@ class ReplicaPool:
             known.pop(url) if url in known else Replica(url, self._make_client(url))
             for url in dict.fromkeys(wanted)
         ]
-        for gone in known.values():
-            await gone.client.aclose()
+        self._retired += known.values()
         self.replicas = kept
+        for done in [r for r in self._retired if r.outstanding <= 0]:
+            self._retired.remove(done)
+            await done.client.aclose()  # nothing of it is streaming any more
 
     async def watch(self, interval_s: float) -> None:
         """Refresh forever (the app runs it as a task)."""
@@ -148,5 +152,5 @@ class ReplicaPool:
             await asyncio.sleep(interval_s)
 
     async def aclose(self) -> None:
-        for replica in self.replicas:
+        for replica in [*self.replicas, *self._retired]:
             await replica.client.aclose()

@@ -343,3 +343,18 @@ def test_capacity_refuses_past_its_limit_and_a_slot_is_released_once() -> None:
     second.release()
     third.release()
     assert metrics.IN_FLIGHT._value.get() == 0
+
+
+def test_a_name_stands_for_every_address_it_resolves_to() -> None:
+    def make(url: str) -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=url)
+
+    async def resolved() -> list[str]:
+        upstream = ReplicaPool("composer", ["http://localhost:9"], make, resolve=True)
+        await upstream.refresh()  # nothing listens on port 9: resolved, then found unhealthy
+        urls = [r.url for r in upstream.replicas]
+        assert upstream.readiness() is not None
+        await upstream.aclose()
+        return urls
+
+    assert asyncio.run(resolved()) == ["http://127.0.0.1:9"]
