@@ -13,7 +13,7 @@ import socket
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -114,29 +114,31 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(
-    service: str,
-    app: FastAPI,
-    host: str,
-    port: int,
-    log_level: str,
-    log_json: bool,
-    drain_timeout_s: float = 30.0,
-) -> None:
+class ServeSettings(Protocol):
+    """What `serve` reads from a service's settings (every service has these)."""
+
+    host: str
+    port: int
+    log_level: str
+    log_json: bool
+    drain_timeout_s: float
+
+
+def serve(service: str, app: FastAPI, settings: ServeSettings) -> None:
     """Configure logs and run `app` with uvicorn until stopped (draining first, for up to
     `drain_timeout_s`). The app may end the process itself with `app.state.stop(code)` (a
     service that could not start its model): the server shuts down cleanly, then the process
     exits with `code`."""
-    configure_logging(service, log_level, log_json)
+    configure_logging(service, settings.log_level, settings.log_json)
     config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         log_config=None,
         timeout_graceful_shutdown=10,
         timeout_keep_alive=KEEP_ALIVE_S,
     )
-    server = DrainingServer(config, app.state.drain, drain_timeout_s)
+    server = DrainingServer(config, app.state.drain, settings.drain_timeout_s)
     exit_code = 0
 
     def stop(code: int) -> None:

@@ -10,15 +10,7 @@ from weavewave_common.service import serve
 def main() -> None:
     settings = GatewaySettings()
     app = create_app(settings)
-    serve(
-        "gateway",
-        app,
-        settings.host,
-        settings.port,
-        settings.log_level,
-        settings.log_json,
-        settings.drain_timeout_s,
-    )
+    serve("gateway", app, settings)
 
 
 if __name__ == "__main__":

@@ -10,15 +10,7 @@ from weavewave_common.service import serve
 def main() -> None:
     settings = CaptionerSettings()
     app = create_app(settings)
-    serve(
-        "captioner",
-        app,
-        settings.host,
-        settings.port,
-        settings.log_level,
-        settings.log_json,
-        settings.drain_timeout_s,
-    )
+    serve("captioner", app, settings)
 
 
 if __name__ == "__main__":  # vLLM spawns processes: the guard keeps them from re-running this

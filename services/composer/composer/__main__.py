@@ -10,15 +10,7 @@ from weavewave_common.service import serve
 def main() -> None:
     settings = ComposerSettings()
     app = create_app(settings)
-    serve(
-        "composer",
-        app,
-        settings.host,
-        settings.port,
-        settings.log_level,
-        settings.log_json,
-        settings.drain_timeout_s,
-    )
+    serve("composer", app, settings)
 
 
 if __name__ == "__main__":
