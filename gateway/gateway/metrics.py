@@ -17,4 +17,8 @@ FIRST_AUDIO = Histogram(
 )
 STREAMS = Counter("gateway_streams_total", "Audio streams relayed, by outcome.", ["outcome"])
 IN_FLIGHT = Gauge("gateway_requests_in_flight", "Requests holding a capacity slot.")
+REPLICAS = Gauge("gateway_upstream_replicas", "Replicas known per upstream tier.", ["tier"])
+REPLICAS_READY = Gauge(
+    "gateway_upstream_replicas_ready", "Replicas whose last health check passed.", ["tier"]
+)
 REJECTED = Counter("gateway_at_capacity_total", "Requests refused with 429 at capacity.")

@@ -20,6 +20,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
+from gateway import metrics
+
 logger = logging.getLogger(__name__)
 
 ClientFactory = Callable[[str], httpx.AsyncClient]
@@ -111,6 +113,8 @@ class ReplicaPool:
             if reason is None and not replica.healthy:
                 logger.info("%s replica %s is back", self.tier, replica.url)
             replica.healthy, replica.why = reason is None, reason
+        metrics.REPLICAS.labels(self.tier).set(len(self.replicas))
+        metrics.REPLICAS_READY.labels(self.tier).set(sum(r.healthy for r in self.replicas))
 
     def readiness(self) -> str | None:
         """None when at least one replica is ready, else why none is."""

@@ -354,6 +354,8 @@ def test_a_name_stands_for_every_address_it_resolves_to() -> None:
         await upstream.refresh()  # nothing listens on port 9: resolved, then found unhealthy
         urls = [r.url for r in upstream.replicas]
         assert upstream.readiness() is not None
+        assert metrics.REPLICAS.labels("composer")._value.get() == 1
+        assert metrics.REPLICAS_READY.labels("composer")._value.get() == 0
         await upstream.aclose()
         return urls
 
