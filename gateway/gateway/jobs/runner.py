@@ -81,14 +81,23 @@ class JobRunner:
         by at most the gateway's capacity (`GATEWAY_MAX_CONCURRENT`)."""
         if self._queue.qsize() >= self._max_queued:
             raise TooManyRequests("The job queue is full; retry later.", retry_after_s=30)
-        record = await anyio.to_thread.run_sync(self._save_inputs, form, kind)
+        record = self._new_record(form, kind)
+        copy = asyncio.ensure_future(anyio.to_thread.run_sync(self._save_inputs, form, record))
+        try:
+            await asyncio.shield(copy)
+        except asyncio.CancelledError:  # stopping: the copy's thread runs on regardless
+            with suppress(Exception):
+                await copy  # once it has ended, undo it: nobody was told this job's id
+            if self._store.get(record.id) is not None:
+                self._finish(record, JobState.CANCELLED, None)
+            raise
         self._queue.put_nowait(record.id)
         return record
 
-    def _save_inputs(self, form: ParsedForm, kind: str) -> JobRecord:
+    def _new_record(self, form: ParsedForm, kind: str) -> JobRecord:
         now = time.time()
         fields = {k: v for k, v in form.fields.items() if k != "webhook_url"}
-        record = JobRecord(
+        return JobRecord(
             id=uuid.uuid4().hex,
             kind=kind,
             state=JobState.QUEUED,
@@ -97,6 +106,8 @@ class JobRunner:
             fields=fields,
             webhook_url=form.fields.get("webhook_url") or None,
         )
+
+    def _save_inputs(self, form: ParsedForm, record: JobRecord) -> None:
         inputs = self._store.folder(record.id) / "inputs"
         try:  # the inputs first: a row is only ever written for a job whose inputs are whole
             inputs.mkdir(parents=True)
@@ -114,7 +125,6 @@ class JobRunner:
         except BaseException:
             shutil.rmtree(self._store.folder(record.id), ignore_errors=True)
             raise
-        return record
 
     async def cancel(self, record: JobRecord) -> None:
         """Cancel a queued or running job and wait (briefly) until it has stopped; its composer
