@@ -30,6 +30,7 @@ from gateway.uploads import ParsedForm, UploadLimits, parse_multipart
 from gateway.upstream import CaptionerClient, ComposerClient
 from weavewave_common.errors import InvalidInput
 from weavewave_common.protocol import AudioFormat, MusicBrief, Normalize
+from weavewave_common.threads import run_to_the_end
 
 logger = logging.getLogger(__name__)
 
@@ -83,7 +84,7 @@ async def _muxed(music: AsyncGenerator[bytes], form: ParsedForm) -> AsyncGenerat
             out = await anyio.to_thread.run_sync(wav.open, "wb")
             try:
                 async for chunk in music:
-                    await anyio.to_thread.run_sync(out.write, chunk)
+                    await run_to_the_end(out.write, chunk)
             finally:
                 out.close()
             video = form.by_field("video")[0].file

@@ -17,7 +17,6 @@ from tempfile import SpooledTemporaryFile
 from typing import IO
 from urllib.parse import parse_qsl
 
-import anyio
 import filetype
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
@@ -30,6 +29,7 @@ from weavewave_common.errors import (
     RequestTimeout,
     UnsupportedMedia,
 )
+from weavewave_common.threads import run_to_the_end
 
 logger = logging.getLogger(__name__)
 
@@ -246,10 +246,10 @@ async def parse_multipart(
         async for chunk in body:  # parsed (and spooled to disk) off the event loop, in batches
             pending += chunk
             if len(pending) >= PARSE_BATCH_BYTES:
-                await anyio.to_thread.run_sync(parser.write, bytes(pending))
+                await run_to_the_end(parser.write, bytes(pending))
                 pending.clear()
         if pending:
-            await anyio.to_thread.run_sync(parser.write, bytes(pending))
+            await run_to_the_end(parser.write, bytes(pending))
         parser.finalize()
         if parser.state != MultipartState.END:
             raise MultipartParseError("the body ended before its closing boundary")

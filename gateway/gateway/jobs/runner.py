@@ -29,6 +29,7 @@ from gateway.protocol import BRIEF_HEADER
 from gateway.uploads import ParsedForm, Upload
 from weavewave_common.errors import ApiError, TooManyRequests
 from weavewave_common.request_id import bind_request_id
+from weavewave_common.threads import run_to_the_end
 
 logger = logging.getLogger(__name__)
 
@@ -82,12 +83,10 @@ class JobRunner:
         if self._queue.qsize() >= self._max_queued:
             raise TooManyRequests("The job queue is full; retry later.", retry_after_s=30)
         record = self._new_record(form, kind)
-        copy = asyncio.ensure_future(anyio.to_thread.run_sync(self._save_inputs, form, record))
         try:
-            await asyncio.shield(copy)
-        except asyncio.CancelledError:  # stopping: the copy's thread runs on regardless
-            with suppress(Exception):
-                await copy  # once it has ended, undo it: nobody was told this job's id
+            await run_to_the_end(self._save_inputs, form, record)
+        except asyncio.CancelledError:
+            # stopping mid-copy: the copy has ended; undo it (nobody was told this job's id)
             if self._store.get(record.id) is not None:
                 self._finish(record, JobState.CANCELLED, None)
             raise
@@ -218,7 +217,7 @@ class JobRunner:
         """The audio to the job's file as it arrives (file and store writes off the loop)."""
         saved = time.monotonic()
         async for chunk in stream.body:
-            await anyio.to_thread.run_sync(_append, out, chunk)
+            await run_to_the_end(_append, out, chunk)
             record.audio_bytes += len(chunk)
             if time.monotonic() - saved > SAVE_EVERY_S:
                 await anyio.to_thread.run_sync(self._store.save, record)
