@@ -84,7 +84,9 @@ async def get_job_audio(job_id: str, jobs: JobsDep) -> Response:
     media_type = record.media_type or "application/octet-stream"
     if record.state is JobState.DONE:
         return FileResponse(path, media_type=media_type)
-    if record.state is JobState.COMPOSING and path.exists():
+    if record.state is JobState.COMPOSING and record.media_type and path.exists():
+        # (`media_type` is set once the composer's stream is open: before, a job may still be
+        # refused by the composer, and is not ready to follow)
         return StreamingResponse(_follow(jobs.store, job_id, path), media_type=media_type)
     if record.state.finished:
         raise Conflict(f"The job is {record.state.value}: it has no audio.", code="no_audio")

@@ -146,6 +146,7 @@ class JobRunner:
             self._finish(record, JobState.FAILED, error)
             return
         record.state, record.audio_bytes, record.brief = JobState.QUEUED, 0, None
+        record.media_type = None  # the stream of the run that was cut is gone
         self._store.save(record)
         self._queue.put_nowait(record.id)
         logger.info("job %s was interrupted by a restart; queued again", record.id)
