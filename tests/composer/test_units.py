@@ -89,3 +89,11 @@ def test_undelay_reads_stereo_pairs_at_their_shared_delay() -> None:
     for k, d in enumerate(delays):
         ids[0, k, 1 + d : 1 + d + 3] = frames[k]
     assert torch.equal(undelay(ids, delays)[0], frames)
+
+
+def test_a_vanishing_temperature_is_greedy_not_an_overflow() -> None:
+    """6e-207 is 0 in float32: dividing by it gave inf logits and NaN probabilities, and the
+    stream broke (found by the contract fuzzer)."""
+    logits = torch.randn(3, 64, generator=torch.Generator().manual_seed(0))
+    tiny = GenerationParams(duration_s=1, seed=1, temperature=6.0047409720021954e-207)
+    assert torch.equal(sample(logits, tiny, torch.Generator().manual_seed(1)), logits.argmax(-1))

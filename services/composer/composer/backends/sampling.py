@@ -11,6 +11,9 @@ import torch
 
 from composer.backends import GenerationParams
 
+GREEDY_BELOW = 1e-4
+"""Temperatures under this sample greedily (the limit they tend to, without the overflow)."""
+
 
 def module_device(module: torch.nn.Module) -> torch.device:
     """Where a module's weights live (audiocraft's `LMModel` has no `.device`): per-row
@@ -21,8 +24,9 @@ def module_device(module: torch.nn.Module) -> torch.device:
 def sample(
     logits: torch.Tensor, params: GenerationParams, generator: torch.Generator
 ) -> torch.Tensor:
-    """One token per line of `logits` [N, V]: greedy at temperature 0, else top-k / top-p."""
-    if params.temperature <= 0:
+    """One token per line of `logits` [N, V]: greedy at temperature 0 (or so close to it that
+    dividing by it overflows: 6e-207 is 0 in float32), else top-k / top-p."""
+    if params.temperature < GREEDY_BELOW:
         return logits.argmax(dim=-1)
     logits = logits / params.temperature
     if 0 < params.top_k < logits.shape[-1]:
