@@ -57,11 +57,13 @@ lint: install
 	$(VENV)/captioner/bin/ruff format --check .
 
 typecheck: install
-	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner tests/*.py \
+	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner \
+		$(filter-out tests/postgres.py,$(wildcard tests/*.py)) \
 		tests/common tests/captioner bench/video_sampling.py
 	$(VENV)/composer/bin/mypy services/composer/composer tests/composer bench/compose_throughput.py \
 		bench/engine_staggered.py bench/gpu/run.py
-	$(VENV)/gateway/bin/mypy gateway/gateway tests/gateway tests/e2e tests/deploy scripts/stack.py \
+	$(VENV)/gateway/bin/mypy gateway/gateway tests/gateway tests/e2e tests/deploy tests/postgres.py \
+		scripts/stack.py \
 		bench/gateway_overhead.py bench/loadgen.py
 
 test: lint typecheck

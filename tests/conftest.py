@@ -5,6 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+# the `postgres` fixture (a real server; its driver only in the gateway's environment)
+pytest_plugins = ["tests.postgres"]
+
 # Set before anything imports huggingface_hub (it reads this once): the tiny audiocraft model's
 # T5 text encoder is written here as a hub-cache entry.
 os.environ.setdefault(

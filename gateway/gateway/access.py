@@ -14,6 +14,7 @@ recently used goes first), so memory stays bounded however many addresses call.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import time
@@ -97,5 +98,22 @@ class AccessControl:
             self._buckets.popitem(last=False)
 
     async def __call__(self, request: Request) -> None:
-        """FastAPI dependency for the music routes."""
-        self.take(self.caller(request))
+        """FastAPI dependency for the music routes; the caller's key fingerprint is left in
+        the scope (`client_of`) for the routes that keep what a key made to that key."""
+        caller = self.caller(request)
+        self.take(caller)
+        request.scope[CLIENT_SCOPE_KEY] = fingerprint(caller) if self.api_keys else None
+
+
+CLIENT_SCOPE_KEY = "weavewave.client"
+
+
+def fingerprint(key: str) -> str:
+    """A key's stable name to store (never the key itself)."""
+    return hashlib.sha256(key.encode()).hexdigest()[:24]
+
+
+def client_of(request: Request) -> str | None:
+    """The fingerprint of the request's API key; None when keys are off (all is shared)."""
+    client: str | None = request.scope.get(CLIENT_SCOPE_KEY)
+    return client

@@ -23,7 +23,7 @@ from gateway.jobs import api as jobs_api
 from gateway.jobs.destinations import DestinationPolicy
 from gateway.jobs.model import JobForm
 from gateway.jobs.runner import JobRunner
-from gateway.jobs.store import SqliteJobStore
+from gateway.jobs.stores import open_job_store
 from gateway.jobs.webhook import Webhooks
 from gateway.openapi import install_openapi
 from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
@@ -91,8 +91,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 settings.max_duration_s,
                 settings.default_duration_s,
             )
-            store = SqliteJobStore(Path(settings.jobs_dir))
-            stack.callback(store.close)
+            store = await open_job_store(settings)
+            stack.push_async_callback(store.close)
             webhooks = None
             if settings.webhook_secret:
                 hooks = await stack.enter_async_context(httpx.AsyncClient(timeout=10))
@@ -106,6 +106,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 max_queued=settings.max_queued_jobs,
                 ttl_s=settings.job_ttl_s,
                 webhooks=webhooks,
+                lease_s=settings.job_lease_s,
+                poll_s=settings.job_poll_s,
             )
             await runner.start()
             stack.push_async_callback(runner.stop)

@@ -62,9 +62,24 @@ class GatewaySettings(BaseSettings):
         1024 * 1024, description="Uploads larger than this go to a temporary file."
     )
 
-    jobs_dir: str = Field("var/jobs", description="Where jobs (SQLite) and their files live.")
-    job_workers: int = Field(2, ge=1, description="Jobs run at once.")
-    max_queued_jobs: int = Field(100, ge=1, description="Jobs waiting before 429.")
+    jobs_dir: str = Field(
+        "var/jobs",
+        description="Where job files (and the SQLite store) live; shared by all replicas "
+        "when jobs are in PostgreSQL.",
+    )
+    jobs_database_url: str = Field(
+        "",
+        description="postgresql://... to share jobs between gateway replicas (empty: SQLite "
+        "in the jobs folder, one gateway process).",
+    )
+    job_lease_s: float = Field(
+        30.0, ge=1, description="A job whose runner stops renewing this long is run elsewhere."
+    )
+    job_poll_s: float = Field(
+        1.0, gt=0, description="How often idle runners look for jobs and running ones for cancels."
+    )
+    job_workers: int = Field(2, ge=1, description="Jobs run at once (per replica).")
+    max_queued_jobs: int = Field(100, ge=1, description="Jobs waiting before 429 (all replicas).")
     job_ttl_s: float = Field(86400.0, gt=0, description="Ended jobs are deleted after this, s.")
     webhook_secret: str = Field("", description="HMAC key for job webhooks (empty: webhooks off).")
     webhook_allowed_hosts: CommaList = Field(

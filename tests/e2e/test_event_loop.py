@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Stack
-from tests.e2e.test_jobs import jobs_gateway
+from tests.e2e.jobs import jobs_gateway
 from tests.media_factory import video_bytes
 
 pytestmark = pytest.mark.timeout(300)

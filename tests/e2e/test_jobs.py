@@ -6,75 +6,32 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
 import signal
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from functools import partial
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
-import av
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack, venv_python
+from tests.e2e.conftest import Stack
+from tests.e2e.jobs import jobs_gateway, seconds_of, submit, wait_for
 from tests.media_factory import image_bytes
 from tests.metrics import metric, still_for
-from weavewave_common.supervise import RunningService, free_port, run_service
+from weavewave_common.supervise import free_port
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
-
-
-@contextmanager
-def jobs_gateway(
-    stack: Stack, jobs_dir: Path, port: int | None = None, **env: str
-) -> Iterator[RunningService]:
-    port = port or free_port()
-    full_env = {
-        "GATEWAY_PORT": str(port),
-        "GATEWAY_CAPTIONER_URL": stack.captioner.url,
-        "GATEWAY_COMPOSER_URL": stack.composer.url,
-        "GATEWAY_JOBS_DIR": str(jobs_dir),
-        **env,
-    }
-    log = stack.logs / f"gateway-jobs-{port}.log"
-    with run_service("gateway", full_env, log, port, python=venv_python("gateway")) as gateway:
-        yield gateway
 
 
 @pytest.fixture(scope="module")
 def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with jobs_gateway(stack, tmp_path_factory.mktemp("jobs")) as running:
         yield running.url
-
-
-def submit(url: str, data: dict[str, str], files: Any = None) -> dict[str, Any]:
-    response = httpx.post(f"{url}/jobs", data=data, files=files, timeout=60)
-    assert response.status_code == 202, response.text
-    assert response.headers["location"] == f"/jobs/{response.json()['id']}"
-    job: dict[str, Any] = response.json()
-    return job
-
-
-def wait_for(url: str, job_id: str, states: set[str], timeout_s: float = 180) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        job: dict[str, Any] = httpx.get(f"{url}/jobs/{job_id}", timeout=10).json()
-        if job["state"] in states:
-            return job
-        assert time.monotonic() < deadline, job
-        time.sleep(0.1)
-
-
-def seconds_of(body: bytes) -> float:
-    with av.open(io.BytesIO(body), mode="r") as container:
-        stream = container.streams.audio[0]
-        return sum(frame.samples for frame in container.decode(stream)) / stream.rate
 
 
 def test_a_job_runs_to_done_with_its_brief_and_audio(gateway: str) -> None:
@@ -198,3 +155,20 @@ def test_a_signed_webhook_reports_the_end(stack: Stack, tmp_path: Path) -> None:
     expected = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(signature, expected)
     assert json.loads(body)["id"] == job["id"] and json.loads(body)["state"] == "done"
+
+
+def test_a_job_belongs_to_the_key_that_submitted_it(stack: Stack, tmp_path: Path) -> None:
+    with jobs_gateway(stack, tmp_path, GATEWAY_API_KEYS="alpha,beta") as keyed:
+        alpha, beta = ({"X-API-Key": key} for key in ("alpha", "beta"))
+        response = httpx.post(
+            f"{keyed.url}/jobs", data={"description": "mine", "duration": "1"}, headers=alpha
+        )
+        assert response.status_code == 202, response.text
+        job_id = response.json()["id"]
+        for method, path in (("GET", ""), ("GET", "/audio"), ("DELETE", "")):
+            other = httpx.request(method, f"{keyed.url}/jobs/{job_id}{path}", headers=beta)
+            assert other.status_code == 404, (method, path)
+        assert httpx.get(f"{keyed.url}/jobs", headers=beta).json()["jobs"] == []
+        listed = httpx.get(f"{keyed.url}/jobs", headers=alpha).json()["jobs"]
+        assert [j["id"] for j in listed] == [job_id]
+        assert httpx.get(f"{keyed.url}/jobs/{job_id}", headers=alpha).status_code == 200

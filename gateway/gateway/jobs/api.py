@@ -1,18 +1,25 @@
-"""`POST /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/audio`, `DELETE /jobs/{id}`."""
+"""`POST /jobs`, `GET /jobs`, `GET /jobs/{id}`, `GET /jobs/{id}/audio`, `DELETE /jobs/{id}`.
+
+With API keys on, a job belongs to the key that submitted it: another key gets 404 for it and
+does not see it listed. Every route reads the shared store, so any gateway replica answers for
+any job.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Annotated
 
 import anyio
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
+from gateway.access import client_of
 from gateway.api import AUDIO, ERRORS, held_form
 from gateway.deps import CapacityDep, GeneratorDep, JobsDep
-from gateway.jobs.model import Job, JobForm, JobState
+from gateway.jobs.model import Job, JobForm, JobPage, JobState
 from gateway.jobs.store import JobRecord, JobStore
 from gateway.jobs.view import job_view
 from gateway.openapi import multipart_body
@@ -23,9 +30,10 @@ router = APIRouter(tags=["jobs"])
 FOLLOW_POLL_S = 0.2
 
 
-def _record(jobs: JobsDep, job_id: str) -> JobRecord:
-    record = jobs.store.get(job_id)
-    if record is None:
+async def _record(jobs: JobsDep, job_id: str, request: Request) -> JobRecord:
+    record = await jobs.store.get(job_id)
+    client = client_of(request)
+    if record is None or (client is not None and record.client != client):
         raise NotFound(f"No job {job_id!r} (it may have expired).", code="job_not_found")
     return record
 
@@ -54,7 +62,7 @@ async def create_job(
             if jobs.webhooks is None:
                 raise InvalidInput("webhook_url: webhooks are off.", code="webhooks_disabled")
             await jobs.webhooks.check(webhook)
-        record = await jobs.runner.submit(form, kind)
+        record = await jobs.runner.submit(form, kind, client_of(request))
     response.headers["Location"] = f"/jobs/{record.id}"
     return job_view(record)
 
@@ -66,8 +74,31 @@ async def create_job(
     responses=error_responses(404),
     summary="A job's state, progress, brief and errors.",
 )
-async def get_job(job_id: str, jobs: JobsDep) -> Job:
-    return job_view(_record(jobs, job_id))
+async def get_job(job_id: str, jobs: JobsDep, request: Request) -> Job:
+    return job_view(await _record(jobs, job_id, request))
+
+
+@router.get(
+    "/jobs",
+    name="list_jobs",
+    response_model=JobPage,
+    responses=error_responses(422),
+    summary="Your jobs, newest first, a page at a time (pass `next` back as `after`).",
+)
+async def list_jobs(
+    jobs: JobsDep,
+    request: Request,
+    limit: Annotated[int, Query(ge=1, le=100, description="Jobs per page.")] = 20,
+    after: Annotated[
+        str | None, Query(max_length=64, description="The `next` of the previous page.")
+    ] = None,
+    state: Annotated[JobState | None, Query(description="Only jobs in this state.")] = None,
+) -> JobPage:
+    records = await jobs.store.page(client_of(request), limit + 1, after, state)
+    more = len(records) > limit
+    return JobPage(
+        jobs=[job_view(r) for r in records[:limit]], next=records[limit - 1].id if more else None
+    )
 
 
 @router.get(
@@ -78,31 +109,34 @@ async def get_job(job_id: str, jobs: JobsDep) -> Job:
     summary="The job's audio: the finished file (Range requests), or, while it is being "
     "composed, a stream that follows the file as it grows.",
 )
-async def get_job_audio(job_id: str, jobs: JobsDep) -> Response:
-    record = _record(jobs, job_id)
-    path = jobs.store.audio_path(job_id)
+async def get_job_audio(job_id: str, jobs: JobsDep, request: Request) -> Response:
+    record = await _record(jobs, job_id, request)
+    path = jobs.store.audio_path(record)
     media_type = record.media_type or "application/octet-stream"
     if record.state is JobState.DONE:
         return FileResponse(path, media_type=media_type)
     if record.state is JobState.COMPOSING and record.media_type and path.exists():
         # (`media_type` is set once the composer's stream is open: before, a job may still be
         # refused by the composer, and is not ready to follow)
-        return StreamingResponse(_follow(jobs.store, job_id, path), media_type=media_type)
+        return StreamingResponse(_follow(jobs.store, record, path), media_type=media_type)
     if record.state.finished:
         raise Conflict(f"The job is {record.state.value}: it has no audio.", code="no_audio")
     raise Conflict("The job has no audio yet; poll it.", code="not_ready", retry_after_s=2)
 
 
-async def _follow(store: JobStore, job_id: str, path: Path) -> AsyncIterator[bytes]:
-    """The file's bytes as they are written, until the job ends (cut short if it fails).
-    Reads run in a worker thread, off the event loop."""
+async def _follow(store: JobStore, followed: JobRecord, path: Path) -> AsyncIterator[bytes]:
+    """The file's bytes as they are written, until the job ends (cut short if it fails, or
+    if its run is cut and the job starts over). Reads run in a worker thread, off the loop."""
+    job_id = followed.id
     with path.open("rb") as audio:
         while True:
             chunk = await anyio.to_thread.run_sync(audio.read, 64 * 1024)
             if chunk:
                 yield chunk
                 continue
-            record = await anyio.to_thread.run_sync(store.get, job_id)
+            record = await store.get(job_id)
+            if record is not None and record.attempts != followed.attempts:
+                raise RuntimeError(f"job {job_id}: the run being followed was cut")
             if record is None or record.state.finished:
                 rest = await anyio.to_thread.run_sync(audio.read)
                 if rest:
@@ -118,9 +152,10 @@ async def _follow(store: JobStore, job_id: str, path: Path) -> AsyncIterator[byt
     name="cancel_job",
     response_model=Job,
     responses=error_responses(404),
-    summary="Cancel a queued or running job (its generation stops); ended jobs are kept.",
+    summary="Cancel a queued or running job (its generation stops, on whichever replica runs "
+    "it); ended jobs are kept.",
 )
-async def cancel_job(job_id: str, jobs: JobsDep) -> Job:
-    record = _record(jobs, job_id)
+async def cancel_job(job_id: str, jobs: JobsDep, request: Request) -> Job:
+    record = await _record(jobs, job_id, request)
     await jobs.runner.cancel(record)
-    return job_view(jobs.store.get(job_id) or record)
+    return job_view(await jobs.store.get(job_id) or record)

@@ -62,3 +62,12 @@ class Job(BaseModel):
     error: JobError | None = None
     media_type: str | None = None
     audio_url: str | None = None
+
+
+class JobPage(BaseModel):
+    """One page of `GET /jobs`, newest first."""
+
+    jobs: list[Job]
+    next: str | None = Field(
+        None, description="Pass as `after` for the next page; null on the last page."
+    )

@@ -1,9 +1,11 @@
 """Runs jobs in the background through the same `Generator` as `/generate`.
 
-A fixed number of workers take queued jobs in order; each job's audio is written to its folder
-as it streams from the composer, so it can be played while it is still being written. Jobs that
-were running or queued when the service stopped are queued again at start-up (from their saved
-inputs) or, after `MAX_ATTEMPTS`, failed with the reason. Ended jobs expire after the TTL.
+A fixed number of workers claim jobs from the store, oldest first, each holding its job with a
+lease that a heartbeat renews (and that carries a cancel asked for on any replica back here).
+Each job's audio is written to its folder as it streams from the composer, so it can be played
+while it is still being written. A job whose runner died is claimed again once its lease has
+run out (at once after an embedded single-process restart); after `MAX_ATTEMPTS` runs it fails
+with the reason. An orderly stop gives its leases back. Ended jobs expire after the TTL.
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import shutil
+import socket
 import time
 import uuid
 from contextlib import suppress
+from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote
@@ -29,14 +34,24 @@ from gateway.protocol import BRIEF_HEADER
 from gateway.uploads import ParsedForm, Upload
 from weavewave_common.errors import ApiError, TooManyRequests
 from weavewave_common.request_id import bind_request_id
-from weavewave_common.threads import run_to_the_end
+from weavewave_common.threads import complete, run_to_the_end
 
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 2
-"""Runs of one job before a restart during it counts as a failure (a job that kills its host
-must not be retried forever)."""
+"""Runs of one job before a runner dying during it counts as a failure (a job that kills its
+host must not be retried forever)."""
 SAVE_EVERY_S = 0.5
+CANCEL_WAIT_S = 10.0
+
+
+class LeaseLost(Exception):
+    """Another runner holds the job now: this one must write nothing more for it."""
+
+
+def runner_name() -> str:
+    """Unique per process and start: a restarted replica is a new owner."""
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 class JobRunner:
@@ -49,6 +64,8 @@ class JobRunner:
         max_queued: int,
         ttl_s: float,
         webhooks: Webhooks | None = None,
+        lease_s: float = 30.0,
+        poll_s: float = 1.0,
     ) -> None:
         self._store = store
         self._generator = generator
@@ -56,44 +73,61 @@ class JobRunner:
         self._max_queued = max_queued
         self._ttl_s = ttl_s
         self._webhooks = webhooks
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
+        self._lease_s = lease_s
+        self._poll_s = poll_s
+        self.owner = runner_name()
+        self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
         self._cancelling: set[str] = set()
+        self._lost: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        for record in self._store.unfinished():
-            self._recover(record)
         self._tasks = [asyncio.create_task(self._work()) for _ in range(self._workers)]
+        self._tasks.append(asyncio.create_task(self._heartbeat_forever()))
         self._tasks.append(asyncio.create_task(self._expire_forever()))
 
     async def stop(self) -> None:
-        """Stop the workers; running jobs stay unfinished in the store (recovered next start)."""
+        """Stop the workers and give back the leases of the jobs they ran: another runner (or
+        this service's next start) takes them over from their saved inputs."""
+        running = list(self._running)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with suppress(asyncio.CancelledError):
                 await task
+        with suppress(Exception):  # the store may be what is failing: then leases expire
+            await self._store.release(self.owner, running)
 
-    async def submit(self, form: ParsedForm, kind: str) -> JobRecord:
+    async def submit(self, form: ParsedForm, kind: str, client: str | None = None) -> JobRecord:
         """Save the inputs and queue the job (429 when the queue is full). The inputs (up to
         hundreds of MB) are copied in a worker thread: the event loop serves on meanwhile.
         Submissions copying at once may each pass the check: the queue can exceed its bound
-        by at most the gateway's capacity (`GATEWAY_MAX_CONCURRENT`)."""
-        if self._queue.qsize() >= self._max_queued:
+        by at most the gateway's capacity (`GATEWAY_MAX_CONCURRENT`) per replica."""
+        if await self._store.queued() >= self._max_queued:
             raise TooManyRequests("The job queue is full; retry later.", retry_after_s=30)
-        record = self._new_record(form, kind)
+        record = self._new_record(form, kind, client)
         try:
+            # the inputs first: a row is only ever written for a job whose inputs are whole
             await run_to_the_end(self._save_inputs, form, record)
+            await complete(self._store.create(record))
         except asyncio.CancelledError:
-            # stopping mid-copy: the copy has ended; undo it (nobody was told this job's id)
-            if self._store.get(record.id) is not None:
-                self._finish(record, JobState.CANCELLED, None)
+            # stopping mid-submission: nobody was told this job's id, so it must never run
+            await self._abandon(record)
             raise
-        self._queue.put_nowait(record.id)
+        except BaseException:
+            shutil.rmtree(self._store.folder(record.id), ignore_errors=True)
+            raise
+        self._wake.set()
         return record
 
-    def _new_record(self, form: ParsedForm, kind: str) -> JobRecord:
+    async def _abandon(self, record: JobRecord) -> None:
+        if await self._store.get(record.id) is None:
+            shutil.rmtree(self._store.folder(record.id), ignore_errors=True)
+            return
+        await self._store.request_cancel(record.id, time.time())
+
+    def _new_record(self, form: ParsedForm, kind: str, client: str | None) -> JobRecord:
         now = time.time()
         fields = {k: v for k, v in form.fields.items() if k != "webhook_url"}
         return JobRecord(
@@ -104,11 +138,12 @@ class JobRunner:
             updated=now,
             fields=fields,
             webhook_url=form.fields.get("webhook_url") or None,
+            client=client,
         )
 
     def _save_inputs(self, form: ParsedForm, record: JobRecord) -> None:
         inputs = self._store.folder(record.id) / "inputs"
-        try:  # the inputs first: a row is only ever written for a job whose inputs are whole
+        try:
             inputs.mkdir(parents=True)
             for number, upload in enumerate(form.files):
                 path = inputs / str(number)
@@ -120,90 +155,169 @@ class JobRunner:
                         upload.field, upload.filename, str(path), upload.media_type, upload.size
                     )
                 )
-            self._store.create(record)
         except BaseException:
             shutil.rmtree(self._store.folder(record.id), ignore_errors=True)
             raise
 
     async def cancel(self, record: JobRecord) -> None:
-        """Cancel a queued or running job and wait (briefly) until it has stopped; its composer
-        stream is closed, so the composer stops generating for it."""
+        """Cancel a queued or running job, here or on another replica, and wait (briefly)
+        until it has stopped; its composer stream is closed, so the composer stops too."""
         if record.state.finished:
             return
+        if await self._store.request_cancel(record.id, time.time()):
+            logger.info("job %s cancelled while queued", record.id)
+            cancelled = await self._store.get(record.id)
+            if cancelled is not None:
+                self._notify(cancelled)
+            return
         task = self._running.get(record.id)
-        if task is None:
-            self._finish(record, JobState.CANCELLED, None)
-            return
-        self._cancelling.add(record.id)
-        task.cancel()
-        await asyncio.wait({task}, timeout=10)
-
-    def _recover(self, record: JobRecord) -> None:
-        inputs_there = all(Path(f.path).exists() for f in record.files)
-        if record.attempts >= MAX_ATTEMPTS or not inputs_there:
-            reason = "its inputs are gone" if not inputs_there else "it was interrupted twice"
-            error = {"code": "interrupted", "message": f"The service restarted; {reason}."}
-            self._finish(record, JobState.FAILED, error)
-            return
-        record.state, record.audio_bytes, record.brief = JobState.QUEUED, 0, None
-        record.media_type = None  # the stream of the run that was cut is gone
-        self._store.save(record)
-        self._queue.put_nowait(record.id)
-        logger.info("job %s was interrupted by a restart; queued again", record.id)
+        if task is not None:  # running here: no need to wait for the heartbeat
+            self._cancelling.add(record.id)
+            task.cancel()
+        deadline = time.monotonic() + CANCEL_WAIT_S
+        while time.monotonic() < deadline:
+            current = await self._store.get(record.id)
+            if current is None or current.state.finished:
+                return
+            await asyncio.sleep(min(0.1, self._poll_s))
 
     async def _work(self) -> None:
         while True:
-            job_id = await self._queue.get()
-            record = self._store.get(job_id)
-            if record is None or record.state is not JobState.QUEUED:
-                continue  # cancelled while queued, or expired
-            # Its own task, so that DELETE can cancel the job alone; a stopping worker cancels
+            self._wake.clear()
+            try:
+                record = await self._store.claim(self.owner, self._lease_s)
+            except Exception:
+                logger.exception("could not claim a job; trying again")
+                record = None
+            if record is None:
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self._poll_s)
+                continue
+            # Its own task, so that a cancel can stop the job alone; a stopping worker cancels
             # the job it awaits too (asyncio passes the cancellation on) and waits for it.
             task = asyncio.create_task(self._run(record))
-            self._running[job_id] = task
+            self._running[record.id] = task
             try:
                 await task
             finally:
-                self._running.pop(job_id, None)
+                self._running.pop(record.id, None)
+                self._cancelling.discard(record.id)
+                self._lost.discard(record.id)
+
+    async def _heartbeat_forever(self) -> None:
+        """Renew the leases of the jobs running here; stop those cancelled elsewhere or taken
+        over (this runner stalled past its lease)."""
+        while True:
+            await asyncio.sleep(min(self._lease_s / 3, self._poll_s))
+            ids = list(self._running)
+            try:
+                held = await self._store.heartbeat(self.owner, ids, self._lease_s)
+            except Exception:
+                logger.exception("job leases could not be renewed; trying again")
+                continue
+            for job_id in ids:
+                task = self._running.get(job_id)
+                if task is None or task.done():
+                    continue
+                if job_id not in held:
+                    logger.warning("job %s: lease lost, another runner has it", job_id)
+                    self._lost.add(job_id)
+                    task.cancel()
+                elif held[job_id]:
+                    self._cancelling.add(job_id)
+                    task.cancel()
+
+    def _unrunnable(self, record: JobRecord) -> str | None:
+        if record.attempts > MAX_ATTEMPTS:
+            return "it was interrupted twice"
+        if not all(self._input_path(record, f).exists() for f in record.files):
+            return "its inputs are gone"
+        return None
+
+    def _input_path(self, record: JobRecord, stored: StoredFile) -> Path:
+        """Inputs by name in the job's folder, wherever the shared volume is mounted here."""
+        return self._store.folder(record.id) / "inputs" / Path(stored.path).name
 
     async def _run(self, record: JobRecord) -> None:
         bind_request_id(f"job-{record.id}")  # this task's own context: its logs carry the job
-        record.attempts += 1
-        record.state = JobState.DESCRIBING if record.kind == "generate" else JobState.COMPOSING
-        self._store.save(record)
-        form = _form_of(record)
+        logger.info("job %s claimed by %s (run %d)", record.id, self.owner, record.attempts)
         try:
-            try:
-                stream = await self._generator.generate(form, f"job-{record.id}")
-            except BaseException:
-                form.close()
-                raise
-            try:
-                # the file first: a job shown as composing always has its audio to follow
-                path = self._store.audio_path(record.id)
-                out = await anyio.to_thread.run_sync(path.open, "wb")
-                try:
-                    self._started(record, stream)
-                    await self._write(record, stream, out)
-                finally:
-                    out.close()
-            finally:
-                await stream.close()
-            self._finish(record, JobState.DONE, None)
-        except asyncio.CancelledError:
-            if record.id in self._cancelling:
-                self._cancelling.discard(record.id)
-                self._finish(record, JobState.CANCELLED, None)
+            await self._attempt(record)
+        except LeaseLost:
+            logger.warning("job %s: lease lost, another runner has it", record.id)
+
+    async def _attempt(self, record: JobRecord) -> None:
+        """One run of the job to its end; every write fenced by the lease (`LeaseLost`)."""
+        try:
+            if record.cancel_requested:
+                await self._finish(record, JobState.CANCELLED, None)
                 return
-            raise  # shutting down: the job stays unfinished and is recovered at start-up
+            reason = self._unrunnable(record)
+            if reason is not None:
+                error = {"code": "interrupted", "message": f"The service restarted; {reason}."}
+                await self._finish(record, JobState.FAILED, error)
+                return
+            if record.attempts > 1:
+                logger.info("job %s was interrupted; running it again", record.id)
+            await self._generate(record)
+            await self._finish(record, JobState.DONE, None)
+        except asyncio.CancelledError:
+            if record.id in self._lost:
+                return  # its new runner owns the row and the folder now
+            if record.id in self._cancelling:
+                await self._finish(record, JobState.CANCELLED, None)
+                return
+            raise  # shutting down: the lease is given back, and the job runs again
+        except LeaseLost:
+            raise
         except ApiError as exc:
-            self._finish(record, JobState.FAILED, {"code": exc.code, "message": exc.message})
+            await self._finish(record, JobState.FAILED, {"code": exc.code, "message": exc.message})
         except Exception:
             logger.exception("job %s failed", record.id)
             message = "The job failed unexpectedly; it has been logged."
-            self._finish(record, JobState.FAILED, {"code": "internal_error", "message": message})
+            error = {"code": "internal_error", "message": message}
+            await self._finish(record, JobState.FAILED, error)
 
-    def _started(self, record: JobRecord, stream: AudioStream) -> None:
+    async def _generate(self, record: JobRecord) -> None:
+        form = self._form_of(record)
+        try:
+            stream = await self._generator.generate(form, f"job-{record.id}")
+        except BaseException:
+            form.close()
+            raise
+        try:
+            for earlier in range(1, record.attempts):  # cut runs' audio, if any was left
+                self._store.audio_path(replace(record, attempts=earlier)).unlink(missing_ok=True)
+            # the file first: a job shown as composing always has its audio to follow
+            path = self._store.audio_path(record)
+            out = await anyio.to_thread.run_sync(path.open, "wb")
+            try:
+                await self._started(record, stream)
+                await self._write(record, stream, out)
+            finally:
+                out.close()
+        finally:
+            await stream.close()
+
+    async def _save(self, record: JobRecord) -> None:
+        if not await self._store.save(record):
+            raise LeaseLost(record.id)
+
+    def _form_of(self, record: JobRecord) -> ParsedForm:
+        """The job's saved inputs as the form `Generator` takes (files opened from its folder)."""
+        files = [
+            Upload(
+                f.field,
+                f.filename,
+                self._input_path(record, f).open("rb"),  # noqa: SIM115 - the form closes it
+                f.size,
+                f.media_type,
+            )
+            for f in record.files
+        ]
+        return ParsedForm(fields=dict(record.fields), files=files)
+
+    async def _started(self, record: JobRecord, stream: AudioStream) -> None:
         headers = {k.lower(): v for k, v in stream.headers.items()}
         if BRIEF_HEADER.lower() in headers:
             record.brief = json.loads(unquote(headers[BRIEF_HEADER.lower()]))
@@ -212,7 +326,7 @@ class JobRunner:
         record.sample_rate = int(headers.get("x-sample-rate", 0) or 0) or None
         record.channels = int(headers.get("x-channels", 0) or 0) or None
         record.state = JobState.COMPOSING
-        self._store.save(record)
+        await self._save(record)
 
     async def _write(self, record: JobRecord, stream: AudioStream, out: BinaryIO) -> None:
         """The audio to the job's file as it arrives (file and store writes off the loop)."""
@@ -221,22 +335,31 @@ class JobRunner:
             await run_to_the_end(_append, out, chunk)
             record.audio_bytes += len(chunk)
             if time.monotonic() - saved > SAVE_EVERY_S:
-                await anyio.to_thread.run_sync(self._store.save, record)
+                await self._save(record)
                 saved = time.monotonic()
 
-    def _finish(self, record: JobRecord, state: JobState, error: dict[str, str] | None) -> None:
+    async def _finish(
+        self, record: JobRecord, state: JobState, error: dict[str, str] | None
+    ) -> None:
         record.state, record.error, record.finished = state, error, time.time()
         if state is not JobState.DONE:
-            self._store.audio_path(record.id).unlink(missing_ok=True)
+            self._store.audio_path(record).unlink(missing_ok=True)
             record.audio_bytes = 0
-        self._store.save(record)
+        await self._save(record)
         logger.info("job %s %s", record.id, state.value)
+        self._notify(record)
+
+    def _notify(self, record: JobRecord) -> None:
         if self._webhooks is not None and record.webhook_url:
             self._webhooks.notify(record)
 
     async def _expire_forever(self) -> None:
         while True:
-            expired = await anyio.to_thread.run_sync(self._store.expire, time.time() - self._ttl_s)
+            try:
+                expired = await self._store.expire(time.time() - self._ttl_s)
+            except Exception:
+                logger.exception("expired jobs could not be deleted; trying again")
+                expired = []
             if expired:
                 logger.info("expired %d finished jobs", len(expired))
             await asyncio.sleep(min(60.0, max(self._ttl_s / 4, 0.5)))
@@ -245,12 +368,3 @@ class JobRunner:
 def _append(out: BinaryIO, chunk: bytes) -> None:
     out.write(chunk)
     out.flush()  # readers follow the file as it grows
-
-
-def _form_of(record: JobRecord) -> ParsedForm:
-    """The job's saved inputs as the form `Generator` takes (files opened from its folder)."""
-    files = [
-        Upload(f.field, f.filename, Path(f.path).open("rb"), f.size, f.media_type)  # noqa: SIM115
-        for f in record.files
-    ]
-    return ParsedForm(fields=dict(record.fields), files=files)

@@ -1,21 +1,28 @@
-"""Where jobs live: one row each in SQLite, their inputs and audio in a folder per job.
+"""Where jobs live: one row each in a SQL database, their inputs and audio in a folder per job.
 
-`JobStore` is the protocol the runner and routes use; `SqliteJobStore` is the embedded default
-(one file, no server). Postgres and object storage would implement the same few methods. SQLite
-calls are made on the event loop: each is one small indexed statement in WAL mode (well under a
-millisecond), cheaper than a thread hop.
+`JobStore` is the protocol the runner and routes use. The queue is the table itself: a worker
+*claims* the oldest queued job (or one whose runner's lease has expired) and holds it with a
+lease it renews while the job runs. Every write of a running job is fenced by its owner: a
+replica that lost its lease (it stalled, and another took the job over) can write nothing more.
+A cancel is a flag on the row that the owner's heartbeat picks up, so it reaches the job from
+any replica.
+
+`SqlJobStore` holds the statements; `SqliteJobStore` (embedded default, one gateway process)
+and `PostgresJobStore` (any number of gateways, job folders on a shared volume) run them. Time
+for leases is the database's own clock, so replicas with skewed clocks agree on expiry.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-import sqlite3
-import threading
 import time
+from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+import anyio
 
 from gateway.jobs.model import JobState
 
@@ -48,134 +55,279 @@ class JobRecord:
     sample_rate: int | None = None
     channels: int | None = None
     attempts: int = 0
+    """Runs started (claims); a job claimed again after a runner died counts on."""
     webhook_url: str | None = None
     finished: float | None = None
+    client: str | None = None
+    """Fingerprint of the API key that submitted it (None when keys are off): only that key
+    sees the job."""
+    owner: str | None = None
+    """The runner holding the job's lease, while it runs."""
+    cancel_requested: bool = False
+
+
+RUNNING = (JobState.DESCRIBING, JobState.COMPOSING)
 
 
 class JobStore(Protocol):
     def folder(self, job_id: str) -> Path:
         """The job's own folder (inputs and audio)."""
 
-    def audio_path(self, job_id: str) -> Path: ...
+    def audio_path(self, record: JobRecord) -> Path:
+        """The audio of the record's run: each run writes its own file, so a runner that lost
+        its lease and has not noticed yet cannot write into its successor's audio."""
 
-    def create(self, record: JobRecord) -> None: ...
+    async def create(self, record: JobRecord) -> None: ...
 
-    def get(self, job_id: str) -> JobRecord | None: ...
+    async def get(self, job_id: str) -> JobRecord | None: ...
 
-    def save(self, record: JobRecord) -> None: ...
+    async def page(
+        self, client: str | None, limit: int, after: str | None, state: JobState | None
+    ) -> list[JobRecord]:
+        """The client's jobs, newest first, from just after job `after` (None: from the top)."""
 
-    def unfinished(self) -> list[JobRecord]:
-        """Jobs that had not ended when the service last stopped, oldest first."""
+    async def queued(self) -> int:
+        """Jobs waiting to be claimed, over all replicas."""
 
-    def expire(self, finished_before: float) -> list[str]:
+    async def claim(self, owner: str, lease_s: float) -> JobRecord | None:
+        """Take the oldest claimable job for `owner`: queued, or running under an expired
+        lease. It is marked running, its run's results cleared and its attempts counted."""
+
+    async def save(self, record: JobRecord) -> bool:
+        """Write the record if its owner (None: nobody) still holds it; whether it did."""
+
+    async def heartbeat(self, owner: str, job_ids: list[str], lease_s: float) -> dict[str, bool]:
+        """Renew `owner`'s leases on these jobs: for each still held, whether a cancel was
+        asked for. A job missing from the answer is no longer this owner's."""
+
+    async def request_cancel(self, job_id: str, finished: float) -> bool:
+        """Cancel a queued job at once (True), or flag a running one for its owner (False)."""
+
+    async def release(self, owner: str, job_ids: list[str]) -> None:
+        """Give up `owner`'s leases on these jobs at once (an orderly stop), so that another
+        runner takes them over without waiting for expiry; the run is not counted."""
+
+    async def expire(self, finished_before: float) -> list[str]:
         """Delete jobs that ended before this time, files included; their ids."""
 
+    async def close(self) -> None: ...
 
-_COLUMNS = (
-    "id, kind, state, created, updated, fields, files, brief, error, media_type, audio_bytes, "
-    "duration_s, sample_rate, channels, attempts, webhook_url, finished"
+
+COLUMNS = (
+    "id",
+    "kind",
+    "state",
+    "created",
+    "updated",
+    "fields",
+    "files",
+    "brief",
+    "error",
+    "media_type",
+    "audio_bytes",
+    "duration_s",
+    "sample_rate",
+    "channels",
+    "attempts",
+    "webhook_url",
+    "finished",
+    "client",
+    "owner",
+    "cancel_requested",
 )
+_LIST = ", ".join(COLUMNS)
 
 
-_SCHEMA = """
+def schema(float_type: str) -> str:
+    """The table, in the types both databases share (`float_type`: an 8-byte float)."""
+    return f"""
 CREATE TABLE IF NOT EXISTS jobs (
     id TEXT PRIMARY KEY, kind TEXT NOT NULL, state TEXT NOT NULL,
-    created REAL NOT NULL, updated REAL NOT NULL, fields TEXT NOT NULL, files TEXT NOT NULL,
-    brief TEXT, error TEXT, media_type TEXT, audio_bytes INTEGER NOT NULL, duration_s REAL,
-    sample_rate INTEGER, channels INTEGER, attempts INTEGER NOT NULL, webhook_url TEXT,
-    finished REAL
+    created {float_type} NOT NULL, updated {float_type} NOT NULL, fields TEXT NOT NULL,
+    files TEXT NOT NULL, brief TEXT, error TEXT, media_type TEXT, audio_bytes BIGINT NOT NULL,
+    duration_s {float_type}, sample_rate INTEGER, channels INTEGER, attempts INTEGER NOT NULL,
+    webhook_url TEXT, finished {float_type}, client TEXT, owner TEXT,
+    lease_until {float_type} NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0
 )"""
 
 
-class SqliteJobStore:
+INDEXES = (
+    "CREATE INDEX IF NOT EXISTS jobs_by_state ON jobs (state, created)",
+    "CREATE INDEX IF NOT EXISTS jobs_by_client ON jobs (client, created)",
+    "CREATE INDEX IF NOT EXISTS jobs_by_finished ON jobs (finished)",
+)
+
+
+def _states(states: tuple[JobState, ...]) -> str:
+    return ", ".join(f"'{s.value}'" for s in states)
+
+
+class SqlJobStore(ABC):
+    """The statements, written once with `?` placeholders, and the folder layout; a dialect
+    says how to run them and what the database's clock is."""
+
+    NOW: str
+    """SQL for the database's time, in seconds since the epoch."""
+    SKIP_LOCKED: str = ""
+    """Row locking for the claim's pick, where the database has it."""
+
     def __init__(self, root: Path) -> None:
         self._root = root
-        root.mkdir(parents=True, exist_ok=True)
-        self._lock = threading.Lock()
-        self._db = sqlite3.connect(root / "jobs.sqlite3", check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute(_SCHEMA)
-        self._db.execute("CREATE INDEX IF NOT EXISTS jobs_state ON jobs (state, created)")
-        self._db.commit()
 
-    def close(self) -> None:
-        self._db.close()
+    @abstractmethod
+    async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        """Run one statement in its own transaction; the rows it returned."""
+
+    @abstractmethod
+    async def _count(self, sql: str, params: tuple[Any, ...] = ()) -> int:
+        """Run one statement in its own transaction; the rows it changed."""
 
     def folder(self, job_id: str) -> Path:
         return self._root / job_id
 
-    def audio_path(self, job_id: str) -> Path:
-        return self.folder(job_id) / "audio"
+    def audio_path(self, record: JobRecord) -> Path:
+        return self.folder(record.id) / f"audio.{record.attempts}"
 
-    def create(self, record: JobRecord) -> None:
-        self.folder(record.id).mkdir(parents=True, exist_ok=True)
-        self._write("INSERT", record)
+    async def create(self, record: JobRecord) -> None:
+        values = _values(record)
+        marks = ", ".join("?" * len(values))
+        await self._count(f"INSERT INTO jobs ({_LIST}) VALUES ({marks})", values)
 
-    def save(self, record: JobRecord) -> None:
-        record.updated = time.time()
-        self._write("REPLACE", record)
+    async def get(self, job_id: str) -> JobRecord | None:
+        rows = await self._rows(f"SELECT {_LIST} FROM jobs WHERE id = ?", (job_id,))
+        return _record(rows[0]) if rows else None
 
-    def get(self, job_id: str) -> JobRecord | None:
-        with self._lock:
-            row = self._db.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (job_id,)
-            ).fetchone()
-        return _record(row) if row else None
-
-    def unfinished(self) -> list[JobRecord]:
-        open_states = tuple(s.value for s in JobState if not s.finished)
-        marks = ",".join("?" * len(open_states))
-        with self._lock:
-            rows = self._db.execute(
-                f"SELECT {_COLUMNS} FROM jobs WHERE state IN ({marks}) ORDER BY created",
-                open_states,
-            ).fetchall()
+    async def page(
+        self, client: str | None, limit: int, after: str | None, state: JobState | None
+    ) -> list[JobRecord]:
+        where, params = ["1 = 1"], []
+        if client is not None:
+            where.append("client = ?")
+            params.append(client)
+        if state is not None:
+            where.append("state = ?")
+            params.append(state.value)
+        if after is not None:
+            where.append("(created, id) < (SELECT created, id FROM jobs WHERE id = ?)")
+            params.append(after)
+        rows = await self._rows(
+            f"SELECT {_LIST} FROM jobs WHERE {' AND '.join(where)} "
+            "ORDER BY created DESC, id DESC LIMIT ?",
+            (*params, limit),
+        )
         return [_record(row) for row in rows]
 
-    def expire(self, finished_before: float) -> list[str]:
-        with self._lock:
-            ids = [
-                row[0]
-                for row in self._db.execute(
-                    "SELECT id FROM jobs WHERE finished IS NOT NULL AND finished < ?",
-                    (finished_before,),
-                )
-            ]
-            self._db.executemany("DELETE FROM jobs WHERE id = ?", [(i,) for i in ids])
-            self._db.commit()
-        for job_id in ids:
-            shutil.rmtree(self.folder(job_id), ignore_errors=True)
+    async def queued(self) -> int:
+        rows = await self._rows("SELECT count(*) FROM jobs WHERE state = 'queued'")
+        return int(rows[0][0])
+
+    async def claim(self, owner: str, lease_s: float) -> JobRecord | None:
+        claimable = (
+            f"state = 'queued' OR (state IN ({_states(RUNNING)}) AND lease_until < {self.NOW})"
+        )
+        rows = await self._rows(
+            "UPDATE jobs SET owner = ?, lease_until = "
+            f"{self.NOW} + ?, attempts = attempts + 1, updated = {self.NOW}, "
+            "state = CASE kind WHEN 'generate' THEN 'describing' ELSE 'composing' END, "
+            "brief = NULL, media_type = NULL, audio_bytes = 0 "
+            f"WHERE id = (SELECT id FROM jobs WHERE {claimable} "
+            f"ORDER BY created, id LIMIT 1{self.SKIP_LOCKED}) RETURNING {_LIST}",
+            (owner, lease_s),
+        )
+        return _record(rows[0]) if rows else None
+
+    async def save(self, record: JobRecord) -> bool:
+        record.updated = time.time()
+        values = _values(record)
+        assignments = ", ".join(f"{c} = ?" for c in COLUMNS[1:] if c != "cancel_requested")
+        if record.owner is None:
+            fence, params = "owner IS NULL", (*values[1:-1], record.id)
+        else:
+            fence, params = "owner = ?", (*values[1:-1], record.id, record.owner)
+        changed = await self._count(
+            f"UPDATE jobs SET {assignments} WHERE id = ? AND {fence}", params
+        )
+        return changed == 1
+
+    async def heartbeat(self, owner: str, job_ids: list[str], lease_s: float) -> dict[str, bool]:
+        if not job_ids:
+            return {}
+        marks = ", ".join("?" * len(job_ids))
+        rows = await self._rows(
+            f"UPDATE jobs SET lease_until = {self.NOW} + ? WHERE owner = ? AND id IN ({marks}) "
+            f"AND state IN ({_states(RUNNING)}) RETURNING id, cancel_requested",
+            (lease_s, owner, *job_ids),
+        )
+        return {job_id: bool(flag) for job_id, flag in rows}
+
+    async def request_cancel(self, job_id: str, finished: float) -> bool:
+        cancelled = await self._count(
+            "UPDATE jobs SET state = 'cancelled', finished = ?, updated = ? "
+            "WHERE id = ? AND state = 'queued'",
+            (finished, finished, job_id),
+        )
+        if cancelled:
+            return True
+        await self._count(
+            f"UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state IN ({_states(RUNNING)})",
+            (job_id,),
+        )
+        return False
+
+    async def release(self, owner: str, job_ids: list[str]) -> None:
+        if not job_ids:
+            return
+        marks = ", ".join("?" * len(job_ids))
+        await self._count(
+            "UPDATE jobs SET lease_until = 0, attempts = attempts - 1 "
+            f"WHERE owner = ? AND id IN ({marks}) AND state IN ({_states(RUNNING)})",
+            (owner, *job_ids),
+        )
+
+    async def expire(self, finished_before: float) -> list[str]:
+        rows = await self._rows(
+            "DELETE FROM jobs WHERE finished IS NOT NULL AND finished < ? RETURNING id",
+            (finished_before,),
+        )
+        ids = [row[0] for row in rows]
+        for job_id in ids:  # off the event loop: a job folder can hold hundreds of MB
+            await anyio.to_thread.run_sync(_remove, self.folder(job_id))
         return ids
 
-    def _write(self, verb: str, r: JobRecord) -> None:
-        values = (
-            r.id,
-            r.kind,
-            r.state.value,
-            r.created,
-            r.updated,
-            json.dumps(r.fields),
-            json.dumps([asdict(f) for f in r.files]),
-            json.dumps(r.brief) if r.brief is not None else None,
-            json.dumps(r.error) if r.error is not None else None,
-            r.media_type,
-            r.audio_bytes,
-            r.duration_s,
-            r.sample_rate,
-            r.channels,
-            r.attempts,
-            r.webhook_url,
-            r.finished,
-        )
-        marks = ",".join("?" * len(values))
-        with self._lock:
-            self._db.execute(f"{verb} INTO jobs ({_COLUMNS}) VALUES ({marks})", values)
-            self._db.commit()
+
+def _remove(folder: Path) -> None:
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def _values(r: JobRecord) -> tuple[Any, ...]:
+    return (
+        r.id,
+        r.kind,
+        r.state.value,
+        r.created,
+        r.updated,
+        json.dumps(r.fields),
+        json.dumps([asdict(f) for f in r.files]),
+        json.dumps(r.brief) if r.brief is not None else None,
+        json.dumps(r.error) if r.error is not None else None,
+        r.media_type,
+        r.audio_bytes,
+        r.duration_s,
+        r.sample_rate,
+        r.channels,
+        r.attempts,
+        r.webhook_url,
+        r.finished,
+        r.client,
+        r.owner,
+        int(r.cancel_requested),
+    )
 
 
 def _record(row: tuple[Any, ...]) -> JobRecord:
     (id_, kind, state, created, updated, fields, files, brief, error, media_type, audio_bytes,
-     duration_s, sample_rate, channels, attempts, webhook_url, finished) = row  # fmt: skip
+     duration_s, sample_rate, channels, attempts, webhook_url, finished, client, owner,
+     cancel_requested) = row  # fmt: skip
     return JobRecord(
         id=id_,
         kind=kind,
@@ -194,4 +346,7 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         attempts=attempts,
         webhook_url=webhook_url,
         finished=finished,
+        client=client,
+        owner=owner,
+        cancel_requested=bool(cancel_requested),
     )

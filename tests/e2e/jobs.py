@@ -1,0 +1,58 @@
+"""Helpers for tests of the jobs API: a gateway of its own in front of the stack's model
+services, submitting, and waiting for a state."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import av
+import httpx
+
+from tests.e2e.conftest import Stack, venv_python
+from weavewave_common.supervise import RunningService, free_port, run_service
+
+
+@contextmanager
+def jobs_gateway(
+    stack: Stack, jobs_dir: Path, port: int | None = None, **env: str
+) -> Iterator[RunningService]:
+    port = port or free_port()
+    full_env = {
+        "GATEWAY_PORT": str(port),
+        "GATEWAY_CAPTIONER_URL": stack.captioner.url,
+        "GATEWAY_COMPOSER_URL": stack.composer.url,
+        "GATEWAY_JOBS_DIR": str(jobs_dir),
+        **env,
+    }
+    log = stack.logs / f"gateway-jobs-{port}.log"
+    with run_service("gateway", full_env, log, port, python=venv_python("gateway")) as gateway:
+        yield gateway
+
+
+def submit(url: str, data: dict[str, str], files: Any = None) -> dict[str, Any]:
+    response = httpx.post(f"{url}/jobs", data=data, files=files, timeout=60)
+    assert response.status_code == 202, response.text
+    assert response.headers["location"] == f"/jobs/{response.json()['id']}"
+    job: dict[str, Any] = response.json()
+    return job
+
+
+def wait_for(url: str, job_id: str, states: set[str], timeout_s: float = 180) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job: dict[str, Any] = httpx.get(f"{url}/jobs/{job_id}", timeout=10).json()
+        if job["state"] in states:
+            return job
+        assert time.monotonic() < deadline, job
+        time.sleep(0.1)
+
+
+def seconds_of(body: bytes) -> float:
+    with av.open(io.BytesIO(body), mode="r") as container:
+        stream = container.streams.audio[0]
+        return sum(frame.samples for frame in container.decode(stream)) / stream.rate
