@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,51 @@ RETRY_ELSEWHERE = frozenset({429, 503})
 """Statuses that say "not now, not here" before any work: another replica may take it."""
 
 
+async def _send_to_replicas(
+    pool: ReplicaPool,
+    upstream: str,
+    send: Callable[[Replica], Awaitable[httpx.Response]],
+    retries: int = 0,
+) -> tuple[Replica, httpx.Response]:
+    """`send` to one replica after another until one answers other than 429/503; after every
+    replica was tried, start over after a backoff, `retries` times. The replica comes back
+    still counted as outstanding: the caller says `done()` when the response is."""
+    tried: set[str] = set()
+    rounds = 0
+    last: ApiError = _unreachable(upstream)
+    while True:
+        try:
+            replica = pool.choose(tried)
+        except NoReplica:
+            if rounds >= retries:
+                raise last from None
+            await asyncio.sleep(0.5 * 2**rounds)
+            rounds, tried = rounds + 1, set()
+            continue
+        tried.add(replica.url)
+        replica.outstanding += 1
+        try:
+            response = await send(replica)
+        except httpx.TimeoutException as exc:
+            replica.done()
+            raise UpstreamTimeout(f"The {upstream} did not answer in time.") from exc
+        except httpx.TransportError as exc:
+            replica.done()
+            pool.mark_down(replica, type(exc).__name__)
+            logger.warning("%s %s unreachable (%s); trying another", upstream, replica.url, exc)
+            last = _unreachable(upstream)
+            continue
+        except BaseException:
+            replica.done()
+            raise
+        if response.status_code not in RETRY_ELSEWHERE:
+            return replica, response
+        await response.aread()
+        await response.aclose()
+        replica.done()
+        last = _error_from(response, upstream)
+
+
 class CaptionerClient:
     def __init__(self, pool: ReplicaPool, retries: int, timeout_s: float) -> None:
         self._pool = pool
@@ -113,42 +158,20 @@ class CaptionerClient:
         """The brief for these inputs: from another replica when one cannot be reached or is
         busy, and after a backoff (`retries` times) when every replica was tried."""
         data = {"prompt": prompt} if prompt is not None else {}
-        tried: set[str] = set()
-        rounds = 0
-        last: ApiError = _unreachable("captioner")
-        while True:
-            try:
-                replica = self._pool.choose(tried)
-            except NoReplica:
-                if rounds >= self._retries:
-                    raise last from None
-                await asyncio.sleep(0.5 * 2**rounds)
-                rounds, tried = rounds + 1, set()
-                continue
-            tried.add(replica.url)
-            replica.outstanding += 1
-            try:
-                response = await replica.client.post(
-                    "/v1/describe",
-                    data=data,
-                    files=_files(uploads) or None,
-                    headers={**self._headers, REQUEST_ID_HEADER: request_id},
-                )
-            except httpx.TimeoutException as exc:
-                raise UpstreamTimeout("The captioner did not answer in time.") from exc
-            except httpx.TransportError as exc:
-                self._pool.mark_down(replica, type(exc).__name__)
-                logger.warning("captioner %s unreachable (%s); trying another", replica.url, exc)
-                last = _unreachable("captioner")
-                continue
-            finally:
-                replica.done()
-            if response.status_code in RETRY_ELSEWHERE:
-                last = _error_from(response, "captioner")
-                continue
-            if response.status_code != 200:
-                raise _error_from(response, "captioner")
-            return MusicBrief.model_validate(response.json())
+
+        async def send(replica: Replica) -> httpx.Response:
+            return await replica.client.post(
+                "/v1/describe",
+                data=data,
+                files=_files(uploads) or None,
+                headers={**self._headers, REQUEST_ID_HEADER: request_id},
+            )
+
+        replica, response = await _send_to_replicas(self._pool, "captioner", send, self._retries)
+        replica.done()
+        if response.status_code != 200:
+            raise _error_from(response, "captioner")
+        return MusicBrief.model_validate(response.json())
 
 
 class _Counted(httpx.AsyncByteStream):
@@ -194,14 +217,8 @@ class ComposerClient:
     ) -> httpx.Response:
         """Start composing on a replica that takes it; returns the streaming response (200)
         for the caller to relay (closing it frees the replica)."""
-        tried: set[str] = set()
-        last: ApiError = _unreachable("composer")
-        while True:
-            try:
-                replica = self._pool.choose(tried)
-            except NoReplica:
-                raise last from None
-            tried.add(replica.url)
+
+        async def send(replica: Replica) -> httpx.Response:
             request = replica.client.build_request(
                 "POST",
                 "/v1/compose",
@@ -209,26 +226,15 @@ class ComposerClient:
                 files=_files([melody], as_field="melody") if melody else None,
                 headers={**self._headers, REQUEST_ID_HEADER: request_id},
             )
-            replica.outstanding += 1
-            try:
-                response = await replica.client.send(request, stream=True)
-            except httpx.TimeoutException as exc:
-                replica.done()
-                raise UpstreamTimeout("The composer did not answer in time.") from exc
-            except httpx.TransportError as exc:
-                replica.done()
-                self._pool.mark_down(replica, type(exc).__name__)
-                last = _unreachable("composer")
-                continue
-            except BaseException:
-                replica.done()
-                raise
-            if response.status_code == 200:
-                response.stream = _Counted(response.stream, replica)  # type: ignore[arg-type]
-                return response
-            replica.done()
+            return await replica.client.send(request, stream=True)
+
+        replica, response = await _send_to_replicas(self._pool, "composer", send)
+        if response.status_code == 200:
+            response.stream = _Counted(response.stream, replica)  # type: ignore[arg-type]
+            return response
+        try:
             await response.aread()
             await response.aclose()
-            last = _error_from(response, "composer")
-            if response.status_code not in RETRY_ELSEWHERE:
-                raise last
+        finally:
+            replica.done()
+        raise _error_from(response, "composer")
