@@ -118,9 +118,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             )
 
     async def readiness() -> str | None:
+        """From the watcher's last checks; a tier that was not ready is checked again now, so
+        recovery shows at once while a ready gateway's probes cost its upstreams nothing."""
         reasons = []
         for tier, pool in pools.items():
-            await pool.refresh()
+            if pool.readiness() is not None:
+                await pool.refresh()
             reason = pool.readiness()
             if reason is not None:
                 reasons.append(f"{tier}: {reason}")
