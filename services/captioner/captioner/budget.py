@@ -2,7 +2,9 @@
 
 Qwen2-VL-style processors resize every image (and every pair of video frames) to a multiple of
 `patch_size * merge_size` within their pixel limits and turn each merged patch into one token; a
-1280·28·28 image is about 1,270 tokens, 32 frames at 360x640 about 4,800. vLLM refuses a prompt
+1280·28·28 image is about 1,270 tokens, 32 frames at 360x640 about 4,800. Qwen2.5-Omni hears audio
+as Whisper features (a frame per 10 ms) through a stride-2 convolution and a pooling by 2: 25
+tokens a second, 1,500 for a minute. vLLM refuses a prompt
 longer than `max_model_len` with a validation error; counting here turns that into a 413 that
 names the cap, before any engine work.
 """
@@ -68,6 +70,30 @@ class VisionGeometry:
     def video_tokens(self, frames: int, width: int, height: int) -> int:
         pairs = math.ceil(frames / self.temporal)
         return pairs * self._tokens(*self._resized(width, height, self.video_pixels))
+
+
+@dataclass(frozen=True)
+class AudioGeometry:
+    """How Qwen2.5-Omni's processor and audio encoder turn samples into tokens."""
+
+    sample_rate: int
+    hop: int
+    """Samples per feature frame."""
+
+    @classmethod
+    def of(cls, processor: Any) -> AudioGeometry | None:
+        """Read from a loaded processor; None when it is not Qwen2.5-Omni's (other audio
+        models' encoders count differently, and are not budgeted here)."""
+        features = getattr(processor, "feature_extractor", None)
+        if features is None or not type(processor).__name__.startswith("Qwen2_5Omni"):
+            return None
+        return cls(sample_rate=int(features.sampling_rate), hop=int(features.hop_length))
+
+    def audio_tokens(self, samples: int, rate: int) -> int:
+        resampled = math.ceil(samples * self.sample_rate / rate)
+        frames = math.ceil(resampled / self.hop)  # the feature mask's frames
+        convolved = (frames - 1) // 2 + 1
+        return (convolved - 2) // 2 + 1
 
 
 def _pixel_range(processor: Any) -> tuple[int, int]:

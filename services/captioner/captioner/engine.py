@@ -22,7 +22,7 @@ import numpy.typing as npt
 from PIL import Image
 
 from captioner import metrics
-from captioner.budget import VisionGeometry
+from captioner.budget import AudioGeometry, VisionGeometry
 from captioner.prompts import ChatMessage
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 
@@ -106,6 +106,7 @@ class VllmEngine:
         self._options = options
         self._audio = audio
         self._vision = VisionGeometry.of(chat_renderer)
+        self._hearing = AudioGeometry.of(chat_renderer) if audio else None
         self._tokenizer = getattr(chat_renderer, "tokenizer", chat_renderer)
 
     @property
@@ -137,8 +138,11 @@ class VllmEngine:
 
     def context_tokens(self, prompt: str, request: EngineRequest) -> int:
         """The prompt's tokens once vLLM has expanded each media placeholder into the
-        processor's tokens for it (audio, where the model takes it, is not counted)."""
+        processor's tokens for it (audio counted for Qwen2.5-Omni's encoder)."""
         tokens = len(self._tokenizer(prompt)["input_ids"])
+        if self._hearing is not None:
+            for samples, rate in request.audio:
+                tokens += self._hearing.audio_tokens(len(samples), rate) - 1
         if self._vision is None:
             return tokens
         for image in request.images:
@@ -156,7 +160,8 @@ class VllmEngine:
             raise PayloadTooLarge(
                 f"The prompt and media need {needed} tokens with the brief's "
                 f"{request.max_tokens}, over the model's context of {cap} "
-                "(CAPTIONER_MAX_MODEL_LEN): send fewer or smaller images, or a shorter video.",
+                "(CAPTIONER_MAX_MODEL_LEN): send fewer or smaller images, or shorter video or "
+                "audio.",
                 code="context_too_long",
             )
 

@@ -25,11 +25,13 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 # Qwen2-VL / Qwen2.5-VL special tokens, in the real order (they get ids 0..N-1 here).
-SPECIAL_TOKENS = (
-    "<|endoftext|> <|im_start|> <|im_end|> <|object_ref_start|> <|object_ref_end|> <|box_start|> "
-    "<|box_end|> <|quad_start|> <|quad_end|> <|vision_start|> <|vision_end|> <|vision_pad|> "
-    "<|image_pad|> <|video_pad|>"
-).split()
+SPECIAL_TOKENS = tuple(
+    (
+        "<|endoftext|> <|im_start|> <|im_end|> <|object_ref_start|> <|object_ref_end|> "
+        "<|box_start|> <|box_end|> <|quad_start|> <|quad_end|> <|vision_start|> <|vision_end|> "
+        "<|vision_pad|> <|image_pad|> <|video_pad|>"
+    ).split()
+)
 
 # The official Qwen2-VL chat template (the one Qwen2.5-VL ships too).
 CHAT_TEMPLATE = (
@@ -136,8 +138,16 @@ def _corpus(seed: int, lines: int = 6000) -> list[str]:
     return out
 
 
-def build_tokenizer(out: Path, seed: int, vocab_size: int) -> None:
-    """Train a byte-level BPE with Qwen2's normaliser, pre-tokeniser and decoder; save as HF."""
+def build_tokenizer(
+    out: Path,
+    seed: int,
+    vocab_size: int,
+    special_tokens: tuple[str, ...] = SPECIAL_TOKENS,
+    chat_template: str = CHAT_TEMPLATE,
+    named_tokens: dict[str, str] | None = None,
+) -> None:
+    """Train a byte-level BPE with Qwen2's normaliser, pre-tokeniser and decoder; save as HF.
+    `named_tokens` become tokenizer attributes (`image_token` ...), as processors expect."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import AutoTokenizer, Qwen2Tokenizer
 
@@ -152,7 +162,7 @@ def build_tokenizer(out: Path, seed: int, vocab_size: int) -> None:
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(
         vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
+        special_tokens=list(special_tokens),
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False,
     )
@@ -163,9 +173,10 @@ def build_tokenizer(out: Path, seed: int, vocab_size: int) -> None:
         pad_token="<|endoftext|>",
         bos_token=None,
         unk_token=None,
-        additional_special_tokens=SPECIAL_TOKENS[3:],
+        additional_special_tokens=list(special_tokens[3:]),
+        model_specific_special_tokens=named_tokens or {},
     )
-    wrapped.chat_template = CHAT_TEMPLATE
+    wrapped.chat_template = chat_template
     with tempfile.TemporaryDirectory() as tmp:
         wrapped.save_pretrained(tmp)
         # Load back and re-save so the files are in the installed transformers' own format.
