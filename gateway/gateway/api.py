@@ -1,4 +1,4 @@
-"""The public routes: `POST /generate`, `POST /describe`, `POST /compose`."""
+"""The public routes: `POST /generate`, `POST /describe`, `POST /compose`, `GET /models`."""
 
 from __future__ import annotations
 
@@ -8,12 +8,14 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
+from pydantic import BaseModel, Field
 
+from gateway.audio_use import possible_uses
 from gateway.capacity import Capacity
 from gateway.deps import CapacityDep, GeneratorDep
 from gateway.generate import AudioStream, Generator
 from gateway.openapi import multipart_body
-from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
+from gateway.protocol import AudioUse, ComposeForm, DescribeForm, GenerateForm
 from gateway.uploads import ParsedForm
 from weavewave_common.cancellation import run_until_disconnect
 from weavewave_common.errors import error_responses
@@ -132,3 +134,35 @@ async def compose(
     request: Request, generator: GeneratorDep, capacity: CapacityDep
 ) -> StreamingResponse:
     return await _audio(request, generator, capacity, ComposeForm, generator.compose)
+
+
+class ServedModels(BaseModel):
+    """The models behind the API now, and what they can do with an audio upload."""
+
+    captioner: str | None = Field(description="The captioner's model (null: not answering).")
+    composer: str | None = Field(description="The composer's model (null: not answering).")
+    captioner_hears_audio: bool = Field(description="An audio clip is heard when describing.")
+    composer_takes_melody: bool = Field(description="An audio clip can be followed as a melody.")
+    audio_uses: list[AudioUse] = Field(
+        description="The `audio_use` values the served models honour besides `auto` and "
+        "`ignore` (which always work)."
+    )
+
+
+@router.get(
+    "/models",
+    name="list_models",
+    response_model=ServedModels,
+    summary="The served models, and what an audio upload can be used for.",
+)
+async def list_models(generator: GeneratorDep) -> ServedModels:
+    captioner, composer = await generator.served()
+    hears = bool(captioner and captioner.get("hears_audio"))
+    melody = bool(composer and composer.get("supports_melody"))
+    return ServedModels(
+        captioner=captioner.get("name") if captioner else None,
+        composer=composer.get("name") if composer else None,
+        captioner_hears_audio=hears,
+        composer_takes_melody=melody,
+        audio_uses=possible_uses(hears, melody),
+    )

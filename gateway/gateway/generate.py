@@ -11,17 +11,20 @@ from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import anyio
 from pydantic import ValidationError
 
 from gateway import metrics
+from gateway.audio_use import AudioPlan, audio_use_header, plan_audio
 from gateway.mux import mux_soundtrack, video_seconds
 from gateway.protocol import (
     AUDIO_USE_HEADER,
     BRIEF_HEADER,
     DESCRIPTION_HEADER,
+    AudioUse,
     Knobs,
     OutputFormat,
 )
@@ -138,12 +141,12 @@ class Generator:
         if not form.fields.get("description", "").strip():
             _require_inputs(form)
 
-    async def describe(self, form: ParsedForm, request_id: str) -> MusicBrief:
+    async def describe(self, form: ParsedForm, request_id: str, hear: bool = True) -> MusicBrief:
         prompt = form.fields.get("prompt")
         _require_inputs(form)
         started = time.perf_counter()
         try:
-            return await self._captioner.describe(prompt, form.files, request_id)
+            return await self._captioner.describe(prompt, form.files, request_id, hear)
         finally:
             metrics.UPSTREAM_SECONDS.labels("captioner").observe(time.perf_counter() - started)
 
@@ -217,30 +220,46 @@ class Generator:
             knobs = knobs.model_copy(update={"duration": "auto"})  # the music fits the video
         if knobs.duration not in (None, "", "auto"):
             self._duration(knobs, None)  # refuse a bad duration before spending the captioner
-        has_audio = bool(form.by_field("audio"))
-        melody = has_audio and await self._composer.supports_melody()
-        uses = ["melody"] if melody else []
         given = form.fields.get("description", "").strip()
+        plan = await self._audio_plan(form, knobs, describing=not given)
+        heard = False
         if given:
             description, headers = given, {DESCRIPTION_HEADER: quote(given, safe="")}
             video_s = await _video_seconds(form) if knobs.duration == "auto" else None
         else:
-            brief = await self.describe(form, request_id)
+            brief = await self.describe(form, request_id, hear=plan.hear)
             description = brief.description
             video_s = brief.media.video.duration_s if brief.media.video else None
-            if brief.media.audio is not None and brief.media.audio.used:
-                uses.insert(0, "heard")
+            heard = brief.media.audio is not None and brief.media.audio.used
             headers = {
                 DESCRIPTION_HEADER: quote(brief.description, safe=""),
                 BRIEF_HEADER: quote(
                     json.dumps(brief.model_dump(mode="json"), separators=(",", ":")), safe=""
                 ),
             }
-        headers[AUDIO_USE_HEADER] = (
-            ",".join(uses) if has_audio and uses else ("unused" if has_audio else "none")
-        )
+        has_audio = bool(form.by_field("audio"))
+        headers[AUDIO_USE_HEADER] = audio_use_header(has_audio, heard, plan.melody)
         duration = self._duration(knobs, video_s)
-        return await self._compose(form, description, knobs, duration, request_id, melody, headers)
+        return await self._compose(
+            form, description, knobs, duration, request_id, plan.melody, headers
+        )
+
+    async def _audio_plan(self, form: ParsedForm, knobs: Knobs, describing: bool) -> AudioPlan:
+        """What the audio upload is for (`audio_use`); the models are asked what they can do
+        only where the choice depends on it."""
+        has_audio = bool(form.by_field("audio"))
+        if not has_audio or knobs.audio_use is AudioUse.IGNORE:
+            return plan_audio(knobs.audio_use, has_audio, False, False)
+        takes_melody = await self._composer.supports_melody()
+        # auto asks the captioner to hear: one that cannot reports the clip unheard
+        can_hear = describing and (
+            knobs.audio_use is AudioUse.AUTO or await self._captioner.hears_audio()
+        )
+        return plan_audio(knobs.audio_use, has_audio, can_hear, takes_melody)
+
+    async def served(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+        """The captioner's and the composer's model cards (None where one does not answer)."""
+        return await self._captioner.model(), await self._composer.model()
 
     async def compose(self, form: ParsedForm, request_id: str) -> AudioStream:
         """Text (and optionally a melody) straight to the composer."""
@@ -251,11 +270,12 @@ class Generator:
         if not description.strip():
             raise InvalidInput("description: required.", code="empty_description")
         duration = self._duration(knobs, None)
-        melody = bool(form.by_field("audio")) and await self._composer.supports_melody()
-        if form.by_field("audio") and not melody:
+        plan = await self._audio_plan(form, knobs, describing=False)
+        if form.by_field("audio") and knobs.audio_use is AudioUse.AUTO and not plan.melody:
             raise InvalidInput(
                 "audio: the composer's model does not take a melody.", code="melody_unsupported"
             )
+        melody = plan.melody
         return await self._compose(
             form,
             description,
@@ -263,5 +283,8 @@ class Generator:
             duration,
             request_id,
             melody,
-            {DESCRIPTION_HEADER: quote(description, safe="")},
+            {
+                DESCRIPTION_HEADER: quote(description, safe=""),
+                AUDIO_USE_HEADER: audio_use_header(bool(form.by_field("audio")), False, melody),
+            },
         )

@@ -26,6 +26,17 @@ class OutputFormat(StrEnum):
     MP4 = "mp4"
 
 
+class AudioUse(StrEnum):
+    """What an audio upload is for. `auto`: every use the served models support (heard by a
+    captioner that hears; a melody for a melody composer); `ignore`: none; `heard` or `melody`:
+    that use alone, 422 when the served models cannot."""
+
+    AUTO = "auto"
+    HEARD = "heard"
+    MELODY = "melody"
+    IGNORE = "ignore"
+
+
 class Knobs(BaseModel):
     """Generation settings shared by /generate and /compose (multipart text fields)."""
 
@@ -47,6 +58,11 @@ class Knobs(BaseModel):
         False,
         description="With a video: answer the video itself (MP4) with the music as its "
         "soundtrack, as long as the video (the picture is not re-encoded).",
+    )
+    audio_use: AudioUse = Field(
+        AudioUse.AUTO,
+        description="What the audio upload is for (`GET /models` lists what the served models "
+        "can do; `X-WeaveWave-Audio-Use` says what was done).",
     )
 
 

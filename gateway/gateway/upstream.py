@@ -146,18 +146,46 @@ async def _send_to_replicas(
         last = _error_from(response, upstream)
 
 
+async def _model_card(pool: ReplicaPool) -> dict[str, Any] | None:
+    """The first model a replica of the tier serves (every replica serves the same), or None
+    when none answers now."""
+    try:
+        replica = pool.choose()
+        response = await replica.client.get("/v1/models")
+        if response.status_code != 200:
+            return None
+        card: dict[str, Any] = response.json()["models"][0]
+        return card
+    except (httpx.HTTPError, ValueError, KeyError, IndexError, NoReplica):
+        return None
+
+
 class CaptionerClient:
     def __init__(self, pool: ReplicaPool, retries: int, timeout_s: float) -> None:
         self._pool = pool
         self._retries = retries
         self._headers = {TIMEOUT_HEADER: f"{timeout_s:g}"}  # the brief is not wanted later
+        self._card: dict[str, Any] | None = None
+
+    async def model(self) -> dict[str, Any] | None:
+        """The captioner's model card (asked until one answers, then remembered)."""
+        if self._card is None:
+            self._card = await _model_card(self._pool)
+        return self._card
+
+    async def hears_audio(self) -> bool:
+        card = await self.model()
+        return bool(card and card.get("hears_audio"))
 
     async def describe(
-        self, prompt: str | None, uploads: list[Upload], request_id: str
+        self, prompt: str | None, uploads: list[Upload], request_id: str, hear: bool = True
     ) -> MusicBrief:
         """The brief for these inputs: from another replica when one cannot be reached or is
-        busy, and after a backoff (`retries` times) when every replica was tried."""
+        busy, and after a backoff (`retries` times) when every replica was tried. `hear=False`
+        keeps an audio clip from the model (it is for the composer alone)."""
         data = {"prompt": prompt} if prompt is not None else {}
+        if not hear:
+            data["hear"] = "false"
 
         async def send(replica: Replica) -> httpx.Response:
             return await replica.client.post(
@@ -198,19 +226,18 @@ class ComposerClient:
     def __init__(self, pool: ReplicaPool, timeout_s: float) -> None:
         self._pool = pool
         self._headers = {TIMEOUT_HEADER: f"{timeout_s:g}"}  # nor audio that stalls longer
-        self._melody: bool | None = None
+        self._card: dict[str, Any] | None = None
+
+    async def model(self) -> dict[str, Any] | None:
+        """The composer's model card (asked until one answers, then remembered)."""
+        if self._card is None:
+            self._card = await _model_card(self._pool)
+        return self._card
 
     async def supports_melody(self) -> bool:
-        """Whether the composer's model takes a melody (asked once, then remembered; every
-        replica of a tier serves the same model)."""
-        if self._melody is None:
-            try:
-                replica = self._pool.choose()
-                models = (await replica.client.get("/v1/models")).json()["models"]
-                self._melody = any(m.get("supports_melody") for m in models)
-            except (httpx.HTTPError, ValueError, KeyError, NoReplica):
-                return False
-        return self._melody
+        """Whether the composer's model takes a melody."""
+        card = await self.model()
+        return bool(card and card.get("supports_melody"))
 
     async def open_stream(
         self, fields: dict[str, str], melody: Upload | None, request_id: str

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 
@@ -103,3 +104,14 @@ def test_a_videos_soundtrack_is_heard(hearing_captioner: RunningService) -> None
     clip = video_bytes(seconds=3, fps=10, with_audio=True)
     brief = brief_of(describe(hearing_captioner, files=[("video", ("v.mp4", clip, "video/mp4"))]))
     assert brief.media.video is not None and brief.media.video.audio_track_used
+
+
+@pytest.mark.engine
+@pytest.mark.timeout(600)
+def test_a_clip_kept_from_the_model_is_reported_unheard(hearing_captioner: RunningService) -> None:
+    files = [("audio", ("hum.wav", wav_bytes(seconds=2.0, rate=16000), "audio/wav"))]
+    response = describe(hearing_captioner, data={"prompt": "hum", "hear": "false"}, files=files)
+    brief = brief_of(response)
+    assert brief.media.audio is not None and not brief.media.audio.used
+    models = httpx.get(f"{hearing_captioner.url}/v1/models").json()["models"]
+    assert models == [{"name": models[0]["name"], "hears_audio": True}]

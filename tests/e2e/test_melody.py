@@ -114,3 +114,30 @@ def test_a_broken_melody_is_a_clear_4xx(melody_gateway: str) -> None:
     assert 400 <= response.status_code < 500, response.text
     assert response.json()["error"]["code"]
     assert httpx.get(f"{melody_gateway}/readyz").status_code == 200
+
+
+def test_audio_use_picks_what_the_clip_is_for(melody_gateway: str) -> None:
+    served = httpx.get(f"{melody_gateway}/models").json()
+    assert served["composer_takes_melody"] and not served["captioner_hears_audio"]
+    assert served["audio_uses"] == ["melody"]
+    data = {"description": "folk guitar by a campfire", "duration": "1", "seed": "4"}
+    hum = {"audio": ("hum.wav", wav_bytes(1.5, freq=330.0), "audio/wav")}
+    answers = {}
+    for use in ("auto", "melody", "ignore"):
+        response = httpx.post(
+            f"{melody_gateway}/compose", data={**data, "audio_use": use}, files=hum, timeout=120
+        )
+        assert response.status_code == 200, response.text
+        answers[use] = (response.headers["x-weavewave-audio-use"], response.content)
+    assert answers["auto"] == answers["melody"] and answers["auto"][0] == "melody"
+    plain = httpx.post(f"{melody_gateway}/compose", data=data, timeout=120)
+    assert answers["ignore"] == ("unused", plain.content)  # the clip left out entirely
+    heard = httpx.post(
+        f"{melody_gateway}/generate",
+        data={"prompt": "a campfire", "duration": "1", "audio_use": "heard"},
+        files=hum,
+        timeout=120,
+    )
+    assert heard.status_code == 422
+    assert heard.json()["error"]["code"] == "audio_use_unsupported"
+    assert "they can: melody" in heard.json()["error"]["message"]

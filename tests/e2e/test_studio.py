@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import av
+import httpx
 import pytest
 
 from tests.e2e.conftest import REPO, Stack
-from tests.media_factory import image_bytes, video_bytes
+from tests.media_factory import image_bytes, video_bytes, wav_bytes
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
@@ -110,3 +111,24 @@ def test_a_bad_file_shows_a_readable_error(page: Any, tmp_path: Path) -> None:
     assert "not-a-picture.png" in message or "image" in message.lower()
     assert "Traceback" not in message and "{" not in message
     page.screenshot(path=str(SHOTS / "studio-error.png"), full_page=True)
+
+
+def test_an_audio_clip_offers_only_what_the_models_can_do(
+    page: Any, stack: Stack, tmp_path: Path
+) -> None:
+    hum = tmp_path / "hum.wav"
+    hum.write_bytes(wav_bytes(1.0))
+    page.reload()
+    assert page.is_hidden("#audio-use-box")
+    page.set_input_files("#audio", str(hum))
+    page.wait_for_selector("#audio-use-box:not([hidden])")
+    page.wait_for_function("document.getElementById('audio-use-box').dataset.loaded === 'yes'")
+    offered = page.eval_on_selector_all("#audio-use option", "options => options.map(o => o.value)")
+    served = httpx.get(f"{stack.gateway.url}/models").json()["audio_uses"]
+    assert offered == ["auto", "ignore", *served]  # this stack's models take no audio: []
+    page.select_option("#audio-use", "ignore")
+    page.fill("#description", "a quiet drone")
+    page.fill("#duration", "1")
+    page.click("#compose")
+    page.wait_for_selector("#download:not([hidden])", timeout=120_000)
+    assert page.is_hidden("#error")

@@ -66,7 +66,10 @@ function jobForm() {
   for (const file of $("images").files) form.append("images", file);
   const video = $("video").files[0];
   if (video) form.append("video", video);
-  if ($("audio").files[0]) form.append("audio", $("audio").files[0]);
+  if ($("audio").files[0]) {
+    form.append("audio", $("audio").files[0]);
+    form.append("audio_use", $("audio-use").value);
+  }
   form.append("duration", video && $("match-video").checked ? "auto" : $("duration").value);
   form.append("format", $("format").value);
   if ($("seed").value) form.append("seed", $("seed").value);
@@ -74,6 +77,27 @@ function jobForm() {
   form.append("temperature", $("temperature").value);
   if (video && $("mux").checked) form.append("mux", "true");
   return form;
+}
+
+const AUDIO_USES = { heard: "being heard: the brief follows it", melody: "a melody to follow" };
+
+async function offerAudioUses() {
+  // Only what the served models can do with a clip (GET /models), besides auto and ignore.
+  const box = $("audio-use-box");
+  box.hidden = !$("audio").files[0];
+  if (box.hidden || box.dataset.loaded) return;
+  try {
+    const served = await call("GET", "/models");
+    for (const use of served.audio_uses) {
+      const option = document.createElement("option");
+      option.value = use;
+      option.textContent = AUDIO_USES[use] || use;
+      $("audio-use").append(option);
+    }
+    box.dataset.loaded = "yes";
+  } catch (error) {
+    showError(error.message);
+  }
 }
 
 async function playable(url) {
@@ -164,3 +188,4 @@ async function cancel() {
 $("describe").addEventListener("click", describe);
 $("compose").addEventListener("click", compose);
 $("cancel").addEventListener("click", cancel);
+$("audio").addEventListener("change", offerAudioUses);

@@ -1,10 +1,12 @@
-"""`POST /v1/describe`: multipart uploads in, `MusicBrief` out."""
+"""`POST /v1/describe`: multipart uploads in, `MusicBrief` out; `GET /v1/models`: what the
+loaded model takes (the gateway decides from it what an audio upload is for)."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
+from pydantic import BaseModel, Field
 
 from captioner.deps import DescriberDep
 from captioner.describe import DescribeInput, Upload
@@ -39,12 +41,39 @@ async def describe(
     audio: Annotated[
         UploadFile | None, File(description="One audio clip (heard by audio models).")
     ] = None,
+    hear: Annotated[
+        bool,
+        Form(description="Give audio to a model that hears (false: decoded, reported, unheard)."),
+    ] = True,
 ) -> MusicBrief:
     request = DescribeInput(
         prompt=prompt,
         images=[_upload(f) for f in images or []],
         video=_upload(video) if video is not None else None,
         audio=_upload(audio) if audio is not None else None,
+        hear=hear,
     )
     work = describer.describe(request, current_request_id() or new_request_id())
     return await run_until_disconnect(http_request, within(timeout_of(http_request), work))
+
+
+class CaptionerModel(BaseModel):
+    name: str
+    hears_audio: bool = Field(description="Takes an audio clip and a video's soundtrack.")
+
+
+class CaptionerModels(BaseModel):
+    models: list[CaptionerModel]
+
+
+@router.get(
+    "/models",
+    name="list_models",
+    response_model=CaptionerModels,
+    responses=error_responses(503),
+    summary="The loaded model and what it takes (503 while it loads).",
+)
+async def list_models(describer: DescriberDep) -> CaptionerModels:
+    return CaptionerModels(
+        models=[CaptionerModel(name=describer.model_name, hears_audio=describer.hears_audio)]
+    )

@@ -58,6 +58,9 @@ class DescribeInput:
     images: list[Upload] = field(default_factory=list)
     video: Upload | None = None
     audio: Upload | None = None
+    hear: bool = True
+    """Give audio to a model that can hear it (False: decoded and reported, not heard; the
+    gateway's `audio_use` asks for that when the clip is for the composer alone)."""
 
 
 @dataclass(frozen=True)
@@ -89,6 +92,15 @@ class Describer:
         self._media = media
         self._limits = limits
         self._pending = 0
+
+    @property
+    def model_name(self) -> str:
+        return self._engine.model_name
+
+    @property
+    def hears_audio(self) -> bool:
+        """Whether the model takes audio (an upload, a video's soundtrack)."""
+        return self._engine.accepts_audio
 
     def check(self, request: DescribeInput) -> None:
         """Reject what is plainly out of bounds before touching any file."""
@@ -129,7 +141,7 @@ class Describer:
             metrics.IN_FLIGHT.dec()
 
     def _decode(self, request: DescribeInput) -> _Decoded:
-        hear = self._engine.accepts_audio
+        hear = self._engine.accepts_audio and request.hear
         images = [decode_image(u.file, u.filename, self._media) for u in request.images]
         video = None
         if request.video is not None:
@@ -178,7 +190,7 @@ class Describer:
         structured: bool,
         temperature: float,
     ) -> EngineRequest:
-        hear = self._engine.accepts_audio
+        hear = self._engine.accepts_audio and request.hear
         clips = []
         if hear and decoded.audio is not None:
             clips.append((decoded.audio.samples, decoded.audio.sample_rate))
@@ -248,7 +260,7 @@ class Describer:
         decoded: _Decoded,
         request: DescribeInput,
     ) -> MusicBrief:
-        hear = self._engine.accepts_audio
+        hear = self._engine.accepts_audio and request.hear
         video = decoded.video
         media = MediaFacts(
             images=[d.facts for d in decoded.images],
@@ -264,7 +276,7 @@ class Describer:
             if decoded.audio
             else None,
         )
-        if decoded.audio is not None and not hear:
+        if decoded.audio is not None and not self._engine.accepts_audio:
             warnings.append("the audio clip was decoded but this model cannot hear it")
         metrics.TOKENS.labels("prompt").inc(usage.prompt_tokens)
         metrics.TOKENS.labels("completion").inc(usage.completion_tokens)
