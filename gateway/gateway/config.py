@@ -72,6 +72,9 @@ class GatewaySettings(BaseSettings):
         description="postgresql://... to share jobs between gateway replicas (empty: SQLite "
         "in the jobs folder, one gateway process).",
     )
+    jobs_database_connections: int = Field(
+        10, ge=2, le=500, description="PostgreSQL connections a replica keeps at most."
+    )
     job_lease_s: float = Field(
         30.0, ge=1, description="A job whose runner stops renewing this long is run elsewhere."
     )

@@ -18,6 +18,7 @@ from gateway.jobs.postgres_store import PostgresJobStore
 from gateway.jobs.sqlite_store import SqliteJobStore
 from gateway.jobs.store import JobRecord, JobStore
 from tests.postgres import PostgresServer
+from weavewave_common.errors import ServiceUnavailable
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -155,3 +156,18 @@ async def test_a_sqlite_restart_frees_the_leases_of_the_process_that_died(
     await restarted.close()
     assert claimed is not None and reclaimed is not None
     assert reclaimed.id == claimed.id and reclaimed.attempts == 2
+
+
+async def test_a_database_that_goes_away_is_a_503_not_a_500(tmp_path: Path) -> None:
+    from tests.postgres import postgres_server
+
+    with postgres_server() as server:
+        store = await PostgresJobStore.open(
+            server.create_database("going"), tmp_path, max_connections=2
+        )
+        (record,) = await queue(store, 1)
+    # the server has stopped: its connections are gone, and no new one can be made
+    with pytest.raises(ServiceUnavailable) as refused:
+        await store.get(record.id)
+    assert refused.value.code == "jobs_unavailable" and refused.value.retry_after_s
+    await store.close()

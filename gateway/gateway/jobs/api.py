@@ -71,7 +71,7 @@ async def create_job(
     "/jobs/{job_id}",
     name="get_job",
     response_model=Job,
-    responses=error_responses(404),
+    responses=error_responses(404, 503),
     summary="A job's state, progress, brief and errors.",
 )
 async def get_job(job_id: str, jobs: JobsDep, request: Request) -> Job:
@@ -82,7 +82,7 @@ async def get_job(job_id: str, jobs: JobsDep, request: Request) -> Job:
     "/jobs",
     name="list_jobs",
     response_model=JobPage,
-    responses=error_responses(422),
+    responses=error_responses(422, 503),
     summary="Your jobs, newest first, a page at a time (pass `next` back as `after`).",
 )
 async def list_jobs(
@@ -105,7 +105,7 @@ async def list_jobs(
     "/jobs/{job_id}/audio",
     name="get_job_audio",
     response_class=StreamingResponse,
-    responses={**AUDIO, **error_responses(404, 409)},
+    responses={**AUDIO, **error_responses(404, 409, 503)},
     summary="The job's audio: the finished file (Range requests), or, while it is being "
     "composed, a stream that follows the file as it grows.",
 )
@@ -151,7 +151,7 @@ async def _follow(store: JobStore, followed: JobRecord, path: Path) -> AsyncIter
     "/jobs/{job_id}",
     name="cancel_job",
     response_model=Job,
-    responses=error_responses(404),
+    responses=error_responses(404, 503),
     summary="Cancel a queued or running job (its generation stops, on whichever replica runs "
     "it); ended jobs are kept.",
 )

@@ -8,13 +8,19 @@ pool, each in its own transaction.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from gateway.jobs.store import INDEXES, SqlJobStore, schema
+from weavewave_common.errors import ServiceUnavailable
 
+POOL_WAIT_S = 10.0
+"""How long a statement waits for a free connection before the caller gets a 503."""
 SCHEMA_LOCK = 0x5757_0001
 """Advisory lock key: replicas starting together create the table one after the other."""
 
@@ -49,12 +55,26 @@ class PostgresJobStore(SqlJobStore):
     async def close(self) -> None:
         await self._pool.close()
 
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        """A pooled connection; the database being away (down, unreachable, every connection
+        busy past the pool's wait) is a 503 for the caller, never a 500."""
+        try:
+            async with self._pool.connection(timeout=POOL_WAIT_S) as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise ServiceUnavailable(
+                "The jobs database is unavailable; retry shortly.",
+                code="jobs_unavailable",
+                retry_after_s=5,
+            ) from exc
+
     async def _rows(self, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(sql.replace("?", "%s"), params)
             return await cursor.fetchall() if cursor.description else []
 
     async def _count(self, sql: str, params: tuple[Any, ...] = ()) -> int:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(sql.replace("?", "%s"), params)
             return cursor.rowcount

@@ -245,6 +245,8 @@ class JobRunner:
             await self._attempt(record)
         except LeaseLost:
             logger.warning("job %s: lease lost, another runner has it", record.id)
+        except Exception:  # the store itself failed: its lease runs out, and it runs again
+            logger.exception("job %s: its outcome could not be saved", record.id)
 
     async def _attempt(self, record: JobRecord) -> None:
         """One run of the job to its end; every write fenced by the lease (`LeaseLost`)."""

@@ -13,9 +13,9 @@ async def open_job_store(settings: GatewaySettings) -> JobStore:
     if settings.jobs_database_url:
         from gateway.jobs.postgres_store import PostgresJobStore  # only where it is used
 
-        # a connection per worker and heartbeat, plus what the routes use meanwhile
-        connections = settings.job_workers + 4
-        return await PostgresJobStore.open(settings.jobs_database_url, root, connections)
+        return await PostgresJobStore.open(
+            settings.jobs_database_url, root, settings.jobs_database_connections
+        )
     from gateway.jobs.sqlite_store import SqliteJobStore
 
     return SqliteJobStore(root)
