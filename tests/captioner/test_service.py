@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -194,14 +195,20 @@ def test_one_request_id_sent_twice_is_two_requests(captioner: RunningService) ->
     aborted = 'captioner_generations_total{finish="abort"}'
     before = read_metric(captioner.url, aborted) if aborted in metrics_text(captioner) else 0
     data, headers = {"prompt": "twins"}, {"X-Request-ID": "twin-id"}
+    clip = video_bytes(seconds=4, fps=10)  # a second or more of work each: time to overlap
 
     async def run() -> httpx.Response:
         async with httpx.AsyncClient(base_url=captioner.url, timeout=120) as client:
-            leaving = asyncio.create_task(client.post("/v1/describe", data=data, headers=headers))
-            staying = asyncio.create_task(client.post("/v1/describe", data=data, headers=headers))
-            while (await client.get("/metrics")).text.count(
-                "captioner_requests_in_flight 2.0"
-            ) == 0:
+
+            def post() -> Coroutine[Any, Any, httpx.Response]:
+                files = [("video", ("v.mp4", clip, "video/mp4"))]
+                return client.post("/v1/describe", data=data, files=files, headers=headers)
+
+            leaving, staying = asyncio.create_task(post()), asyncio.create_task(post())
+            deadline = time.monotonic() + 60
+            while "captioner_requests_in_flight 2.0" not in (await client.get("/metrics")).text:
+                assert not (leaving.done() or staying.done()), "they never ran at once"
+                assert time.monotonic() < deadline, "they never ran at once"
                 await asyncio.sleep(0.02)
             await asyncio.sleep(0.2)  # both are generating (the same steps, in lockstep)
             leaving.cancel()  # its connection closes: the captioner cancels it
