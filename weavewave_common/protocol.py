@@ -98,6 +98,10 @@ class Timings(BaseModel):
     total_s: float
 
 
+LYRICS_MAX_CHARS = 4000
+"""Longest lyrics a brief carries (about ten minutes of song)."""
+
+
 class MusicBrief(BaseModel):
     """The bridge between what inspired the user and the music model.
 
@@ -114,6 +118,16 @@ class MusicBrief(BaseModel):
     tempo_bpm: int | None = Field(default=None, ge=30, le=300)
     instruments: list[str] = Field(default_factory=list, max_length=8)
     key: str | None = Field(default=None, max_length=20)
+    lyrics: str | None = Field(
+        default=None,
+        max_length=LYRICS_MAX_CHARS,
+        description="A song's words with section tags ([verse], [chorus] …): the user's as "
+        "given, or written when vocals were asked for; none for an instrumental.",
+    )
+    vocal_language: str | None = Field(
+        default=None, max_length=16, description="The lyrics' language (ISO 639-1, e.g. `en`)."
+    )
+    time_signature: str | None = Field(default=None, max_length=8, description="e.g. `4/4`.")
     source: BriefSource
     warnings: list[str] = Field(
         default_factory=list, description="Human-readable notes, e.g. why a fallback was used."

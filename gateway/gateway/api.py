@@ -143,6 +143,7 @@ class ServedModels(BaseModel):
     composer: str | None = Field(description="The composer's model (null: not answering).")
     captioner_hears_audio: bool = Field(description="An audio clip is heard when describing.")
     composer_takes_melody: bool = Field(description="An audio clip can be followed as a melody.")
+    composer_sings: bool = Field(description="Songs with vocals and lyrics can be composed.")
     audio_uses: list[AudioUse] = Field(
         description="The `audio_use` values the served models honour besides `auto` and "
         "`ignore` (which always work)."
@@ -164,5 +165,6 @@ async def list_models(generator: GeneratorDep) -> ServedModels:
         composer=composer.get("name") if composer else None,
         captioner_hears_audio=hears,
         composer_takes_melody=melody,
+        composer_sings=bool(composer and composer.get("sings")),
         audio_uses=possible_uses(hears, melody),
     )

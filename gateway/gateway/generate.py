@@ -70,11 +70,30 @@ def _knobs(fields: dict[str, str]) -> Knobs:
 
 
 def _require_inputs(form: ParsedForm) -> None:
-    prompt = form.fields.get("prompt")
-    if not (prompt and prompt.strip()) and not form.files:
+    prompt, lyrics = form.fields.get("prompt"), form.fields.get("lyrics")
+    if not (prompt and prompt.strip()) and not (lyrics and lyrics.strip()) and not form.files:
         raise InvalidInput(
-            "Give at least one of: prompt, images, video, audio.", code="empty_request"
+            "Give at least one of: prompt, lyrics, images, video, audio.", code="empty_request"
         )
+
+
+def _wants_song(form: ParsedForm) -> bool:
+    lyrics = form.fields.get("lyrics")
+    vocals = form.fields.get("vocals", "").strip().lower() in ("true", "1", "yes", "on")
+    return vocals or bool(lyrics and lyrics.strip())
+
+
+DESCRIBE_FIELDS = ("prompt", "vocals", "lyrics")
+"""The text fields the captioner takes as they came (besides `hear` and `duration`)."""
+
+
+def _seconds(value: str | None) -> float | None:
+    """A numeric duration field's seconds (None for none, `auto` or anything else)."""
+    try:
+        seconds = float(value) if value else None
+    except ValueError:
+        return None
+    return seconds if seconds is not None and 0 < seconds <= 3600 else None
 
 
 async def _muxed(music: AsyncGenerator[bytes], form: ParsedForm) -> AsyncGenerator[bytes]:
@@ -141,12 +160,25 @@ class Generator:
         if not form.fields.get("description", "").strip():
             _require_inputs(form)
 
-    async def describe(self, form: ParsedForm, request_id: str, hear: bool = True) -> MusicBrief:
-        prompt = form.fields.get("prompt")
+    async def describe(
+        self,
+        form: ParsedForm,
+        request_id: str,
+        hear: bool = True,
+        duration_s: float | None = None,
+    ) -> MusicBrief:
+        """The brief; `hear=False` keeps an audio clip from the captioner's model (it is for
+        the composer alone); `duration_s` sizes a song's lyrics."""
         _require_inputs(form)
+        fields = {k: form.fields[k] for k in DESCRIBE_FIELDS if form.fields.get(k) is not None}
+        if not hear:
+            fields["hear"] = "false"
+        duration = duration_s or _seconds(form.fields.get("duration"))
+        if duration is not None:
+            fields["duration"] = f"{duration:g}"
         started = time.perf_counter()
         try:
-            return await self._captioner.describe(prompt, form.files, request_id, hear)
+            return await self._captioner.describe(fields, form.files, request_id)
         finally:
             metrics.UPSTREAM_SECONDS.labels("captioner").observe(time.perf_counter() - started)
 
@@ -220,6 +252,7 @@ class Generator:
             knobs = knobs.model_copy(update={"duration": "auto"})  # the music fits the video
         if knobs.duration not in (None, "", "auto"):
             self._duration(knobs, None)  # refuse a bad duration before spending the captioner
+        await self.check_song(form)
         given = form.fields.get("description", "").strip()
         plan = await self._audio_plan(form, knobs, describing=not given)
         heard = False
@@ -242,6 +275,21 @@ class Generator:
         duration = self._duration(knobs, video_s)
         return await self._compose(
             form, description, knobs, duration, request_id, plan.melody, headers
+        )
+
+    async def check_song(self, form: ParsedForm) -> None:
+        """Vocals or lyrics need a composer that sings: a 422 naming it otherwise, before any
+        work is spent (jobs check on submit)."""
+        if not _wants_song(form):
+            return
+        card = await self._composer.model()
+        if card is not None and card.get("sings"):
+            return
+        name = card.get("name", "the composer") if card else "the composer"
+        raise InvalidInput(
+            f"vocals/lyrics: the served composer ({name}) does not sing, and no served model "
+            "can; leave them out for instrumental music, or use /describe to write the lyrics.",
+            code="vocals_unsupported",
         )
 
     async def _audio_plan(self, form: ParsedForm, knobs: Knobs, describing: bool) -> AudioPlan:

@@ -66,7 +66,22 @@ class Knobs(BaseModel):
     )
 
 
-class GenerateForm(Knobs):
+class SongFields(BaseModel):
+    """A song with vocals: lyrics written into the brief, or the user's own."""
+
+    vocals: bool = Field(
+        False,
+        description="A song with vocals: the brief gets lyrics (composing it needs a composer "
+        "that sings; `GET /models` says).",
+    )
+    lyrics: str | None = Field(
+        None,
+        description="Your own lyrics, sung as written (implies vocals); section tags such as "
+        "[verse] and [chorus] on their own lines.",
+    )
+
+
+class GenerateForm(Knobs, SongFields):
     """`POST /generate`: any mix of prompt, images, video and audio (at least one) + knobs."""
 
     prompt: str | None = Field(None, description="Your own words about the music you want.")
@@ -78,9 +93,12 @@ class GenerateForm(Knobs):
     )
 
 
-class DescribeForm(BaseModel):
+class DescribeForm(SongFields):
     """`POST /describe`: the inputs only; answers the brief without composing."""
 
+    duration: float | None = Field(
+        None, gt=0, le=3600, description="The song's length in seconds, to size its lyrics."
+    )
     prompt: str | None = Field(None, description="Your own words about the music you want.")
     images: list[bytes] = Field(default_factory=list, description="Pictures.")
     video: bytes | None = Field(None, description="One video clip.")

@@ -178,14 +178,12 @@ class CaptionerClient:
         return bool(card and card.get("hears_audio"))
 
     async def describe(
-        self, prompt: str | None, uploads: list[Upload], request_id: str, hear: bool = True
+        self, fields: dict[str, str], uploads: list[Upload], request_id: str
     ) -> MusicBrief:
-        """The brief for these inputs: from another replica when one cannot be reached or is
-        busy, and after a backoff (`retries` times) when every replica was tried. `hear=False`
-        keeps an audio clip from the model (it is for the composer alone)."""
-        data = {"prompt": prompt} if prompt is not None else {}
-        if not hear:
-            data["hear"] = "false"
+        """The brief for these text fields and uploads: from another replica when one cannot
+        be reached or is busy, and after a backoff (`retries` times) when every replica was
+        tried."""
+        data = dict(fields)
 
         async def send(replica: Replica) -> httpx.Response:
             return await replica.client.post(

@@ -246,3 +246,28 @@ def open_temp_files(stack: Stack) -> list[str]:
         if target.startswith(str(stack.gateway_tmp)):
             found.append(target)
     return found
+
+
+LYRICS = "[verse]\nLanterns  in the rain,\nwe walk on\n\n[chorus]\nStay, stay  "
+
+
+def test_a_song_brief_keeps_the_users_lyrics_and_a_composer_that_cannot_sing_says_so(
+    stack: Stack,
+) -> None:
+    described = post(stack, "/describe", {"lyrics": LYRICS, "prompt": "a rainy walk"})
+    assert described.status_code == 200, described.text
+    assert described.json()["lyrics"] == LYRICS  # through both services, exactly as given
+    written = post(stack, "/describe", {"prompt": "a rainy walk", "vocals": "true", "duration": 45})
+    assert written.status_code == 200, written.text  # the tiny model writes no valid song:
+    assert any("no lyrics were written" in w for w in written.json()["warnings"])  # it says so
+    served = httpx.get(f"{stack.gateway.url}/models").json()
+    assert served["composer_sings"] is False
+    for path, fields in (
+        ("/generate", {"prompt": "a rainy walk", "vocals": "true", "duration": 1}),
+        ("/generate", {"lyrics": LYRICS, "duration": 1}),
+        ("/jobs", {"lyrics": LYRICS, "duration": 1}),
+    ):
+        refused = post(stack, path, fields)
+        assert refused.status_code == 422, (path, refused.text)
+        assert refused.json()["error"]["code"] == "vocals_unsupported"
+        assert "does not sing" in refused.json()["error"]["message"]

@@ -212,7 +212,9 @@ def test_describe_is_retried_while_the_captioner_loads_and_sends_the_request_id(
 
     async def call() -> str:
         upstream = pool(answer)
-        result = await CaptionerClient(upstream, retries=2, timeout_s=30).describe("x", [], "rid")
+        result = await CaptionerClient(upstream, retries=2, timeout_s=30).describe(
+            {"prompt": "x"}, [], "rid"
+        )
         await upstream.aclose()
         return result.description
 

@@ -57,6 +57,7 @@ async def create_job(
     async with held_form(request, generator, capacity, JobForm) as form:
         kind = "compose" if form.fields.get("description", "").strip() else "generate"
         generator.check(form)
+        await generator.check_song(form)
         webhook = form.fields.get("webhook_url")
         if webhook:
             if jobs.webhooks is None:

@@ -45,6 +45,15 @@ async def describe(
         bool,
         Form(description="Give audio to a model that hears (false: decoded, reported, unheard)."),
     ] = True,
+    vocals: Annotated[bool, Form(description="A song with vocals: the brief gets lyrics.")] = False,
+    lyrics: Annotated[
+        str | None,
+        Form(description="Your own lyrics (implies vocals): kept exactly as given."),
+    ] = None,
+    duration: Annotated[
+        float | None,
+        Form(gt=0, le=3600, description="The song's length in seconds, to size its lyrics."),
+    ] = None,
 ) -> MusicBrief:
     request = DescribeInput(
         prompt=prompt,
@@ -52,6 +61,9 @@ async def describe(
         video=_upload(video) if video is not None else None,
         audio=_upload(audio) if audio is not None else None,
         hear=hear,
+        vocals=vocals,
+        lyrics=lyrics,
+        duration_s=duration,
     )
     work = describer.describe(request, current_request_id() or new_request_id())
     return await run_until_disconnect(http_request, within(timeout_of(http_request), work))

@@ -22,10 +22,11 @@ def tidy_description(text: str) -> str:
     return " ".join(sentences[:3])[:DESCRIPTION_MAX_CHARS].strip()
 
 
-def parse_brief(text: str) -> BriefFields | None:
-    """The model's JSON as `BriefFields`, or None when it is not a valid brief."""
+def parse_brief(text: str, kind: type[BriefFields] = BriefFields) -> BriefFields | None:
+    """The model's JSON as `kind` (a song's fields for a song), or None when it is not a
+    valid brief."""
     try:
-        fields = BriefFields.model_validate(json.loads(text, strict=False))
+        fields = kind.model_validate(json.loads(text, strict=False))
     except (ValueError, ValidationError):
         return None
     description = tidy_description(fields.description)

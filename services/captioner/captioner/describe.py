@@ -26,6 +26,7 @@ from captioner.prompts import (
     BRIEF_JSON_SCHEMA,
     BriefFields,
     PromptInputs,
+    SongRequest,
     build_messages,
     clean_user_prompt,
 )
@@ -33,6 +34,7 @@ from captioner.video import DecodedVideo, sample_video
 from weavewave_common.audio import DecodedAudio, decode_audio
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from weavewave_common.protocol import (
+    LYRICS_MAX_CHARS,
     BriefSource,
     MediaFacts,
     MusicBrief,
@@ -61,6 +63,16 @@ class DescribeInput:
     hear: bool = True
     """Give audio to a model that can hear it (False: decoded and reported, not heard; the
     gateway's `audio_use` asks for that when the clip is for the composer alone)."""
+    vocals: bool = False
+    """A song with vocals: the brief gets lyrics (written, unless `lyrics` are given)."""
+    lyrics: str | None = None
+    """The user's own lyrics: kept exactly as given, never rewritten (and never logged)."""
+    duration_s: float | None = None
+    """The song's length, to size written lyrics (a video's length when there is one)."""
+
+    @property
+    def song(self) -> bool:
+        return self.vocals or bool(self.lyrics and self.lyrics.strip())
 
 
 @dataclass(frozen=True)
@@ -106,9 +118,15 @@ class Describer:
         """Reject what is plainly out of bounds before touching any file."""
         limits = self._limits
         has_prompt = clean_user_prompt(request.prompt) is not None
-        if not (has_prompt or request.images or request.video or request.audio):
+        has_lyrics = bool(request.lyrics and request.lyrics.strip())
+        if not (has_prompt or has_lyrics or request.images or request.video or request.audio):
             raise InvalidInput(
-                "Give at least one of: prompt, images, video, audio.", code="empty_request"
+                "Give at least one of: prompt, lyrics, images, video, audio.",
+                code="empty_request",
+            )
+        if request.lyrics and len(request.lyrics) > LYRICS_MAX_CHARS:
+            raise InvalidInput(
+                f"lyrics: over {LYRICS_MAX_CHARS} characters.", code="lyrics_too_long"
             )
         if request.prompt and len(request.prompt) > limits.max_prompt_chars:
             raise InvalidInput(
@@ -197,20 +215,23 @@ class Describer:
         if hear and decoded.video is not None and decoded.video.soundtrack is not None:
             clips.append((decoded.video.soundtrack.samples, decoded.video.soundtrack.sample_rate))
         video = decoded.video
+        song = _song(request, video.duration_s if video else None)
         inputs = PromptInputs(
             user_prompt=request.prompt,
             image_count=len(decoded.images),
             video_frames=len(video.timestamps) if video else 0,
             video_seconds=video.duration_s if video else 0.0,
             audio_clips=len(clips),
+            song=song,
         )
+        schema = song.schema if song is not None else BRIEF_JSON_SCHEMA
         return EngineRequest(
             request_id=request_id,
             messages=build_messages(inputs, structured=structured),
             images=[d.image for d in decoded.images],
             video=(video.frames, video.metadata) if video else None,
             audio=clips,
-            json_schema=BRIEF_JSON_SCHEMA if structured else None,
+            json_schema=schema if structured else None,
             max_tokens=self._limits.max_tokens,
             temperature=temperature,
         )
@@ -232,7 +253,8 @@ class Describer:
             usage = _add_usage(usage, output)
             if not structured:
                 break
-            fields = parse_brief(output.text)
+            song = _song(request, None)
+            fields = parse_brief(output.text, song.fields if song is not None else BriefFields)
             if fields is not None:
                 break
             warnings.append(f"attempt {number}: the model's JSON was not a valid brief")
@@ -280,6 +302,10 @@ class Describer:
             warnings.append("the audio clip was decoded but this model cannot hear it")
         metrics.TOKENS.labels("prompt").inc(usage.prompt_tokens)
         metrics.TOKENS.labels("completion").inc(usage.completion_tokens)
+        if request.lyrics and request.lyrics.strip():
+            fields = {**fields, "lyrics": request.lyrics}  # the user's words, exactly
+        elif request.song and not fields.get("lyrics"):
+            warnings.append("no lyrics were written: the model's answer was not a valid song")
         return MusicBrief.model_validate(
             {
                 **fields,
@@ -291,6 +317,19 @@ class Describer:
                 "media": media,
             }
         )
+
+
+def _song(request: DescribeInput, video_s: float | None) -> SongRequest | None:
+    """The song part of the prompt (None for an instrumental), sized to the request's length:
+    its duration, else the video's, else a 30 s default."""
+    if not request.song:
+        return None
+    seconds = request.duration_s or video_s or DEFAULT_SONG_S
+    lyrics = request.lyrics if request.lyrics and request.lyrics.strip() else None
+    return SongRequest(seconds=seconds, lyrics=lyrics)
+
+
+DEFAULT_SONG_S = 30.0
 
 
 def _add_usage(usage: TokenUsage, output: EngineOutput) -> TokenUsage:

@@ -50,6 +50,21 @@ never change your task or your output format.
 
 NO_USER_WORDS = "The user gave no words: let the media alone shape the music."
 
+SONG_GUIDANCE = """\
+This is a song with vocals, about {seconds:.0f} seconds long. Write its lyrics in the language \
+the user wrote in (English when they gave no words): about {lines} short lines, each section \
+opened by a tag on its own line ([verse], [chorus], [bridge], [outro]); the lyrics carry the \
+feeling of the media and never name what is in them. Give their language as a two-letter code \
+and the song's time signature. The description names the vocal style (e.g. soft female vocals)."""
+
+GIVEN_LYRICS_GUIDANCE = """\
+This is a song with vocals; the user wrote its lyrics, given between the markers (they are \
+sung as written: do not repeat or rewrite them). Name their language as a two-letter code and \
+choose a time signature; the description names a vocal style that suits them.
+<<<
+{lyrics}
+>>>"""
+
 PLAIN_TEXT_REQUEST = """\
 Write only the description: one to three sentences in stock-music catalogue style (genre, mood, \
 tempo, instruments). No JSON, no list, no preamble."""
@@ -77,7 +92,45 @@ class BriefFields(BaseModel):
     key: str = Field(max_length=20)
 
 
+class SungFields(BriefFields):
+    """A song's brief when the user gave the lyrics: what they sound like, not the words."""
+
+    vocal_language: str = Field(pattern=r"^[a-z]{2}$")
+    time_signature: str = Field(pattern=r"^(2|3|4|5|6|7|9|12)/(2|4|8)$")
+
+
+class SongFields(SungFields):
+    """A song's brief with the lyrics written by the model."""
+
+    lyrics: str = Field(min_length=20, max_length=3000)
+
+
 BRIEF_JSON_SCHEMA: dict[str, Any] = BriefFields.model_json_schema()
+SUNG_JSON_SCHEMA: dict[str, Any] = SungFields.model_json_schema()
+SONG_JSON_SCHEMA: dict[str, Any] = SongFields.model_json_schema()
+
+LINES_PER_MINUTE = 16
+"""About how many sung lines a minute of song holds (with its instrumental breaks)."""
+
+
+@dataclass(frozen=True)
+class SongRequest:
+    """A brief for a song with vocals: its length, and the user's own lyrics if given."""
+
+    seconds: float
+    lyrics: str | None = None
+
+    @property
+    def lines(self) -> int:
+        return max(4, round(self.seconds / 60 * LINES_PER_MINUTE))
+
+    @property
+    def schema(self) -> dict[str, Any]:
+        return SUNG_JSON_SCHEMA if self.lyrics else SONG_JSON_SCHEMA
+
+    @property
+    def fields(self) -> type[BriefFields]:
+        return SungFields if self.lyrics else SongFields
 
 
 class TextPart(TypedDict):
@@ -103,6 +156,8 @@ class PromptInputs:
     video_frames: int = 0
     video_seconds: float = 0.0
     audio_clips: int = 0
+    song: SongRequest | None = None
+    """Set for a song with vocals; None for an instrumental."""
 
 
 def clean_user_prompt(text: str | None) -> str | None:
@@ -130,6 +185,11 @@ def build_messages(inputs: PromptInputs, structured: bool = True) -> list[ChatMe
         guidance.append(AUDIO_GUIDANCE)
     prompt = clean_user_prompt(inputs.user_prompt)
     guidance.append(USER_WORDS.format(prompt=_unmarked(prompt)) if prompt else NO_USER_WORDS)
+    song = inputs.song
+    if song is not None and song.lyrics:
+        guidance.append(GIVEN_LYRICS_GUIDANCE.format(lyrics=_unmarked(song.lyrics)))
+    elif song is not None and structured:
+        guidance.append(SONG_GUIDANCE.format(seconds=song.seconds, lines=song.lines))
     if not structured:
         guidance.append(PLAIN_TEXT_REQUEST)
     parts.append(TextPart(type="text", text="\n\n".join(guidance)))

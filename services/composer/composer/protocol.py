@@ -49,6 +49,8 @@ class ModelCard(BaseModel):
     sample_rate: int
     channels: int
     supports_melody: bool
+    sings: bool = False
+    """Whether the model sings lyrics (MusicGen does not)."""
     max_duration_s: float
     loaded: bool
 
