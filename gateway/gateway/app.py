@@ -31,6 +31,7 @@ from gateway.replicas import ReplicaPool
 from gateway.uploads import UploadLimits
 from gateway.upstream import CaptionerClient, ComposerClient
 from weavewave_common.errors import error_responses
+from weavewave_common.protocol import LYRICS_MAX_CHARS
 from weavewave_common.service import KEEP_ALIVE_S, build_service_app
 
 WEBHOOK_DRAIN_S = 5.0
@@ -49,6 +50,7 @@ def upload_limits(settings: GatewaySettings) -> UploadLimits:
         max_video_bytes=settings.max_video_bytes,
         max_audio_bytes=settings.max_audio_bytes,
         max_field_chars=settings.max_prompt_chars,
+        field_chars=(("lyrics", LYRICS_MAX_CHARS),),
         spool_memory_bytes=settings.spool_memory_bytes,
         idle_timeout_s=settings.upload_idle_timeout_s,
     )

@@ -49,6 +49,12 @@ class UploadLimits:
     idle_timeout_s: float = 30.0
     """Longest wait for the next bytes of a body (a stalled upload holds a slot and a file)."""
     text_fields: frozenset[str] = frozenset()
+    field_chars: tuple[tuple[str, int], ...] = ()
+    """Text fields with a cap of their own (lyrics run longer than a prompt)."""
+
+    def chars(self, name: str) -> int:
+        """The longest text field `name` may be, in characters."""
+        return dict(self.field_chars).get(name, self.max_field_chars)
 
     def cap(self, kind: str) -> int:
         return {
@@ -134,9 +140,9 @@ class _FormBuilder:
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
         if self._upload is None:
             self._text += data[start:end]
-            if len(self._text) > 4 * self.limits.max_field_chars:
+            if len(self._text) > 4 * self.limits.chars(self._name):
                 raise InvalidInput(
-                    f"{self._name}: over {self.limits.max_field_chars} characters.",
+                    f"{self._name}: over {self.limits.chars(self._name)} characters.",
                     code="field_too_long",
                 )
             return
@@ -149,9 +155,9 @@ class _FormBuilder:
     def on_part_end(self) -> None:
         if self._upload is None:
             text = self._text.decode("utf-8", "replace")
-            if len(text) > self.limits.max_field_chars:
+            if len(text) > self.limits.chars(self._name):
                 raise InvalidInput(
-                    f"{self._name}: over {self.limits.max_field_chars} characters.",
+                    f"{self._name}: over {self.limits.chars(self._name)} characters.",
                     code="field_too_long",
                 )
             self.form.fields[self._name] = text
@@ -190,7 +196,7 @@ def boundary_of(content_type: str) -> bytes:
 
 async def _parse_urlencoded(body: AsyncIterator[bytes], limits: UploadLimits) -> ParsedForm:
     """Text fields only (what `curl -d` sends); bounded like the multipart text fields."""
-    cap = 4 * limits.max_field_chars * max(1, len(limits.text_fields))
+    cap = 4 * sum(limits.chars(name) for name in limits.text_fields) or 4 * limits.max_field_chars
     raw = bytearray()
     async for chunk in body:
         raw += chunk
@@ -200,9 +206,9 @@ async def _parse_urlencoded(body: AsyncIterator[bytes], limits: UploadLimits) ->
     for name, value in parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True):
         if name not in limits.text_fields:
             raise InvalidInput(f"Unknown field {name!r}.", code="unknown_field")
-        if len(value) > limits.max_field_chars:
+        if len(value) > limits.chars(name):
             raise InvalidInput(
-                f"{name}: over {limits.max_field_chars} characters.", code="field_too_long"
+                f"{name}: over {limits.chars(name)} characters.", code="field_too_long"
             )
         form.fields[name] = value
     return form

@@ -61,6 +61,12 @@ def test_the_users_lyrics_are_kept_exactly_and_not_rewritten() -> None:
     assert "Sous la pluie" in prompt_text(engine)
 
 
+def test_only_line_endings_are_made_plain() -> None:
+    crlf = GIVEN.replace("\n", "\r\n")  # as a browser sends a textarea
+    brief = brief_from(ScriptedEngine(json.dumps(SUNG)), DescribeInput(lyrics=crlf))
+    assert brief.lyrics == GIVEN
+
+
 def test_the_users_lyrics_survive_the_plain_text_fallback() -> None:
     brief = brief_from(ScriptedEngine("{", "nope", PLAIN), DescribeInput(lyrics=GIVEN))
     assert brief.source is BriefSource.PLAIN_TEXT and brief.lyrics == GIVEN

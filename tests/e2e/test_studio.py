@@ -132,3 +132,19 @@ def test_an_audio_clip_offers_only_what_the_models_can_do(
     page.click("#compose")
     page.wait_for_selector("#download:not([hidden])", timeout=120_000)
     assert page.is_hidden("#error")
+
+
+def test_a_songs_lyrics_show_in_the_brief_and_a_composer_that_cannot_sing_says_so(
+    page: Any,
+) -> None:
+    lyrics = "[verse]\nLanterns in the rain\n[chorus]\nStay, stay"
+    page.reload()
+    page.fill("#prompt", "a rainy walk")
+    page.fill("#lyrics", lyrics)
+    page.click("#describe")
+    page.wait_for_selector("#brief-lyrics:not([hidden])", timeout=120_000)
+    assert page.inner_text("#brief-lyrics") == lyrics  # kept exactly, through both services
+    page.fill("#duration", "1")
+    page.click("#compose")
+    page.wait_for_selector("#error:not([hidden])", timeout=60_000)
+    assert "does not sing" in page.inner_text("#error")

@@ -108,6 +108,23 @@ def test_each_limit_is_its_own_clear_error(
         assert raised.value.code == code
 
 
+def test_lyrics_have_a_cap_of_their_own() -> None:
+    """Lyrics run longer than a prompt: their own cap, the other fields' unchanged."""
+    words = "la " * 1000  # 3,000 characters
+    content_type, body = encoded({"lyrics": words})
+    settings = UploadLimits(
+        text_fields=frozenset({"prompt", "lyrics"}),
+        max_field_chars=2000,
+        field_chars=(("lyrics", 4000),),
+    )
+    form = asyncio.run(parse_multipart(content_type, pieces(body, 7), settings))
+    assert form.fields["lyrics"] == words
+    content_type, body = encoded({"prompt": words})
+    with pytest.raises(InvalidInput) as refused:
+        asyncio.run(parse_multipart(content_type, pieces(body, 7), settings))
+    assert refused.value.code == "field_too_long"
+
+
 def test_malformed_bodies_are_400() -> None:
     png = [("images", ("a.png", image_bytes(8, 8), "image/png"))]
     content_type, body = encoded({"prompt": "x"}, png)

@@ -33,7 +33,14 @@ function inputsForm() {
   for (const file of $("images").files) form.append("images", file);
   if ($("video").files[0]) form.append("video", $("video").files[0]);
   if ($("audio").files[0]) form.append("audio", $("audio").files[0]);
+  songFields(form);
   return form;
+}
+
+function songFields(form) {
+  // Vocals and lyrics go with every request: a composer that cannot sing says so (422).
+  if ($("vocals").checked) form.append("vocals", "true");
+  if ($("lyrics").value.trim()) form.append("lyrics", $("lyrics").value);
 }
 
 function describeBrief(brief) {
@@ -42,13 +49,17 @@ function describeBrief(brief) {
     brief.instruments && brief.instruments.join(", "),
   ].filter(Boolean);
   $("brief-details").textContent = parts.join(" · ");
+  $("brief-lyrics").textContent = brief.lyrics || "";
+  $("brief-lyrics").hidden = !brief.lyrics;
 }
 
 async function describe() {
   showError("");
   $("status").textContent = "Listening and looking…";
   try {
-    const brief = await call("POST", "/describe", inputsForm());
+    const form = inputsForm();
+    if (!$("match-video").checked || !$("video").files[0]) form.append("duration", $("duration").value);
+    const brief = await call("POST", "/describe", form);
     $("description").value = brief.description;
     describeBrief(brief);
     $("status").textContent = "Brief ready: edit it, then compose.";
@@ -76,6 +87,7 @@ function jobForm() {
   form.append("guidance", $("guidance").value);
   form.append("temperature", $("temperature").value);
   if (video && $("mux").checked) form.append("mux", "true");
+  songFields(form);
   return form;
 }
 

@@ -303,7 +303,8 @@ class Describer:
         metrics.TOKENS.labels("prompt").inc(usage.prompt_tokens)
         metrics.TOKENS.labels("completion").inc(usage.completion_tokens)
         if request.lyrics and request.lyrics.strip():
-            fields = {**fields, "lyrics": request.lyrics}  # the user's words, exactly
+            # the user's words, exactly; line endings as \n (browsers send a textarea's as \r\n)
+            fields = {**fields, "lyrics": _lines(request.lyrics)}
         elif request.song and not fields.get("lyrics"):
             warnings.append("no lyrics were written: the model's answer was not a valid song")
         return MusicBrief.model_validate(
@@ -317,6 +318,10 @@ class Describer:
                 "media": media,
             }
         )
+
+
+def _lines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _song(request: DescribeInput, video_s: float | None) -> SongRequest | None:
