@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Stack, venv_python
-from tests.media_factory import image_bytes
+from tests.media_factory import image_bytes, video_bytes
 from tests.metrics import metric, still_for
 from weavewave_common.supervise import RunningService, free_port, run_service
 
@@ -163,7 +163,10 @@ def test_a_composer_crash_mid_stream_cuts_the_response_and_is_logged(stack: Stac
 
 def test_a_captioner_crash_during_the_brief_is_503_then_served_again(stack: Stack) -> None:
     answers: list[httpx.Response] = []
-    files = [("images", ("sunset.png", image_bytes(320, 240), "image/png"))]
+    files = [  # a second or more of work: time to see the brief under way
+        ("images", ("sunset.png", image_bytes(320, 240), "image/png")),
+        ("video", ("v.mp4", video_bytes(seconds=4, fps=10), "video/mp4")),
+    ]
 
     def ask() -> None:
         answers.append(
@@ -180,6 +183,7 @@ def test_a_captioner_crash_during_the_brief_is_503_then_served_again(stack: Stac
         asker.start()
         deadline = time.monotonic() + 30
         while metric(stack.captioner.url, "captioner_requests_in_flight") < 1:
+            assert asker.is_alive(), f"the brief ended before it was seen: {answers}"
             assert time.monotonic() < deadline, "the brief never started"
             time.sleep(0.02)
         stack.stop("captioner", signal.SIGKILL)
