@@ -282,7 +282,7 @@ class Generator:
         work is spent (jobs check on submit)."""
         if not _wants_song(form):
             return
-        card = await self._composer.model()
+        card = await self._composer.model.get()
         if card is not None and card.get("sings"):
             return
         name = card.get("name", "the composer") if card else "the composer"
@@ -307,7 +307,7 @@ class Generator:
 
     async def served(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The captioner's and the composer's model cards (None where one does not answer)."""
-        return await self._captioner.model(), await self._composer.model()
+        return await self._captioner.model.get(), await self._composer.model.get()
 
     async def compose(self, form: ParsedForm, request_id: str) -> AudioStream:
         """Text (and optionally a melody) straight to the composer."""

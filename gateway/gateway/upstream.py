@@ -146,18 +146,30 @@ async def _send_to_replicas(
         last = _error_from(response, upstream)
 
 
-async def _model_card(pool: ReplicaPool) -> dict[str, Any] | None:
-    """The first model a replica of the tier serves (every replica serves the same), or None
-    when none answers now."""
-    try:
-        replica = pool.choose()
-        response = await replica.client.get("/v1/models")
-        if response.status_code != 200:
+class ModelCard:
+    """The model a tier serves, as its `/v1/models` tells (every replica serves the same):
+    asked until a replica answers, then remembered."""
+
+    def __init__(self, pool: ReplicaPool) -> None:
+        self._pool = pool
+        self._card: dict[str, Any] | None = None
+
+    async def get(self) -> dict[str, Any] | None:
+        """The card, or None when no replica answers now."""
+        if self._card is None:
+            self._card = await self._ask()
+        return self._card
+
+    async def _ask(self) -> dict[str, Any] | None:
+        try:
+            replica = self._pool.choose()
+            response = await replica.client.get("/v1/models")
+            if response.status_code != 200:
+                return None
+            card: dict[str, Any] = response.json()["models"][0]
+            return card
+        except (httpx.HTTPError, ValueError, KeyError, IndexError, NoReplica):
             return None
-        card: dict[str, Any] = response.json()["models"][0]
-        return card
-    except (httpx.HTTPError, ValueError, KeyError, IndexError, NoReplica):
-        return None
 
 
 class CaptionerClient:
@@ -165,16 +177,10 @@ class CaptionerClient:
         self._pool = pool
         self._retries = retries
         self._headers = {TIMEOUT_HEADER: f"{timeout_s:g}"}  # the brief is not wanted later
-        self._card: dict[str, Any] | None = None
-
-    async def model(self) -> dict[str, Any] | None:
-        """The captioner's model card (asked until one answers, then remembered)."""
-        if self._card is None:
-            self._card = await _model_card(self._pool)
-        return self._card
+        self.model = ModelCard(pool)
 
     async def hears_audio(self) -> bool:
-        card = await self.model()
+        card = await self.model.get()
         return bool(card and card.get("hears_audio"))
 
     async def describe(
@@ -183,12 +189,11 @@ class CaptionerClient:
         """The brief for these text fields and uploads: from another replica when one cannot
         be reached or is busy, and after a backoff (`retries` times) when every replica was
         tried."""
-        data = dict(fields)
 
         async def send(replica: Replica) -> httpx.Response:
             return await replica.client.post(
                 "/v1/describe",
-                data=data,
+                data=fields,
                 files=_files(uploads) or None,
                 headers={**self._headers, REQUEST_ID_HEADER: request_id},
             )
@@ -224,17 +229,11 @@ class ComposerClient:
     def __init__(self, pool: ReplicaPool, timeout_s: float) -> None:
         self._pool = pool
         self._headers = {TIMEOUT_HEADER: f"{timeout_s:g}"}  # nor audio that stalls longer
-        self._card: dict[str, Any] | None = None
-
-    async def model(self) -> dict[str, Any] | None:
-        """The composer's model card (asked until one answers, then remembered)."""
-        if self._card is None:
-            self._card = await _model_card(self._pool)
-        return self._card
+        self.model = ModelCard(pool)
 
     async def supports_melody(self) -> bool:
         """Whether the composer's model takes a melody."""
-        card = await self.model()
+        card = await self.model.get()
         return bool(card and card.get("supports_melody"))
 
     async def open_stream(
