@@ -13,7 +13,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from gateway.jobs.store import INDEXES, RUNNING, SqlJobStore, schema
+from gateway.jobs.store import INDEXES, RUNNING, SqlJobStore, schema, sql_states
 
 _ADDED_COLUMNS = {  # columns later than the first release: added to an older file at open
     "client": "TEXT",
@@ -39,8 +39,7 @@ class SqliteJobStore(SqlJobStore):
                 self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {kind}")
         for index in INDEXES:
             self._db.execute(index)
-        running = ", ".join(f"'{s.value}'" for s in RUNNING)
-        self._db.execute(f"UPDATE jobs SET lease_until = 0 WHERE state IN ({running})")
+        self._db.execute(f"UPDATE jobs SET lease_until = 0 WHERE state IN ({sql_states(RUNNING)})")
         self._db.commit()
 
     async def close(self) -> None:

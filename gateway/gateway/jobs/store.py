@@ -158,7 +158,8 @@ INDEXES = (
 )
 
 
-def _states(states: tuple[JobState, ...]) -> str:
+def sql_states(states: tuple[JobState, ...]) -> str:
+    """States as an SQL list, for `state IN (...)`."""
     return ", ".join(f"'{s.value}'" for s in states)
 
 
@@ -223,7 +224,7 @@ class SqlJobStore(ABC):
 
     async def claim(self, owner: str, lease_s: float) -> JobRecord | None:
         claimable = (
-            f"state = 'queued' OR (state IN ({_states(RUNNING)}) AND lease_until < {self.NOW})"
+            f"state = 'queued' OR (state IN ({sql_states(RUNNING)}) AND lease_until < {self.NOW})"
         )
         rows = await self._rows(
             "UPDATE jobs SET owner = ?, lease_until = "
@@ -255,7 +256,7 @@ class SqlJobStore(ABC):
         marks = ", ".join("?" * len(job_ids))
         rows = await self._rows(
             f"UPDATE jobs SET lease_until = {self.NOW} + ? WHERE owner = ? AND id IN ({marks}) "
-            f"AND state IN ({_states(RUNNING)}) RETURNING id, cancel_requested",
+            f"AND state IN ({sql_states(RUNNING)}) RETURNING id, cancel_requested",
             (lease_s, owner, *job_ids),
         )
         return {job_id: bool(flag) for job_id, flag in rows}
@@ -269,7 +270,8 @@ class SqlJobStore(ABC):
         if cancelled:
             return True
         await self._count(
-            f"UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND state IN ({_states(RUNNING)})",
+            "UPDATE jobs SET cancel_requested = 1 "
+            f"WHERE id = ? AND state IN ({sql_states(RUNNING)})",
             (job_id,),
         )
         return False
@@ -280,7 +282,7 @@ class SqlJobStore(ABC):
         marks = ", ".join("?" * len(job_ids))
         await self._count(
             "UPDATE jobs SET lease_until = 0, attempts = attempts - 1 "
-            f"WHERE owner = ? AND id IN ({marks}) AND state IN ({_states(RUNNING)})",
+            f"WHERE owner = ? AND id IN ({marks}) AND state IN ({sql_states(RUNNING)})",
             (owner, *job_ids),
         )
 
