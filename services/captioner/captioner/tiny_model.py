@@ -21,6 +21,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 logger = logging.getLogger(__name__)
 
@@ -253,21 +254,28 @@ def build_model(out: Path, shape: Shape, seed: int) -> None:
     model.save_pretrained(str(out))
 
 
-def build_processor(out: Path) -> None:
-    """Image and video processor configs: Qwen2.5-VL's own (patch 14, merge 2, frames in pairs,
-    3,136 to 12,845,056 pixels), so token counts are the real checkpoint's; the service's
-    `CAPTIONER_MAX_PIXELS` / `CAPTIONER_MAX_FRAME_PIXELS` keep the inputs small in tests."""
-    from transformers import (
-        AutoTokenizer,
-        Qwen2_5_VLProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-    )
+def vision_processors() -> tuple[Any, Any]:
+    """Image and video processors with Qwen2.5-VL's own settings (patch 14, merge 2, frames in
+    pairs, 3,136 to 12,845,056 pixels; Qwen2.5-Omni's are the same), so token counts are the
+    real checkpoint's; the service's `CAPTIONER_MAX_PIXELS` / `CAPTIONER_MAX_FRAME_PIXELS` keep
+    the inputs small in tests."""
+    from transformers import Qwen2VLImageProcessor, Qwen2VLVideoProcessor
 
     pixels = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16384}
+    return (
+        Qwen2VLImageProcessor(**pixels),
+        Qwen2VLVideoProcessor(**pixels, min_frames=2, max_frames=64, fps=2.0),
+    )
+
+
+def build_processor(out: Path) -> None:
+    """The processor: `vision_processors`, the tokenizer and the chat template."""
+    from transformers import AutoTokenizer, Qwen2_5_VLProcessor
+
+    image_processor, video_processor = vision_processors()
     processor = Qwen2_5_VLProcessor(
-        image_processor=Qwen2VLImageProcessor(**pixels),
-        video_processor=Qwen2VLVideoProcessor(**pixels, min_frames=2, max_frames=64, fps=2.0),
+        image_processor=image_processor,
+        video_processor=video_processor,
         tokenizer=AutoTokenizer.from_pretrained(str(out)),
         chat_template=CHAT_TEMPLATE,
     )

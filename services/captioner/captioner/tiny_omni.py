@@ -19,7 +19,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from captioner.tiny_model import build_tokenizer
+from captioner.tiny_model import build_tokenizer, vision_processors
 
 logger = logging.getLogger(__name__)
 
@@ -69,18 +69,12 @@ HIDDEN = 128  # head_dim 32 everywhere: vLLM's CPU attention needs >= 32
 def build_processor(out: Path) -> None:
     """The real checkpoint's processor settings (pixels as Qwen2.5-VL; Whisper features for
     up to 300 s of 16 kHz audio, 128 mel bins)."""
-    from transformers import (
-        AutoTokenizer,
-        Qwen2_5OmniProcessor,
-        Qwen2VLImageProcessor,
-        Qwen2VLVideoProcessor,
-        WhisperFeatureExtractor,
-    )
+    from transformers import AutoTokenizer, Qwen2_5OmniProcessor, WhisperFeatureExtractor
 
-    pixels = {"min_pixels": 56 * 56, "max_pixels": 28 * 28 * 16384}
+    image_processor, video_processor = vision_processors()
     processor = Qwen2_5OmniProcessor(
-        image_processor=Qwen2VLImageProcessor(**pixels),
-        video_processor=Qwen2VLVideoProcessor(**pixels, min_frames=2, max_frames=64, fps=2.0),
+        image_processor=image_processor,
+        video_processor=video_processor,
         feature_extractor=WhisperFeatureExtractor(
             feature_size=128,
             sampling_rate=16000,
