@@ -25,12 +25,24 @@ def helm() -> Path:
     return binary
 
 
-def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
+def run_tool(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`helm` or `kubectl` from the checkout's tools, pointed at no cluster, their caches kept
+    inside the checkout."""
+    helm()  # fetches kubectl with it
     env = {"KUBECONFIG": "/nonexistent", "HELM_CACHE_HOME": str(REPO / ".cache" / "helm"),
            "HELM_CONFIG_HOME": str(REPO / ".cache" / "helm"), "PATH": "/usr/bin:/bin"}  # fmt: skip
     return subprocess.run(
-        [str(helm()), *args], capture_output=True, text=True, env=env, timeout=120
+        [str(TOOLS / tool / tool), *args],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=env,
+        timeout=120,
     )
+
+
+def run_helm(*args: str) -> subprocess.CompletedProcess[str]:
+    return run_tool("helm", *args)
 
 
 def profile_args(profile: str) -> list[str]:

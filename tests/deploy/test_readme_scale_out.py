@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 
-from tests.deploy.chart import REPO, TOOLS, helm
+from tests.deploy.chart import REPO, run_tool
 
 
 def scale_out_commands() -> list[str]:
@@ -18,23 +17,12 @@ def scale_out_commands() -> list[str]:
 
 
 def test_the_scale_out_commands_run_without_a_cluster() -> None:
-    helm()  # fetches kubectl with it
     commands = scale_out_commands()
     assert [c.split()[0] for c in commands] == ["kubectl"] * 3 + ["helm"]
     for command in commands:
-        words = shlex.split(command)
-        tool, args = words[0], words[1:]
-        binary = TOOLS / tool / tool
+        tool, *args = shlex.split(command)
         extra = ["--dry-run=client"] + (["-o", "yaml"] if tool == "kubectl" else [])
-        result = subprocess.run(
-            [str(binary), *args, *extra],
-            capture_output=True,
-            text=True,
-            cwd=REPO,
-            env={"KUBECONFIG": "/nonexistent", "HELM_CACHE_HOME": str(REPO / ".cache" / "helm"),
-                 "HELM_CONFIG_HOME": str(REPO / ".cache" / "helm"), "PATH": "/usr/bin:/bin"},
-            timeout=120,
-        )  # fmt: skip
+        result = run_tool(tool, *args, *extra)
         assert result.returncode == 0, (command, result.stderr)
         if tool == "helm":
             assert "kind: HorizontalPodAutoscaler" in result.stdout
