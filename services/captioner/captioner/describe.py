@@ -71,8 +71,13 @@ class DescribeInput:
     """The song's length, to size written lyrics (a video's length when there is one)."""
 
     @property
+    def own_lyrics(self) -> str | None:
+        """The user's lyrics when they say anything (blank lyrics are none)."""
+        return self.lyrics if self.lyrics and self.lyrics.strip() else None
+
+    @property
     def song(self) -> bool:
-        return self.vocals or bool(self.lyrics and self.lyrics.strip())
+        return self.vocals or self.own_lyrics is not None
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ class Describer:
         """Reject what is plainly out of bounds before touching any file."""
         limits = self._limits
         has_prompt = clean_user_prompt(request.prompt) is not None
-        has_lyrics = bool(request.lyrics and request.lyrics.strip())
+        has_lyrics = request.own_lyrics is not None
         if not (has_prompt or has_lyrics or request.images or request.video or request.audio):
             raise InvalidInput(
                 "Give at least one of: prompt, lyrics, images, video, audio.",
@@ -207,6 +212,7 @@ class Describer:
         request_id: str,
         structured: bool,
         temperature: float,
+        song: SongRequest | None,
     ) -> EngineRequest:
         hear = self._engine.accepts_audio and request.hear
         clips = []
@@ -215,7 +221,6 @@ class Describer:
         if hear and decoded.video is not None and decoded.video.soundtrack is not None:
             clips.append((decoded.video.soundtrack.samples, decoded.video.soundtrack.sample_rate))
         video = decoded.video
-        song = _song(request, video.duration_s if video else None)
         inputs = PromptInputs(
             user_prompt=request.prompt,
             image_count=len(decoded.images),
@@ -245,16 +250,17 @@ class Describer:
         attempts = [(True, temperature), (True, max(temperature, 0.7)), (False, temperature)]
         fields: BriefFields | None = None
         output = EngineOutput("", 0, 0, None)
+        song = _song(request, decoded.video.duration_s if decoded.video else None)
+        kind = song.fields if song is not None else BriefFields
         for number, (structured, temp) in enumerate(attempts, start=1):
             engine_request = self._engine_request(
-                decoded, request, f"{request_id}-{number}", structured, temp
+                decoded, request, f"{request_id}-{number}", structured, temp, song
             )
             output = await self._engine.generate(engine_request)
             usage = _add_usage(usage, output)
             if not structured:
                 break
-            song = _song(request, None)
-            fields = parse_brief(output.text, song.fields if song is not None else BriefFields)
+            fields = parse_brief(output.text, kind)
             if fields is not None:
                 break
             warnings.append(f"attempt {number}: the model's JSON was not a valid brief")
@@ -302,9 +308,9 @@ class Describer:
             warnings.append("the audio clip was decoded but this model cannot hear it")
         metrics.TOKENS.labels("prompt").inc(usage.prompt_tokens)
         metrics.TOKENS.labels("completion").inc(usage.completion_tokens)
-        if request.lyrics and request.lyrics.strip():
+        if request.own_lyrics is not None:
             # the user's words, exactly; line endings as \n (browsers send a textarea's as \r\n)
-            fields = {**fields, "lyrics": _lines(request.lyrics)}
+            fields = {**fields, "lyrics": _lines(request.own_lyrics)}
         elif request.song and not fields.get("lyrics"):
             warnings.append("no lyrics were written: the model's answer was not a valid song")
         return MusicBrief.model_validate(
@@ -330,8 +336,7 @@ def _song(request: DescribeInput, video_s: float | None) -> SongRequest | None:
     if not request.song:
         return None
     seconds = request.duration_s or video_s or DEFAULT_SONG_S
-    lyrics = request.lyrics if request.lyrics and request.lyrics.strip() else None
-    return SongRequest(seconds=seconds, lyrics=lyrics)
+    return SongRequest(seconds=seconds, lyrics=request.own_lyrics)
 
 
 DEFAULT_SONG_S = 30.0
