@@ -1,5 +1,6 @@
-"""Helpers for tests of the jobs API: a gateway of its own in front of the stack's model
-services, submitting, and waiting for a state."""
+"""Helpers for tests that need a gateway of their own (its own jobs folder, settings, and
+upstreams, the stack's model services unless `env` names others), and for the jobs API:
+submitting, and waiting for a state."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from weavewave_common.supervise import RunningService, free_port, run_service
 def jobs_gateway(
     stack: Stack, jobs_dir: Path, port: int | None = None, **env: str
 ) -> Iterator[RunningService]:
+    """A gateway process in front of the stack's captioner and composer (`env` overrides
+    any setting, upstreams included)."""
     port = port or free_port()
     full_env = {
         "GATEWAY_PORT": str(port),

@@ -13,6 +13,7 @@ import pytest
 
 from tests.captioner.conftest import SERVICE_ENV as CAPTIONER_ENV
 from tests.e2e.conftest import Stack, venv_python
+from tests.e2e.jobs import jobs_gateway
 from tests.media_factory import wav_bytes
 from weavewave_common.supervise import free_port, run_service
 
@@ -25,29 +26,18 @@ def hearing_gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> I
     build = [venv_python("captioner"), "-m", "captioner.tiny_omni", str(model)]
     subprocess.run(build, check=True, capture_output=True)
     logs = tmp_path_factory.mktemp("logs")
-    ports = {"captioner": free_port(), "gateway": free_port()}
-    captioner_env = {
-        **CAPTIONER_ENV,
-        "CAPTIONER_MODEL": str(model),
-        "CAPTIONER_PORT": str(ports["captioner"]),
-    }
+    port = free_port()
+    captioner_env = {**CAPTIONER_ENV, "CAPTIONER_MODEL": str(model), "CAPTIONER_PORT": str(port)}
     with run_service(
         "captioner",
         captioner_env,
         logs / "captioner.log",
-        ports["captioner"],
+        port,
         ready_timeout_s=300,
         python=venv_python("captioner"),
     ) as captioner:
-        gateway_env = {
-            "GATEWAY_PORT": str(ports["gateway"]),
-            "GATEWAY_CAPTIONER_URL": captioner.url,
-            "GATEWAY_COMPOSER_URL": stack.composer.url,
-        }
-        with run_service(
-            "gateway", gateway_env, logs / "gateway.log", ports["gateway"],
-            python=venv_python("gateway"),
-        ) as gateway:  # fmt: skip
+        jobs = tmp_path_factory.mktemp("jobs")
+        with jobs_gateway(stack, jobs, GATEWAY_CAPTIONER_URL=captioner.url) as gateway:
             yield gateway.url
 
 

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Stack, venv_python
+from tests.e2e.jobs import jobs_gateway
 from tests.media_factory import image_bytes, wav_bytes
 from weavewave_common.supervise import free_port, run_service
 
@@ -27,32 +28,22 @@ def melody_gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> It
     hub_cache = ["--hub-cache", os.environ["HF_HUB_CACHE"]]
     subprocess.run([venv_python("composer"), *build, *hub_cache], check=True, capture_output=True)
     logs = tmp_path_factory.mktemp("logs")
-    ports = {"composer": free_port(), "gateway": free_port()}
+    port = free_port()
     composer_env = {
         "COMPOSER_BACKEND": "audiocraft",
         "COMPOSER_MODEL": str(model),
-        "COMPOSER_PORT": str(ports["composer"]),
+        "COMPOSER_PORT": str(port),
     }
     with run_service(
         "composer",
         composer_env,
         logs / "composer.log",
-        ports["composer"],
+        port,
         ready_timeout_s=120,
         python=venv_python("composer"),
     ) as composer:
-        gateway_env = {
-            "GATEWAY_PORT": str(ports["gateway"]),
-            "GATEWAY_CAPTIONER_URL": stack.captioner.url,
-            "GATEWAY_COMPOSER_URL": composer.url,
-        }
-        with run_service(
-            "gateway",
-            gateway_env,
-            logs / "gateway.log",
-            ports["gateway"],
-            python=venv_python("gateway"),
-        ) as gateway:
+        jobs = tmp_path_factory.mktemp("jobs")
+        with jobs_gateway(stack, jobs, GATEWAY_COMPOSER_URL=composer.url) as gateway:
             yield gateway.url
 
 
