@@ -82,7 +82,7 @@ def serve(
         GenerationRequest(DESCRIPTIONS[i % len(DESCRIPTIONS)], GenerationParams(seconds, seed=i))
         for i in range(n)
     ]
-    texts = [backend.model.encode_text(r.description) for r in requests]
+    texts = [backend.condition(r) for r in requests]
     start = time.perf_counter()
     timings = [Timed(arrived=start + i * gap) for i in range(n)]
     admitted = 0
@@ -125,7 +125,7 @@ def cancellation(backend: TransformersBackend, rows: int, steps: int) -> tuple[f
         listeners = [Timed(arrived=0.0) for _ in range(count)]
         for i, listener in enumerate(listeners):
             r = GenerationRequest(DESCRIPTIONS[i], GenerationParams(60.0, seed=i))
-            core.admit(r, listener, backend.model.encode_text(r.description))
+            core.admit(r, listener, backend.condition(r))
         step_time(core, 3)  # warm
         return core, listeners
 

@@ -61,7 +61,7 @@ def load(shape: str, stereo: bool, args: argparse.Namespace, tmp: Path) -> Trans
     options = BackendOptions(
         "transformers", name, args.device, args.dtype, args.window_s, args.stride_s
     )
-    return TransformersBackend(MusicgenStepModel(model, processor, name, 512), options)
+    return TransformersBackend(MusicgenStepModel(model, processor.tokenizer, name, 512), options)
 
 
 def request(i: int, seconds: float) -> GenerationRequest:
@@ -74,11 +74,11 @@ def codes_of(backend: TransformersBackend, joined: bool) -> torch.Tensor:
     model = backend.model
     if joined:
         for i in (1, 2, 3):
-            core.admit(request(i, 3.0), Timed(0.0), model.encode_text(request(i, 3.0).description))
+            core.admit(request(i, 3.0), Timed(0.0), backend.condition(request(i, 3.0)))
         for _ in range(10):
             core.step()
     r = request(0, 1.0)
-    row = core.admit(r, Timed(0.0), model.encode_text(r.description))
+    row = core.admit(r, Timed(0.0), backend.condition(r))
     while row in core.rows:
         core.step()
     return undelay(row.grid[None], model.delays)[0, :, : backend.geometry.frames(1.0)]
@@ -90,7 +90,7 @@ def long_request(backend: TransformersBackend, seconds: float) -> dict[str, Any]
     listeners = [Timed(0.0, keep=i == 0) for i in range(4)]
     for i, listener in enumerate(listeners):
         r = request(i, seconds if i == 0 else 5.0)
-        core.admit(r, listener, model.encode_text(r.description))
+        core.admit(r, listener, backend.condition(r))
     while core.rows:
         core.step()
     audio = np.concatenate(listeners[0].audio, axis=1)
@@ -108,7 +108,7 @@ def throughput(
     core = backend.engine(batch, cuda_graphs=graphs)
     for i in range(batch):
         r = request(i, 60.0)
-        core.admit(r, Timed(0.0), backend.model.encode_text(r.description))
+        core.admit(r, Timed(0.0), backend.condition(r))
     step_time(core, 5)
     seconds = step_time(core, steps)
     per_stream = 1 / seconds
@@ -126,7 +126,7 @@ def first_chunk(backend: TransformersBackend) -> float:
     r = request(0, 5.0)
     started = time.perf_counter()
     listener = Timed(started)
-    core.admit(r, listener, backend.model.encode_text(r.description))
+    core.admit(r, listener, backend.condition(r))
     while listener.first is None:
         core.step()
     return listener.first - started

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -37,6 +41,17 @@ def tiny_stereo_musicgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_transformers_melody(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """transformers' musicgen-melody layout, by the README's command (its tiny demucs goes to
+    the suite's hub cache)."""
+    out = tmp_path_factory.mktemp("models") / "tiny-musicgen-melody-hf"
+    hub_cache = os.environ["HF_HUB_CACHE"]
+    command = ["-m", "composer.tiny_model", str(out), "--melody", "--hub-cache", hub_cache]
+    subprocess.run([sys.executable, *command], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
 def composer(
     tiny_musicgen: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningService]:
@@ -44,4 +59,21 @@ def composer(
     env = {**SERVICE_ENV, "COMPOSER_MODEL": str(tiny_musicgen), "COMPOSER_PORT": str(port)}
     log = tmp_path_factory.mktemp("logs") / "composer.log"
     with run_service("composer", env, log, port, ready_timeout_s=120) as service:
+        yield service
+
+
+@contextmanager
+def serve_composer(
+    backend: str, model: Path, tmp_path_factory: pytest.TempPathFactory, **env: str
+) -> Iterator[RunningService]:
+    """The composer as a real process on `model` with `backend` (and any other settings)."""
+    port = free_port()
+    settings = {
+        "COMPOSER_BACKEND": backend,
+        "COMPOSER_MODEL": str(model),
+        "COMPOSER_PORT": str(port),
+        **{f"COMPOSER_{name.upper()}": value for name, value in env.items()},
+    }
+    log = tmp_path_factory.mktemp("logs") / f"composer-{backend}-{model.name}.log"
+    with run_service("composer", settings, log, port, ready_timeout_s=120) as service:
         yield service

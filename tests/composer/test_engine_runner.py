@@ -37,7 +37,7 @@ def test_queue_full_then_a_cancelled_slot_goes_to_the_next(tiny_musicgen: Path) 
     backend = TransformersBackend.load(BackendOptions("transformers", str(tiny_musicgen)))
 
     async def scenario() -> None:
-        engine = EngineScheduler(backend.engine(1), max_queue=1)
+        engine = EngineScheduler(backend.engine(1), max_queue=1, condition=backend.condition)
         await engine.start()
         try:
             running = engine.submit(request("endless drone", 60.0, 1))

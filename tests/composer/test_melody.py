@@ -25,9 +25,10 @@ from composer.backends import (
     MusicBackend,
     load_backend,
 )
+from tests.composer.conftest import serve_composer
 from tests.composer.sinks import RecordingSink
 from tests.media_factory import wav_bytes
-from weavewave_common.supervise import RunningService, free_port, run_service
+from weavewave_common.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
@@ -124,14 +125,7 @@ def test_a_short_melody_loops_across_continuation_windows(tiny_melody_model: Pat
 def melody_composer(
     tiny_melody_model: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningService]:
-    port = free_port()
-    env = {
-        "COMPOSER_BACKEND": "audiocraft",
-        "COMPOSER_MODEL": str(tiny_melody_model),
-        "COMPOSER_PORT": str(port),
-    }
-    log = tmp_path_factory.mktemp("logs") / "composer-melody.log"
-    with run_service("composer", env, log, port, ready_timeout_s=120) as service:
+    with serve_composer("audiocraft", tiny_melody_model, tmp_path_factory) as service:
         yield service
 
 

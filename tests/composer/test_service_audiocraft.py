@@ -11,8 +11,9 @@ import av
 import httpx
 import pytest
 
+from tests.composer.conftest import serve_composer
 from tests.composer.test_backend_audiocraft import tiny_audiocraft_stereo  # noqa: F401
-from weavewave_common.supervise import RunningService, free_port, run_service
+from weavewave_common.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
@@ -22,16 +23,9 @@ def audiocraft_composer(
     tiny_audiocraft_stereo: Path,  # noqa: F811
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[RunningService]:
-    port = free_port()
-    env = {
-        "COMPOSER_BACKEND": "audiocraft",
-        "COMPOSER_MODEL": str(tiny_audiocraft_stereo),
-        "COMPOSER_PORT": str(port),
-        "COMPOSER_WINDOW_S": "2",
-        "COMPOSER_EXTEND_STRIDE_S": "1",
-    }
-    log = tmp_path_factory.mktemp("logs") / "composer-audiocraft.log"
-    with run_service("composer", env, log, port, ready_timeout_s=120) as service:
+    with serve_composer(
+        "audiocraft", tiny_audiocraft_stereo, tmp_path_factory, window_s="2", extend_stride_s="1"
+    ) as service:
         yield service
 
 

@@ -27,6 +27,7 @@ def backend_options(settings: ComposerSettings) -> BackendOptions:
         extend_stride_s=settings.extend_stride_s,
         chunk_s=settings.chunk_s,
         decode_context_s=settings.decode_context_s,
+        melody_stems=settings.melody_stems,
     )
 
 
@@ -41,7 +42,7 @@ def load_served_model(settings: ComposerSettings) -> tuple[ModelInfo, Scheduler]
 
         model = TransformersBackend.load(options, settings.max_text_tokens)
         core = model.engine(settings.max_batch_size, settings.fixed_shapes, settings.cuda_graphs)
-        return model, EngineScheduler(core, settings.max_queue)
+        return model, EngineScheduler(core, settings.max_queue, model.condition)
     backend = load_backend(options)
     scheduler = BatchScheduler(
         backend,

@@ -65,4 +65,7 @@ class ComposerSettings(BaseSettings):
     )
     max_melody_bytes: int = Field(20 * 1024 * 1024, description="Largest melody upload, bytes.")
     max_melody_seconds: float = Field(30.0, gt=0, description="Melody beyond this is ignored.")
+    melody_stems: bool = Field(
+        True, description="Melody checkpoints: chroma of the melody's non-drum stems (demucs)."
+    )
     max_request_bytes: int = Field(32 * 1024 * 1024, description="Largest request body, bytes.")

@@ -7,16 +7,21 @@ writes the real musicgen-small sizes (random weights) for benchmarks.
 
 Usage::
 
-    python -m composer.tiny_model OUT_DIR [--preset tiny|small-shape] [--stereo] [--seed 1234]
+    python -m composer.tiny_model OUT_DIR [--preset tiny|small-shape] [--stereo] [--melody]
+        [--hub-cache DIR] [--seed 1234]
 
 `--stereo` writes the musicgen-stereo layout: 8 codebooks (even ones the left channel, odd ones
-the right, each pair sharing a delay) over the same mono 4-codebook EnCodec.
+the right, each pair sharing a delay) over the same mono 4-codebook EnCodec. `--melody` writes
+musicgen-melody's (`MusicgenMelodyForConditionalGeneration`: 12 chroma bins read as a prefix of
+235 frames, the checkpoint's chroma extractor settings) and, into `--hub-cache`, the tiny demucs
+its melodies are separated with.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 import shutil
 from dataclasses import dataclass
@@ -96,10 +101,37 @@ def train_tokenizer(out: Path) -> list[tuple[str, float]]:
     return [(processor.id_to_piece(i), processor.get_score(i)) for i in range(len(processor))]
 
 
-def musicgen_config(preset_name: str, vocab_size: int, stereo: bool = False) -> Any:
-    """The `MusicgenConfig` of a preset: musicgen-small's (or musicgen-stereo's) audio layout,
-    the preset's sizes."""
-    from transformers import EncodecConfig, MusicgenConfig, MusicgenDecoderConfig, T5Config
+MELODY_EXTRACTOR = {
+    "feature_extractor_type": "MusicgenMelodyFeatureExtractor",
+    "processor_class": "MusicgenMelodyProcessor",
+    "feature_size": 12,
+    "sampling_rate": 32000,
+    "hop_length": 4096,
+    "chunk_length": 30,
+    "n_fft": 16384,
+    "num_chroma": 12,
+    "padding_side": "right",
+    "padding_value": 0.0,
+    "return_attention_mask": False,
+    "stem_indices": [3, 2],
+}
+"""facebook/musicgen-melody's `preprocessor_config.json` (its extractor needs torchaudio to be
+built, so the file is written as the hub has it)."""
+
+
+def musicgen_config(
+    preset_name: str, vocab_size: int, stereo: bool = False, melody: bool = False
+) -> Any:
+    """The `MusicgenConfig` (or `MusicgenMelodyConfig`) of a preset: musicgen-small's,
+    musicgen-stereo's or musicgen-melody's audio layout, the preset's sizes."""
+    from transformers import (
+        EncodecConfig,
+        MusicgenConfig,
+        MusicgenDecoderConfig,
+        MusicgenMelodyConfig,
+        MusicgenMelodyDecoderConfig,
+        T5Config,
+    )
 
     p = PRESETS[preset_name]
     text = T5Config(
@@ -129,7 +161,8 @@ def musicgen_config(preset_name: str, vocab_size: int, stereo: bool = False) -> 
         normalize=False,
         chunk_length_s=None,
     )
-    decoder = MusicgenDecoderConfig(
+    decoder_kind = MusicgenMelodyDecoderConfig if melody else MusicgenDecoderConfig
+    decoder = decoder_kind(
         vocab_size=p.codebook_size,
         num_codebooks=8 if stereo else 4,
         audio_channels=2 if stereo else 1,
@@ -141,18 +174,35 @@ def musicgen_config(preset_name: str, vocab_size: int, stereo: bool = False) -> 
         bos_token_id=p.codebook_size,
         decoder_start_token_id=p.codebook_size,
     )
-    config = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
+    if melody:
+        config = MusicgenMelodyConfig(
+            text_encoder=text,
+            audio_encoder=audio,
+            decoder=decoder,
+            num_chroma=12,
+            chroma_length=235,
+        )
+    else:
+        config = MusicgenConfig(text_encoder=text, audio_encoder=audio, decoder=decoder)
     config.decoder_start_token_id = config.pad_token_id = p.codebook_size
     return config
 
 
 def random_model(config: Any, seed: int) -> Any:
-    """A `MusicgenForConditionalGeneration` with random weights (on torch's default device)."""
+    """A `MusicgenForConditionalGeneration` (or its melody kind) with random weights (on torch's
+    default device)."""
     import torch
-    from transformers import GenerationConfig, MusicgenForConditionalGeneration
+    from transformers import (
+        GenerationConfig,
+        MusicgenForConditionalGeneration,
+        MusicgenMelodyForConditionalGeneration,
+    )
 
     torch.manual_seed(seed)
-    model = MusicgenForConditionalGeneration(config)
+    if config.model_type == "musicgen_melody":
+        model = MusicgenMelodyForConditionalGeneration(config)
+    else:
+        model = MusicgenForConditionalGeneration(config)
     # EnCodec's codebooks start at zero (training fills them by k-means): random ones make every
     # code decode to a different sound, as in a trained model.
     with torch.no_grad():
@@ -160,6 +210,10 @@ def random_model(config: Any, seed: int) -> Any:
             layer.codebook.embed.normal_()
             layer.codebook.embed_avg.copy_(layer.codebook.embed)
             layer.codebook.cluster_size.fill_(1.0)
+        if config.model_type == "musicgen_melody":
+            # At its initial 0.02 scale the chroma projection is lost beside the sinusoidal
+            # positions and the melody would change nothing; a trained one is not.
+            model.audio_enc_to_dec_proj.weight.normal_()
     pad = int(config.decoder.pad_token_id)
     model.generation_config = GenerationConfig(
         do_sample=True,
@@ -173,9 +227,17 @@ def random_model(config: Any, seed: int) -> Any:
     return model
 
 
-def build(out: Path, preset_name: str = "tiny", seed: int = 1234, stereo: bool = False) -> Path:
-    """Write a transformers MusicGen folder (the hub's musicgen-small or musicgen-stereo-small
-    layout) to `out`."""
+def build(
+    out: Path,
+    preset_name: str = "tiny",
+    seed: int = 1234,
+    stereo: bool = False,
+    melody: bool = False,
+    hub_cache: Path | None = None,
+) -> Path:
+    """Write a transformers MusicGen folder (the hub's musicgen-small, musicgen-stereo-small or
+    musicgen-melody layout) to `out`; a melody build also writes the tiny demucs to
+    `hub_cache` (default: the `HF_HUB_CACHE` in use)."""
     from transformers import EncodecFeatureExtractor, MusicgenProcessor, T5Tokenizer
 
     if out.exists():
@@ -183,8 +245,10 @@ def build(out: Path, preset_name: str = "tiny", seed: int = 1234, stereo: bool =
     out.mkdir(parents=True)
     vocab = train_tokenizer(out)
     tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0)
-    model = random_model(musicgen_config(preset_name, len(vocab), stereo), seed)
+    model = random_model(musicgen_config(preset_name, len(vocab), stereo, melody), seed)
     model.save_pretrained(str(out))
+    if melody:
+        return _finish_melody(out, tokenizer, seed, hub_cache)
     extractor = EncodecFeatureExtractor(
         feature_size=1,
         sampling_rate=32000,
@@ -201,15 +265,30 @@ def build(out: Path, preset_name: str = "tiny", seed: int = 1234, stereo: bool =
     return out
 
 
+def _finish_melody(out: Path, tokenizer: Any, seed: int, hub_cache: Path | None) -> Path:
+    """The melody checkpoint's tokenizer and extractor settings, and demucs in the hub cache."""
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    from composer.tiny_audiocraft import write_htdemucs_cache
+
+    tokenizer.save_pretrained(str(out))
+    (out / "preprocessor_config.json").write_text(json.dumps(MELODY_EXTRACTOR, indent=2) + "\n")
+    write_htdemucs_cache(hub_cache or Path(HF_HUB_CACHE), seed)
+    logger.info("built a tiny MusicGen-melody (random weights) in %s", out)
+    return out
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--stereo", action="store_true", help="the musicgen-stereo layout")
+    parser.add_argument("--melody", action="store_true", help="the musicgen-melody layout")
+    parser.add_argument("--hub-cache", type=Path, help="where a melody build puts demucs")
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    build(args.out, args.preset, args.seed, args.stereo)
+    build(args.out, args.preset, args.seed, args.stereo, args.melody, args.hub_cache)
 
 
 if __name__ == "__main__":

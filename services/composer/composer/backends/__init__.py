@@ -103,6 +103,8 @@ class BackendOptions:
     """Audio per streamed chunk."""
     decode_context_s: float = 1.0
     """Codes decoded before each chunk so the codec's state is warm (cost stays linear)."""
+    melody_stems: bool = True
+    """Melody checkpoints (transformers): chroma of the melody's non-drum stems (demucs)."""
 
 
 def load_backend(options: BackendOptions) -> MusicBackend:

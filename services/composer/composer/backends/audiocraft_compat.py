@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from composer.spectrogram import Spectrogram
+
 
 class _LowerTriangularMask:
     """xformers' causal-mask marker; audiocraft passes it on to torch's SDPA as `is_causal`."""
@@ -24,53 +26,6 @@ class _LowerTriangularMask:
 
 def _memory_efficient_attention(*_: Any, **__: Any) -> torch.Tensor:
     raise NotImplementedError("xformers attention is not available; audiocraft uses torch SDPA")
-
-
-class _Spectrogram(torch.nn.Module):  # type: ignore[misc]
-    """torchaudio.transforms.Spectrogram, in torch (the options audiocraft's chroma uses)."""
-
-    def __init__(
-        self,
-        n_fft: int = 400,
-        win_length: int | None = None,
-        hop_length: int | None = None,
-        pad: int = 0,
-        power: float | None = 2.0,
-        normalized: bool = False,
-        center: bool = True,
-        **_: Any,
-    ) -> None:
-        super().__init__()
-        self.n_fft, self.pad, self.power, self.normalized, self.center = (
-            n_fft,
-            pad,
-            power,
-            normalized,
-            center,
-        )
-        self.win_length = win_length or n_fft
-        self.hop_length = hop_length or self.win_length // 2
-        self.register_buffer("window", torch.hann_window(self.win_length), persistent=False)
-
-    def forward(self, wav: torch.Tensor) -> torch.Tensor:
-        shape = wav.shape
-        flat = wav.reshape(-1, shape[-1])
-        if self.pad:
-            flat = torch.nn.functional.pad(flat, (self.pad, self.pad))
-        spec = torch.stft(
-            flat,
-            self.n_fft,
-            self.hop_length,
-            self.win_length,
-            self.window,
-            center=self.center,
-            pad_mode="reflect",
-            return_complex=True,
-        )
-        if self.normalized:
-            spec = spec / self.window.pow(2).sum().sqrt()
-        out = spec.abs().pow(self.power) if self.power is not None else spec
-        return out.reshape(*shape[:-1], *out.shape[-2:])
 
 
 class _Unavailable:
@@ -113,7 +68,7 @@ def install() -> None:
         sys.modules["xformers"] = _module("xformers", ops=ops)
         sys.modules["xformers.ops"] = ops
     if not _importable("torchaudio"):
-        transforms = _module("torchaudio.transforms", Spectrogram=_Spectrogram)
+        transforms = _module("torchaudio.transforms", Spectrogram=Spectrogram)
         functional = _module("torchaudio.functional")
         sys.modules["torchaudio"] = _module(
             "torchaudio", transforms=transforms, functional=functional

@@ -1,13 +1,17 @@
 """MusicGen through transformers (`MusicgenForConditionalGeneration`), served by the engine.
 
 The checkpoint is loaded and checked here (`composer.engine.musicgen` refuses what it would serve
-wrongly: melody checkpoints, codebooks that do not fit the codec); generation is the
-continuous-batching engine's (`composer.engine`), which steps every request on its own.
+wrongly: codebooks that do not fit the codec); generation is the continuous-batching engine's
+(`composer.engine`), which steps every request on its own. Melody checkpoints
+(`musicgen_melody`) get their chroma extractor from the checkpoint's settings and, with
+`melody_stems`, demucs' stem separator (loaded from the model hub like the checkpoint).
 """
 
 from __future__ import annotations
 
 from composer.backends import BackendOptions
+from composer.chroma import ChromaExtractor, ChromaSettings, StemSeparator
+from composer.engine.conditions import Conditioner
 from composer.engine.core import EngineCore
 from composer.engine.musicgen import MusicgenStepModel
 from composer.engine.rows import Geometry
@@ -29,6 +33,13 @@ class TransformersBackend:
             chunk_s=options.chunk_s,
             decode_context_s=options.decode_context_s,
         )
+        chroma = stems = None
+        if model.melody:
+            chroma = ChromaExtractor(ChromaSettings.of_checkpoint(options.model))
+            if options.melody_stems:
+                stems = StemSeparator.load(model.device)
+        self.condition = Conditioner(model, self.geometry, chroma, stems)
+        """`condition(request)`: what the request conditions on (run it off the step loop)."""
 
     @classmethod
     def load(cls, options: BackendOptions, max_text_tokens: int = 512) -> TransformersBackend:
@@ -56,7 +67,7 @@ class TransformersBackend:
 
     @property
     def supports_melody(self) -> bool:
-        return False
+        return self.model.melody
 
     def samples_for(self, seconds: float) -> int:
         return self.geometry.frames(seconds) * self.geometry.hop

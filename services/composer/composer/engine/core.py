@@ -14,7 +14,7 @@ from collections.abc import Callable
 import torch
 
 from composer.backends import GenerationRequest
-from composer.engine.musicgen import MusicgenStepModel, TextCondition
+from composer.engine.musicgen import Condition, MusicgenStepModel
 from composer.engine.rows import Geometry, Listener, Row
 from composer.engine.slots import SlotCache
 
@@ -40,13 +40,15 @@ class EngineCore:
         self.model = model
         self.geometry = geometry
         self.slots = slots
+        positions = model.prefix_capacity + geometry.positions
+        model.reserve_positions(positions)
         self.cache = SlotCache(
             slots,
             model.layers,
             model.heads,
             model.head_dim,
-            geometry.positions,
-            model.max_text_tokens,
+            positions,
+            0 if model.melody else model.max_text_tokens,
             model.dtype,
             model.device,
         )
@@ -63,13 +65,16 @@ class EngineCore:
     def free_slots(self) -> int:
         return self.slots - len(self.rows)
 
-    def admit(self, request: GenerationRequest, listener: Listener, text: TextCondition) -> Row:
+    def admit(self, request: GenerationRequest, listener: Listener, condition: Condition) -> Row:
         """Give a request the next free slot; it takes part from the next step on."""
         if not self.free_slots:
             raise RuntimeError("no free slot")
         with torch.inference_mode():
-            self.cache.set_text(len(self.rows), text.keys, text.values)
-            row = Row(request, listener, self.geometry, self.model.decode, self.model.device)
+            if condition.text is not None:
+                self.cache.set_text(len(self.rows), condition.text.keys, condition.text.values)
+            row = Row(
+                request, listener, self.geometry, self.model.decode, self.model.device, condition
+            )
         self.rows.append(row)
         return row
 
@@ -85,10 +90,10 @@ class EngineCore:
         self.cache.resize_text(len(self.rows))
         for slot, row in enumerate(self.rows):
             if row.needs_prefill:
-                self.model.prefill(self.cache, slot, row.prefill_ids())
+                self.model.prefill(self.cache, slot, *row.prefill())
         n = len(self.rows)
         ids = torch.stack([row.next_ids() for row in self.rows])
-        positions = torch.tensor([row.fed for row in self.rows], device=self.model.device)
+        positions = torch.tensor([row.position for row in self.rows], device=self.model.device)
         if self._fixed:
             ids, positions = self._padded(ids, positions)
             logits = self._forward(self.cache, ids, positions, fixed=True)[:n]
@@ -136,6 +141,6 @@ class EngineCore:
                 row.listener.finish()
             last = len(self.rows) - 1
             if i != last:
-                self.cache.move(last, i, self.rows[last].fed + 1)
+                self.cache.move(last, i, self.rows[last].position + 1)
                 self.rows[i] = self.rows[last]
             self.rows.pop()

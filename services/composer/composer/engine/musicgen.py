@@ -1,4 +1,5 @@
-"""transformers' MusicGen as a step function over slot rows, with a position per row.
+"""transformers' MusicGen (and MusicGen-melody) as a step function over slot rows, with a position
+per row.
 
 `MusicgenForConditionalGeneration.generate` cannot serve rows at different positions: its decoder
 takes one cache length (and so one position) for the whole batch. Here the decoder's own modules
@@ -8,6 +9,12 @@ cache and with each row's own position; a row's logits are those `generate` comp
 
 Classifier-free guidance doubles every slot: row 2s is slot s conditioned on its text, row 2s+1
 the same slot unconditioned (zero text states, fully masked, as `generate` does).
+
+A melody checkpoint (`musicgen_melody`) has no cross-attention: its decoder reads the condition
+as a prefix of hidden states before the first token column, `chroma_length` projected chroma
+frames then the projected text, at positions 0 … P-1; its token columns start at position P.
+The unconditional row's prefix is the "null" chroma (pitch class 0) and zero text states, as
+`generate` builds it. Each window has its own prefix (the melody heard from the window's start).
 
 Every method expects to run under `torch.inference_mode()` (the engine's step does).
 """
@@ -30,6 +37,9 @@ class UnsupportedCheckpoint(ValueError):
     """A checkpoint this backend would serve wrongly: refused at load, never served as noise."""
 
 
+MELODY = "musicgen_melody"
+
+
 @dataclass(frozen=True)
 class TextCondition:
     """One description's cross-attention keys and values for the conditional row of a slot."""
@@ -39,15 +49,27 @@ class TextCondition:
     values: torch.Tensor
 
 
+@dataclass(frozen=True)
+class Condition:
+    """What one request conditions on: cross-attention text (MusicGen) or, for a melody
+    checkpoint, one prefix per window [2, P, D] (conditional, unconditional rows)."""
+
+    text: TextCondition | None = None
+    prefixes: tuple[torch.Tensor, ...] = ()
+
+    @property
+    def prefix_length(self) -> int:
+        return int(self.prefixes[0].shape[1]) if self.prefixes else 0
+
+    def prefix(self, window: int) -> torch.Tensor | None:
+        """Window `window`'s prefix (the last one for any window beyond those prepared)."""
+        return self.prefixes[min(window, len(self.prefixes) - 1)] if self.prefixes else None
+
+
 def check_config(config: Any) -> None:
     """Refuse at load what the transformers engine cannot serve correctly."""
     kind = getattr(config, "model_type", None)
-    if kind == "musicgen_melody":
-        raise UnsupportedCheckpoint(
-            "a MusicGen melody checkpoint needs chroma conditioning, which the transformers "
-            "backend does not serve: set COMPOSER_BACKEND=audiocraft for melody checkpoints."
-        )
-    if kind != "musicgen":
+    if kind not in ("musicgen", MELODY):
         raise UnsupportedCheckpoint(f"not a MusicGen checkpoint (model_type={kind!r}).")
     channels = int(config.decoder.audio_channels)
     codebooks = int(config.decoder.num_codebooks)
@@ -74,16 +96,22 @@ def delays_of(model: Any) -> list[int]:
 class MusicgenStepModel:
     """A loaded transformers MusicGen, driven one step (or one prefill) at a time."""
 
-    def __init__(self, model: Any, processor: Any, name: str, max_text_tokens: int) -> None:
+    def __init__(self, model: Any, tokenizer: Any, name: str, max_text_tokens: int) -> None:
         check_config(model.config)
         self.name = name
         self.model = model
-        self._processor = processor
+        self._tokenizer = tokenizer
         self.max_text_tokens = max_text_tokens
         decoder = model.decoder.model.decoder
         self._decoder = decoder
         self._heads = model.decoder.lm_heads
         config = model.config
+        self.melody: bool = config.model_type == MELODY
+        self.chroma_length = int(config.chroma_length) if self.melody else 0
+        self.num_chroma = int(config.num_chroma) if self.melody else 0
+        self.prefix_capacity = self.chroma_length + max_text_tokens if self.melody else 0
+        """Positions a window's prefix may take before its token columns."""
+        self._cross = not self.melody
         self.device = model.device
         self.dtype = model.dtype
         self.codebooks = int(config.decoder.num_codebooks)
@@ -102,33 +130,77 @@ class MusicgenStepModel:
     def load(
         cls, model_id: str, device: str, dtype: str, max_text_tokens: int
     ) -> MusicgenStepModel:
-        from transformers import AutoConfig, AutoProcessor, MusicgenForConditionalGeneration
+        from transformers import (
+            AutoConfig,
+            AutoTokenizer,
+            MusicgenForConditionalGeneration,
+            MusicgenMelodyForConditionalGeneration,
+        )
 
-        check_config(AutoConfig.from_pretrained(model_id))
-        model = MusicgenForConditionalGeneration.from_pretrained(model_id, dtype=DTYPES[dtype])
-        model = model.to(device).eval()
-        return cls(model, AutoProcessor.from_pretrained(model_id), model_id, max_text_tokens)
+        config = AutoConfig.from_pretrained(model_id)
+        check_config(config)
+        kind = (
+            MusicgenMelodyForConditionalGeneration
+            if config.model_type == MELODY
+            else MusicgenForConditionalGeneration
+        )
+        model = kind.from_pretrained(model_id, dtype=DTYPES[dtype]).to(device).eval()
+        # The tokenizer alone: a melody checkpoint's processor needs torchaudio for its chroma,
+        # which `composer.chroma` computes in torch instead.
+        return cls(model, AutoTokenizer.from_pretrained(model_id), model_id, max_text_tokens)
 
-    def _tokenize(self, description: str) -> Any:
-        return self._processor.tokenizer(
+    def tokenize(self, description: str) -> Any:
+        return self._tokenizer(
             [description], truncation=True, max_length=self.max_text_tokens, return_tensors="pt"
         )
 
-    def encode_text(self, description: str) -> TextCondition:
-        """T5 states of `description`, projected and turned into every layer's cross K/V."""
-        with torch.inference_mode():
-            return self._encode_text(description)
+    def reserve_positions(self, positions: int) -> None:
+        """Make room for `positions` sinusoidal positions (a melody window's prefix comes before
+        its columns); the module extends itself the same way when `generate` needs more."""
+        embed = self._decoder.embed_positions
+        if positions > int(embed.weights.shape[0]):
+            embed.make_weights(positions, embed.embedding_dim)
 
-    def _encode_text(self, description: str) -> TextCondition:
+    def condition(self, description: str, chromas: list[torch.Tensor | None]) -> Condition:
+        """What a request conditions on: its text's cross K/V, or for a melody checkpoint a
+        prefix per window from that window's chroma one-hots [frames, num_chroma] (None: no
+        melody, the null chroma)."""
+        with torch.inference_mode():
+            states = self._text_states(description)
+            if not self.melody:
+                return Condition(text=self._cross_kv(states))
+            return Condition(prefixes=tuple(self._prefix(states, c) for c in chromas or [None]))
+
+    def _text_states(self, description: str) -> torch.Tensor:
+        """[1, T, D]: T5's states, projected to the decoder's width where they differ."""
         model = self.model
-        inputs = self._tokenize(description).to(self.device)
+        inputs = self.tokenize(description).to(self.device)
         states = model.text_encoder(**inputs).last_hidden_state
-        if (
-            model.text_encoder.config.hidden_size != model.decoder.config.hidden_size
-            and model.decoder.config.cross_attention_hidden_size is None
-        ):
+        project = model.text_encoder.config.hidden_size != model.decoder.config.hidden_size
+        if project and getattr(model.decoder.config, "cross_attention_hidden_size", None) is None:
             states = model.enc_to_dec_proj(states)
-        states = states * inputs["attention_mask"][..., None]
+        return states * inputs["attention_mask"][..., None]
+
+    def _prefix(self, text: torch.Tensor, chroma: torch.Tensor | None) -> torch.Tensor:
+        """[2, chroma_length + T, D]: the conditional and unconditional rows' prefix."""
+        null = torch.zeros((1, self.num_chroma), device=self.device, dtype=self.dtype)
+        null[:, 0] = 1
+        features = null if chroma is None else chroma.to(self.device, self.dtype)
+        projected = [self._chroma(features), self._chroma(null)]
+        conditional = torch.cat([projected[0], text[0]])
+        unconditional = torch.cat([projected[1], torch.zeros_like(text[0])])
+        return torch.stack([conditional, unconditional])
+
+    def _chroma(self, features: torch.Tensor) -> torch.Tensor:
+        """Chroma one-hots [F, 12] -> [chroma_length, D], repeated and cut as `generate` does."""
+        model = self.model
+        states = features
+        if self.num_chroma != model.decoder.config.hidden_size:
+            states = model.audio_enc_to_dec_proj(features)
+        repeat = math.ceil(self.chroma_length / states.shape[0])
+        return states.repeat(repeat, 1)[: self.chroma_length]
+
+    def _cross_kv(self, states: torch.Tensor) -> TextCondition:
         keys, values = [], []
         for layer in self._decoder.layers:
             keys.append(self._split(layer.encoder_attn.k_proj(states))[0])
@@ -139,13 +211,17 @@ class MusicgenStepModel:
         """[N, T, H * D] -> [N, H, T, D]"""
         return x.view(*x.shape[:2], self.heads, self.head_dim).transpose(1, 2)
 
-    def _embed(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """ids [N, K, T], positions [N, T] -> hidden [N, T, D], as the decoder sums them."""
+    def _tokens(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids [N, K, T] -> [N, T, D]: the codebooks' embeddings summed, as the decoder does."""
         embed = self._decoder.embed_tokens
         inputs = sum(embed[k](ids[:, k]) for k in range(self.codebooks))
         assert isinstance(inputs, torch.Tensor)
+        return inputs
+
+    def _positions(self, positions: torch.Tensor) -> torch.Tensor:
+        """positions [N, T] -> their sinusoidal embeddings [N, T, D]."""
         weights = self._decoder.embed_positions.weights
-        return inputs + weights.index_select(0, positions.reshape(-1)).view(*positions.shape, -1)
+        return weights.index_select(0, positions.reshape(-1)).view(*positions.shape, -1)
 
     def _layers(
         self,
@@ -174,16 +250,17 @@ class MusicgenStepModel:
                 is_causal=causal,
             )
             hidden = hidden + attn.out_proj(self._merge(out))
-            cross = layer.encoder_attn
-            x = layer.encoder_attn_layer_norm(hidden)
-            out = F.scaled_dot_product_attention(
-                self._split(cross.q_proj(x)),
-                cache.cross_keys[i, rows, :, :text_until],
-                cache.cross_values[i, rows, :, :text_until],
-                attn_mask=cross_mask,
-                scale=cross.scaling,
-            )
-            hidden = hidden + cross.out_proj(self._merge(out))
+            if self._cross:
+                cross = layer.encoder_attn
+                x = layer.encoder_attn_layer_norm(hidden)
+                out = F.scaled_dot_product_attention(
+                    self._split(cross.q_proj(x)),
+                    cache.cross_keys[i, rows, :, :text_until],
+                    cache.cross_values[i, rows, :, :text_until],
+                    attn_mask=cross_mask,
+                    scale=cross.scaling,
+                )
+                hidden = hidden + cross.out_proj(self._merge(out))
             x = layer.final_layer_norm(hidden)
             hidden = hidden + layer.fc2(layer.activation_fn(layer.fc1(x)))
         return self._decoder.layer_norm(hidden)
@@ -193,13 +270,19 @@ class MusicgenStepModel:
         """[N, H, T, D] -> [N, T, H * D]"""
         return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1)
 
-    def prefill(self, cache: SlotCache, slot: int, ids: torch.Tensor) -> None:
-        """Feed one slot's first columns ids [K, T] from position 0 (a window's prompt), alone
-        and causally, filling its cache rows; the logits are not needed (nothing is sampled)."""
-        t = int(ids.shape[-1])
+    def prefill(
+        self, cache: SlotCache, slot: int, ids: torch.Tensor, prefix: torch.Tensor | None = None
+    ) -> None:
+        """Feed one slot's window start from position 0, alone and causally, filling its cache
+        rows: the prefix [2, P, D] (melody checkpoints) then the columns ids [K, T] (a window's
+        prompt); the logits are not needed (nothing is sampled)."""
         rows = slice(2 * slot, 2 * slot + 2)
-        positions = torch.arange(t, device=self.device).expand(2, t)
-        hidden = self._embed(ids.expand(2, -1, -1), positions)
+        parts = [] if prefix is None else [prefix]
+        if ids.shape[-1]:
+            parts.append(self._tokens(ids.expand(2, -1, -1)))
+        hidden = torch.cat(parts, dim=1)
+        t = int(hidden.shape[1])
+        hidden = hidden + self._positions(torch.arange(t, device=self.device).expand(2, t))
 
         def write(layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
             cache.keys[layer, rows, :, :t] = k
@@ -220,7 +303,8 @@ class MusicgenStepModel:
         n = int(ids.shape[0])
         rows = slice(0, 2 * n)
         pos = positions.repeat_interleave(2)
-        hidden = self._embed(ids.repeat_interleave(2, dim=0)[..., None], pos[:, None])
+        ids = ids.repeat_interleave(2, dim=0)[..., None]
+        hidden = self._tokens(ids) + self._positions(pos[:, None])
         mask = None
         if fixed:
             keys_until, text_until = cache.positions, cache.text_capacity

@@ -3,9 +3,11 @@
 A row generates its audio as a series of windows (the first up to `window_s`, then
 `extend_stride_s` more each, prompted with the previous window's last codes), each a grid of
 token columns in MusicGen's delay pattern: codebook k of frame f sits at column 1 + f + delay[k],
-column 0 is the start token. Cells known in advance (the start, the delays' padding, a prompt's
-codes) are written when the window opens; the rest (-1) are sampled, one column per step. Every
-row has its own window length, position and generator, so rows never wait for each other.
+column 0 is the start token (for a melody checkpoint the window's prefix comes first, at
+positions 0 … P-1, and column c sits at position P + c). Cells known in advance (the start, the
+delays' padding, a prompt's codes) are written when the window opens; the rest (-1) are sampled,
+one column per step. Every row has its own window length, position and generator, so rows never
+wait for each other.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 from composer.backends import GenerationRequest
 from composer.backends.sampling import sample
 from composer.backends.streaming import LOOKAHEAD_FRAMES, Decode, RowDecoder, undelay
+from composer.engine.musicgen import Condition
 
 SAMPLED = -1
 
@@ -77,8 +80,17 @@ class Geometry:
 
     @property
     def positions(self) -> int:
-        """Cache positions one window needs: its columns but the last (never fed back)."""
+        """Cache positions one window's columns need: all but the last (never fed back)."""
         return 1 + self.window_frames + self.max_delay
+
+    def windows(self, seconds: float) -> int:
+        """How many windows a request of `seconds` takes."""
+        beyond = max(0, self.frames(seconds) - self.window_frames)
+        return 1 + -(-beyond // self.stride_frames)
+
+    def window_start(self, window: int) -> int:
+        """The frame window `window` starts at (its prompt included)."""
+        return window * self.stride_frames
 
 
 class Row:
@@ -91,9 +103,14 @@ class Row:
         geometry: Geometry,
         decode: Decode,
         device: torch.device,
+        condition: Condition | None = None,
     ) -> None:
         self.request = request
         self.listener = listener
+        self.condition = condition or Condition()
+        self.window = 0
+        self.offset = self.condition.prefix_length
+        """Positions the window's prefix takes before its first column (melody checkpoints)."""
         self._g = geometry
         self._decode = decode
         self._device = device
@@ -118,6 +135,8 @@ class Row:
             self.grid[k, first + p : first + p + new_frames] = SAMPLED
         self.fed = 0
         """Columns in the cache; column `fed` is fed next and column `fed + 1` produced."""
+        self.primed = not (p or self.offset)
+        """Whether the window's prefix and prompt are in the cache (nothing to feed: at once)."""
         self._chunk = g.frames(g.chunk_s)
         self.decoder = RowDecoder(
             self._decode,
@@ -130,13 +149,20 @@ class Row:
 
     @property
     def needs_prefill(self) -> bool:
-        """A prompted window feeds its prompt's columns before its first step."""
-        return self.fed == 0 and self.prompt_frames > 0
+        """A window with a prefix or a prompt feeds them before its first step."""
+        return not self.primed
 
-    def prefill_ids(self) -> torch.Tensor:
-        """The columns a prefill feeds, ids [K, P]; afterwards the row steps from column P."""
+    def prefill(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """What a prefill feeds: the window's prefix [2, P, D] (or None) and its prompt's
+        columns ids [K, P']; afterwards the row steps from column P'."""
+        self.primed = True
         self.fed = self.prompt_frames
-        return self.grid[:, : self.prompt_frames]
+        return self.grid[:, : self.prompt_frames], self.condition.prefix(self.window)
+
+    @property
+    def position(self) -> int:
+        """The cache position of the column fed next."""
+        return self.offset + self.fed
 
     def next_ids(self) -> torch.Tensor:
         """The column to feed this step, ids [K]."""
@@ -187,4 +213,5 @@ class Row:
             self.finished = True
             return
         tail = codes[:, max(0, self._limit - self._g.keep_frames) : self._limit].clone()
+        self.window += 1
         self._open(tail, min(self._g.stride_frames, remaining))

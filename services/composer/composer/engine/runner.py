@@ -1,10 +1,11 @@
 """The engine's model thread and its asyncio side: tickets in, audio chunks out.
 
 `submit` never blocks: it queues the request (503 with `Retry-After` when the queue is full) and
-starts encoding its text on a second thread, off the step loop's critical path. The model thread
-loops: admit the oldest queued requests whose text is ready into free slots, step, repeat; it
-sleeps only while no row is active. Audio reaches each ticket's queue through
-`call_soon_threadsafe`; a cancelled ticket's row leaves at the next step.
+starts working out its condition (text encoding; a melody's stems and chroma) on a second thread,
+off the step loop's critical path. The model thread loops: admit the oldest queued requests
+whose condition is ready into free slots, step, repeat; it sleeps only while no row is active.
+Audio reaches each ticket's queue through `call_soon_threadsafe`; a cancelled ticket's row
+leaves at the next step.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import anyio
@@ -23,7 +25,7 @@ import numpy.typing as npt
 from composer import metrics
 from composer.backends import GenerationRequest
 from composer.engine.core import EngineCore
-from composer.engine.musicgen import TextCondition
+from composer.engine.musicgen import Condition
 from composer.scheduler import END, Ticket
 from weavewave_common.errors import ServiceUnavailable
 
@@ -56,24 +58,30 @@ class TicketListener:
 
 
 class _Queued:
-    """A submitted request waiting for a slot, its text being encoded meanwhile."""
+    """A submitted request waiting for a slot, its condition being worked out meanwhile."""
 
-    def __init__(self, ticket: Ticket, text: Future[TextCondition]) -> None:
+    def __init__(self, ticket: Ticket, condition: Future[Condition]) -> None:
         self.ticket = ticket
-        self.text = text
+        self.condition = condition
         self.since = time.perf_counter()
 
 
 class EngineScheduler:
     """Continuous batching: requests join and leave the running batch at every step."""
 
-    def __init__(self, core: EngineCore, max_queue: int) -> None:
+    def __init__(
+        self,
+        core: EngineCore,
+        max_queue: int,
+        condition: Callable[[GenerationRequest], Condition],
+    ) -> None:
         self._core = core
+        self._condition = condition
         self._max_queue = max_queue
         self._queued: deque[_Queued] = deque()
         self._wake = threading.Condition()
         self._stopping = False
-        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="text-encoder")
+        self._encoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="conditioner")
         self._thread = threading.Thread(target=self._loop, name="model", daemon=True)
         self._event_loop: asyncio.AbstractEventLoop | None = None
 
@@ -104,9 +112,9 @@ class EngineScheduler:
                     retry_after_s=5,
                 )
             ticket = Ticket(request)
-            text = self._encoder.submit(self._core.model.encode_text, request.description)
-            text.add_done_callback(lambda _: self._notify())
-            self._queued.append(_Queued(ticket, text))
+            condition = self._encoder.submit(self._condition, request)
+            condition.add_done_callback(lambda _: self._notify())
+            self._queued.append(_Queued(ticket, condition))
             metrics.QUEUE_DEPTH.set(len(self._queued))
             self._wake.notify()
         return ticket
@@ -140,8 +148,9 @@ class EngineScheduler:
             metrics.SLOTS_BUSY.set(len(core.rows))
 
     def _admit(self) -> bool:
-        """Move the oldest queued requests whose text is ready into free slots (in order: a
-        request whose text is still encoding holds back those behind it). Holds `_wake`."""
+        """Move the oldest queued requests whose condition is ready into free slots (in
+        order: a request whose condition is still being worked out holds back those behind
+        it). Holds `_wake`."""
         assert self._event_loop is not None
         admitted = False
         while self._queued and self._core.free_slots:
@@ -149,16 +158,16 @@ class EngineScheduler:
             if queued.ticket.cancelled:
                 self._queued.popleft()
                 continue
-            if not queued.text.done():
+            if not queued.condition.done():
                 break
             self._queued.popleft()
             listener = TicketListener(self._event_loop, queued.ticket)
-            error = queued.text.exception()
+            error = queued.condition.exception()
             if error is not None:
                 listener.fail(error)
                 continue
             try:
-                self._core.admit(queued.ticket.request, listener, queued.text.result())
+                self._core.admit(queued.ticket.request, listener, queued.condition.result())
             except Exception as exc:  # noqa: BLE001 - that request fails; the loop goes on
                 logger.exception("a request could not be admitted")
                 listener.fail(exc)
