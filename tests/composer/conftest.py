@@ -52,6 +52,15 @@ def tiny_transformers_melody(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_ace_step(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """ACE-Step's diffusers layout at tiny widths, by the README's command."""
+    out = tmp_path_factory.mktemp("models") / "tiny-ace-step"
+    command = ["-m", "composer.tiny_model", str(out), "--kind", "ace-step"]
+    subprocess.run([sys.executable, *command], check=True, capture_output=True)
+    return out
+
+
+@pytest.fixture(scope="session")
 def composer(
     tiny_musicgen: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningService]:

@@ -10,19 +10,20 @@ import threading
 import numpy as np
 import pytest
 
-from composer.backends import BatchSink, GenerationParams, GenerationRequest
+from composer.backends import BatchSink, GenerationParams, GenerationRequest, Song
 from composer.scheduler import BatchScheduler, Ticket
 from weavewave_common.errors import ServiceUnavailable
 
 
 class GatedBackend:
-    name, sample_rate, channels, supports_melody = "gated", 32000, 1, False
+    name, sample_rate, channels, supports_melody, sings = "gated", 32000, 1, False, False
+    max_duration_s = None
 
     def __init__(self) -> None:
         self.gate = threading.Event()
         self.batches: list[list[str]] = []
 
-    def batch_group(self, description: str) -> int | None:
+    def batch_group(self, description: str, song: Song | None = None) -> int | None:
         return None
 
     def samples_for(self, seconds: float) -> int:

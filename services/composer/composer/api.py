@@ -43,7 +43,7 @@ async def compose(
 
 
 @router.get("/models", name="list_models", response_model=ModelList)
-async def list_models(request: Request) -> ModelList:
+async def list_models(request: Request, composer: ComposerDep) -> ModelList:
     backend = request.state.backend
     card = ModelCard(
         name=backend.name,
@@ -51,7 +51,8 @@ async def list_models(request: Request) -> ModelList:
         sample_rate=backend.sample_rate,
         channels=backend.channels,
         supports_melody=backend.supports_melody,
-        max_duration_s=request.state.max_duration_s,
+        sings=backend.sings,
+        max_duration_s=composer.max_duration_s,
         loaded=True,
     )
     return ModelList(models=[card])

@@ -28,13 +28,15 @@ def backend_options(settings: ComposerSettings) -> BackendOptions:
         chunk_s=settings.chunk_s,
         decode_context_s=settings.decode_context_s,
         melody_stems=settings.melody_stems,
+        diffusion_steps=settings.diffusion_steps,
     )
 
 
 def load_served_model(settings: ComposerSettings) -> tuple[ModelInfo, Scheduler]:
     """Load the configured model and what runs it: the transformers MusicGen on the
-    continuous-batching engine, audiocraft on the static batch scheduler (its token loop
-    generates a whole batch at once). Blocking: run it off the event loop."""
+    continuous-batching engine; audiocraft and diffusion models on the static batch scheduler
+    (audiocraft's token loop generates a whole batch at once; a diffusion batch denoises one
+    latent length together). Blocking: run it off the event loop."""
     options = backend_options(settings)
     if settings.backend == "transformers":
         from composer.backends.transformers import TransformersBackend

@@ -69,6 +69,12 @@ class Composer:
         self._scheduler = scheduler
         self._limits = limits
 
+    @property
+    def max_duration_s(self) -> float:
+        """The service's cap, or the model's own where it is shorter."""
+        own = self._backend.max_duration_s
+        return self._limits.max_duration_s if own is None else min(own, self._limits.max_duration_s)
+
     def _check(self, request: ComposeRequest, melody: MelodyUpload | None) -> str:
         description = " ".join(request.description.split())
         if not description:
@@ -78,9 +84,14 @@ class Composer:
                 f"description: over {self._limits.max_description_chars} characters.",
                 code="description_too_long",
             )
-        if request.duration > self._limits.max_duration_s:
+        longest = self.max_duration_s
+        if request.duration > longest:
+            raise InvalidInput(f"duration: at most {longest:g} s.", code="duration_too_long")
+        if request.lyrics is not None and not self._backend.sings:
             raise InvalidInput(
-                f"duration: at most {self._limits.max_duration_s:g} s.", code="duration_too_long"
+                f"lyrics: {self._backend.name} does not sing; leave them out, or use a model "
+                "that sings.",
+                code="vocals_unsupported",
             )
         if melody is not None:
             if not self._backend.supports_melody:
@@ -115,12 +126,13 @@ class Composer:
             )
             clip = Melody(decoded.samples, decoded.sample_rate)
         params = request.to_params()
-        group = self._backend.batch_group(description)
+        song = request.song if self._backend.sings else None
+        group = self._backend.batch_group(description, song)
         total = self._backend.samples_for(params.duration_s)
         encoder = open_encoder(  # before the ticket: a format that fails to open queues nothing
             request.format, self._backend.sample_rate, self._backend.channels, total
         )
-        ticket = self._scheduler.submit(GenerationRequest(description, params, clip, group))
+        ticket = self._scheduler.submit(GenerationRequest(description, params, clip, group, song))
         headers = {
             "X-Sample-Rate": str(encoder.sample_rate),
             "X-Channels": str(self._backend.channels),

@@ -23,11 +23,12 @@ class ComposerSettings(BaseSettings):
     )
 
     # Model
-    backend: Literal["transformers", "audiocraft"] = Field(
-        "transformers", description="MusicGen implementation: transformers or audiocraft."
+    backend: Literal["transformers", "audiocraft", "diffusers"] = Field(
+        "transformers",
+        description="transformers or audiocraft (MusicGen), or diffusers (ACE-Step).",
     )
     model: str = Field(
-        "facebook/musicgen-small", description="Hub id or local folder of a MusicGen checkpoint."
+        "facebook/musicgen-small", description="Hub id or local folder of the checkpoint."
     )
     device: str = Field("cpu", description="Torch device: cpu, cuda, cuda:1 ...")
     dtype: Literal["float32", "float16", "bfloat16"] = Field(
@@ -58,6 +59,9 @@ class ComposerSettings(BaseSettings):
     )
     cuda_graphs: bool = Field(
         False, description="Capture the engine step in CUDA graphs (implies fixed shapes)."
+    )
+    diffusion_steps: int = Field(
+        8, ge=1, le=200, description="diffusers only: denoising steps per clip."
     )
     max_description_chars: int = Field(2000, ge=1, description="Longest description.")
     max_text_tokens: int = Field(

@@ -6,10 +6,11 @@ import secrets
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from composer.backends import GenerationParams
+from composer.backends import GenerationParams, Song
 from weavewave_common.protocol import NORMALIZE_DESCRIPTION, AudioFormat, Normalize
 
 SEED_MAX = 2**31 - 1
+LYRICS_MAX_CHARS = 4000
 
 
 class ComposeRequest(BaseModel):
@@ -28,6 +29,39 @@ class ComposeRequest(BaseModel):
     top_p: float = Field(0.0, ge=0, le=1, description="Nucleus sampling (0: off).")
     guidance: float = Field(3.0, ge=1, le=15, description="Classifier-free guidance scale.")
     normalize: Normalize = Field(Normalize.PEAK, description=NORMALIZE_DESCRIPTION)
+    lyrics: str | None = Field(
+        None,
+        max_length=LYRICS_MAX_CHARS,
+        description="Words to sing, with section tags ([verse], [chorus] …); singing models only.",
+    )
+    vocal_language: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$",
+        description="The lyrics' language (ISO 639 code, e.g. `en`, `fr`); singing models only.",
+    )
+    bpm: int | None = Field(None, ge=30, le=300, description="Tempo; singing models only.")
+    key: str | None = Field(
+        None, max_length=20, description="Key, e.g. `C major`; singing models only."
+    )
+    time_signature: str | None = Field(
+        None,
+        pattern=r"^[1-9][0-9]?/(1|2|4|8|16)$",
+        description="e.g. `4/4`; singing models only.",
+    )
+
+    @property
+    def song(self) -> Song | None:
+        """What a singing model is given; None when no song field was set."""
+        fields = (self.lyrics, self.vocal_language, self.bpm, self.key, self.time_signature)
+        if all(field is None for field in fields):
+            return None
+        return Song(
+            lyrics=(self.lyrics or "").replace("\r\n", "\n"),
+            vocal_language=self.vocal_language or "en",
+            bpm=self.bpm,
+            key=self.key,
+            time_signature=self.time_signature,
+        )
 
     def to_params(self) -> GenerationParams:
         """Frozen per-request params; a missing seed is drawn here so it can be reported."""

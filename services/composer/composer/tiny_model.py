@@ -9,12 +9,14 @@ Usage::
 
     python -m composer.tiny_model OUT_DIR [--preset tiny|small-shape] [--stereo] [--melody]
         [--hub-cache DIR] [--seed 1234]
+    python -m composer.tiny_model OUT_DIR --kind ace-step
 
 `--stereo` writes the musicgen-stereo layout: 8 codebooks (even ones the left channel, odd ones
 the right, each pair sharing a delay) over the same mono 4-codebook EnCodec. `--melody` writes
 musicgen-melody's (`MusicgenMelodyForConditionalGeneration`: 12 chroma bins read as a prefix of
 235 frames, the checkpoint's chroma extractor settings) and, into `--hub-cache`, the tiny demucs
-its melodies are separated with.
+its melodies are separated with. `--kind ace-step` builds a diffusion composer instead
+(`composer.tiny_diffusers`).
 """
 
 from __future__ import annotations
@@ -281,6 +283,7 @@ def _finish_melody(out: Path, tokenizer: Any, seed: int, hub_cache: Path | None)
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
+    parser.add_argument("--kind", choices=["musicgen", "ace-step"], default="musicgen")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--stereo", action="store_true", help="the musicgen-stereo layout")
     parser.add_argument("--melody", action="store_true", help="the musicgen-melody layout")
@@ -288,6 +291,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=1234)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if args.kind != "musicgen":
+        from composer.tiny_diffusers import BUILDERS
+
+        BUILDERS[args.kind](args.out, args.seed)
+        return
     build(args.out, args.preset, args.seed, args.stereo, args.melody, args.hub_cache)
 
 

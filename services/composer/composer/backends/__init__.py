@@ -36,12 +36,28 @@ class Melody:
 
 
 @dataclass(frozen=True)
+class Song:
+    """What a singing model sings, and the metadata it is conditioned on (all optional)."""
+
+    lyrics: str = ""
+    """The words, with section tags ([verse], [chorus] …); empty: instrumental."""
+    vocal_language: str = "en"
+    bpm: int | None = None
+    key: str | None = None
+    """e.g. `C major`."""
+    time_signature: str | None = None
+    """e.g. `4/4`."""
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     description: str
     params: GenerationParams
     melody: Melody | None = None
     batch_group: int | None = None
     """Rows share a batch only within one group (`MusicBackend.batch_group`)."""
+    song: Song | None = None
+    """Lyrics and song metadata, for models that sing (`ModelInfo.sings`)."""
 
 
 class BatchSink(Protocol):
@@ -72,11 +88,19 @@ class ModelInfo(Protocol):
     @property
     def supports_melody(self) -> bool: ...
 
+    @property
+    def sings(self) -> bool:
+        """Whether the model sings lyrics (`GenerationRequest.song`)."""
+
+    @property
+    def max_duration_s(self) -> float | None:
+        """The longest clip the model can make (None: no limit of its own)."""
+
     def samples_for(self, seconds: float) -> int:
         """Samples per channel that a request for `seconds` of audio yields (whole frames)."""
 
-    def batch_group(self, description: str) -> int | None:
-        """Which rows `description` may share a batch with without changing each other's audio
+    def batch_group(self, description: str, song: Song | None = None) -> int | None:
+        """Which rows a request may share a batch with without changing each other's audio
         (None: any). A model that attends its batch's text padding must group by length."""
 
 
@@ -105,14 +129,23 @@ class BackendOptions:
     """Codes decoded before each chunk so the codec's state is warm (cost stays linear)."""
     melody_stems: bool = True
     """Melody checkpoints (transformers): chroma of the melody's non-drum stems (demucs)."""
+    diffusion_steps: int = 8
+    """Denoising steps of a diffusion model (ACE-Step turbo is distilled for 8)."""
 
 
 def load_backend(options: BackendOptions) -> MusicBackend:
-    """Instantiate a batch backend (audiocraft; imported lazily: it pulls in torch). The
-    transformers model is served by the engine instead (`composer.backends.transformers`)."""
+    """Instantiate a batch backend (audiocraft or diffusers; imported lazily: they pull in
+    torch). The transformers model is served by the engine instead
+    (`composer.backends.transformers`)."""
+    backend: MusicBackend
     if options.kind == "audiocraft":
         from composer.backends.audiocraft import AudiocraftBackend
 
-        backend: MusicBackend = AudiocraftBackend.load(options)
+        backend = AudiocraftBackend.load(options)
         return backend
-    raise ValueError(f"unknown batch backend {options.kind!r}: expected audiocraft")
+    if options.kind == "diffusers":
+        from composer.backends.diffusion import load_pipeline_backend
+
+        backend = load_pipeline_backend(options)
+        return backend
+    raise ValueError(f"unknown batch backend {options.kind!r}: expected audiocraft or diffusers")

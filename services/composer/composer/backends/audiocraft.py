@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from composer.backends import BackendOptions, BatchSink, Melody
+from composer.backends import BackendOptions, BatchSink, Melody, Song
 from composer.backends.sampling import module_device, sample
 from composer.backends.streaming import RowState, undelay
 from composer.backends.windowed import Window, WindowedBackend
@@ -57,10 +57,18 @@ class AudiocraftBackend(WindowedBackend):
         return int(self._model.audio_channels)
 
     @property
+    def sings(self) -> bool:
+        return False
+
+    @property
+    def max_duration_s(self) -> float | None:
+        return None
+
+    @property
     def supports_melody(self) -> bool:
         return "self_wav" in self._model.lm.condition_provider.conditioners
 
-    def batch_group(self, description: str) -> int | None:
+    def batch_group(self, description: str, song: Song | None = None) -> int | None:
         """The description's length in T5 tokens. audiocraft pads a batch's texts to the longest
         and its attention does not mask the padding (as in training), so a shorter text would
         sound different batched than alone; texts of one length never pad each other."""

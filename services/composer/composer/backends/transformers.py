@@ -9,7 +9,7 @@ wrongly: codebooks that do not fit the codec); generation is the continuous-batc
 
 from __future__ import annotations
 
-from composer.backends import BackendOptions
+from composer.backends import BackendOptions, Song
 from composer.chroma import ChromaExtractor, ChromaSettings, StemSeparator
 from composer.engine.conditions import Conditioner
 from composer.engine.core import EngineCore
@@ -66,11 +66,19 @@ class TransformersBackend:
         return self.model.channels
 
     @property
+    def sings(self) -> bool:
+        return False
+
+    @property
+    def max_duration_s(self) -> float | None:
+        return None
+
+    @property
     def supports_melody(self) -> bool:
         return self.model.melody
 
     def samples_for(self, seconds: float) -> int:
         return self.geometry.frames(seconds) * self.geometry.hop
 
-    def batch_group(self, description: str) -> int | None:
+    def batch_group(self, description: str, song: Song | None = None) -> int | None:
         return None
