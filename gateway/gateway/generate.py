@@ -29,6 +29,7 @@ from gateway.protocol import (
     OutputFormat,
 )
 from gateway.relay import relay
+from gateway.song import song_fields
 from gateway.uploads import ParsedForm, UploadLimits, parse_multipart
 from gateway.upstream import CaptionerClient, ComposerClient
 from weavewave_common.errors import InvalidInput
@@ -81,6 +82,12 @@ def _wants_song(form: ParsedForm) -> bool:
     lyrics = form.fields.get("lyrics")
     vocals = form.fields.get("vocals", "").strip().lower() in ("true", "1", "yes", "on")
     return vocals or bool(lyrics and lyrics.strip())
+
+
+def _own_lyrics(form: ParsedForm) -> dict[str, str]:
+    """The user's own lyrics as the composer's song field (none when absent or blank)."""
+    lyrics = form.fields.get("lyrics", "")
+    return {"lyrics": lyrics} if lyrics.strip() else {}
 
 
 DESCRIBE_FIELDS = ("prompt", "vocals", "lyrics")
@@ -208,8 +215,10 @@ class Generator:
         request_id: str,
         use_melody: bool,
         extra_headers: dict[str, str],
+        song: dict[str, str] | None = None,
     ) -> AudioStream:
         fields = {
+            **(song or {}),
             "description": description,
             "duration": f"{duration:g}",
             # muxed music stays lossless until it goes into the video
@@ -256,11 +265,14 @@ class Generator:
         given = form.fields.get("description", "").strip()
         plan = await self._audio_plan(form, knobs, describing=not given)
         heard = False
+        song: dict[str, str] = {}
         if given:
             description, headers = given, {DESCRIPTION_HEADER: quote(given, safe="")}
             video_s = await _video_seconds(form) if knobs.duration == "auto" else None
+            song = _own_lyrics(form)
         else:
             brief = await self.describe(form, request_id, hear=plan.hear)
+            song = song_fields(brief)
             description = brief.description
             video_s = brief.media.video.duration_s if brief.media.video else None
             heard = brief.media.audio is not None and brief.media.audio.used
@@ -274,7 +286,7 @@ class Generator:
         headers[AUDIO_USE_HEADER] = audio_use_header(has_audio, heard, plan.melody)
         duration = self._duration(knobs, video_s)
         return await self._compose(
-            form, description, knobs, duration, request_id, plan.melody, headers
+            form, description, knobs, duration, request_id, plan.melody, headers, song
         )
 
     async def check_song(self, form: ParsedForm) -> None:
@@ -318,6 +330,7 @@ class Generator:
         if not description.strip():
             raise InvalidInput("description: required.", code="empty_description")
         duration = self._duration(knobs, None)
+        await self.check_song(form)
         plan = await self._audio_plan(form, knobs, describing=False)
         if form.by_field("audio") and knobs.audio_use is AudioUse.AUTO and not plan.melody:
             raise InvalidInput(
@@ -335,4 +348,5 @@ class Generator:
                 DESCRIPTION_HEADER: quote(description, safe=""),
                 AUDIO_USE_HEADER: audio_use_header(bool(form.by_field("audio")), False, melody),
             },
+            _own_lyrics(form),
         )

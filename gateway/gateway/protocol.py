@@ -109,4 +109,9 @@ class ComposeForm(Knobs):
     """`POST /compose`: music from a description alone (skips the captioner)."""
 
     description: str = Field(description="What the music should sound like.")
+    lyrics: str | None = Field(
+        None,
+        description="Words to sing, as written (composers that sing only: `GET /models` says); "
+        "section tags such as [verse] and [chorus] on their own lines.",
+    )
     audio: bytes | None = Field(None, description="A melody (melody models only).")

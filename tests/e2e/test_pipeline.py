@@ -266,6 +266,7 @@ def test_a_song_brief_keeps_the_users_lyrics_and_a_composer_that_cannot_sing_say
         ("/generate", {"prompt": "a rainy walk", "vocals": "true", "duration": 1}),
         ("/generate", {"lyrics": LYRICS, "duration": 1}),
         ("/jobs", {"lyrics": LYRICS, "duration": 1}),
+        ("/compose", {"description": "a rainy walk", "lyrics": LYRICS, "duration": 1}),
     ):
         refused = post(stack, path, fields)
         assert refused.status_code == 422, (path, refused.text)
