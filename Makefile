@@ -18,6 +18,7 @@ TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS
 help:
 	@echo "make demo         run the whole pipeline on this machine and write out/demo.wav"
 	@echo "make up           serve the three services on this machine until Ctrl-C"
+	@echo "                  (COMPOSERS=musicgen,ace-step adds the song composer)"
 	@echo "make install      create .venv/{captioner,composer,gateway} from their lock files (idempotent)"
 	@echo "make test         lint, type-check and run the whole test suite"
 	@echo "make test-reliability  hostile inputs, faults, contract fuzzing and load only"

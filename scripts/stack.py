@@ -9,6 +9,9 @@ The default models are the real small ones (Qwen/Qwen2.5-VL-3B-Instruct, faceboo
 override with CAPTIONER_MODEL / COMPOSER_MODEL). When one cannot be fetched (offline, no hub
 access), this says so plainly, builds the tiny random model of the same architecture, and
 carries on: every code path is the real one, but the brief is gibberish and the music is noise.
+
+COMPOSERS=musicgen,ace-step adds the song composer (ACE-Step, :8003; ACE_STEP_MODEL overrides
+its checkpoint) and names both for the gateway, the first the default.
 """
 
 from __future__ import annotations
@@ -33,9 +36,23 @@ sys.path.insert(0, str(REPO))
 
 from weavewave_common.supervise import run_service  # noqa: E402
 
-DEFAULTS = {"captioner": "Qwen/Qwen2.5-VL-3B-Instruct", "composer": "facebook/musicgen-small"}
-TINY = {"captioner": REPO / "models/tiny-qwen2.5-vl", "composer": REPO / "models/tiny-musicgen"}
-PORTS = {"captioner": 8001, "composer": 8002, "gateway": 8000}
+DEFAULTS = {
+    "captioner": "Qwen/Qwen2.5-VL-3B-Instruct",
+    "composer": "facebook/musicgen-small",
+    "ace-step": "ACE-Step/acestep-v15-xl-turbo-diffusers",
+}
+TINY = {
+    "captioner": REPO / "models/tiny-qwen2.5-vl",
+    "composer": REPO / "models/tiny-musicgen",
+    "ace-step": REPO / "models/tiny-ace-step",
+}
+MODEL_VARIABLES = {"captioner": "CAPTIONER_MODEL", "composer": "COMPOSER_MODEL"}
+MODEL_VARIABLES["ace-step"] = "ACE_STEP_MODEL"
+TINY_BUILDS = {"ace-step": ["--kind", "ace-step"]}
+SERVICE_OF = {"captioner": "captioner", "composer": "composer", "ace-step": "composer"}
+PORTS = {"captioner": 8001, "composer": 8002, "ace-step": 8003, "gateway": 8000}
+COMPOSER_NAMES = {"musicgen": "composer", "ace-step": "ace-step"}
+"""COMPOSERS' names -> the model they serve."""
 LOGS = REPO / "out" / "logs"
 
 
@@ -69,35 +86,50 @@ def fetchable(service: str, model: str) -> str | None:
     return lines[-1][:200] if lines else f"exit code {result.returncode}"
 
 
-def choose_model(service: str) -> tuple[str, bool]:
-    """(model, is_tiny) for a service, falling back to the tiny model with a plain message."""
-    model = os.environ.get(f"{service.upper()}_MODEL", DEFAULTS[service])
+def choose_model(tier: str) -> tuple[str, bool]:
+    """(model, is_tiny) for a tier, falling back to the tiny model with a plain message."""
+    service = SERVICE_OF[tier]
+    model = os.environ.get(MODEL_VARIABLES[tier], DEFAULTS[tier])
     reason = fetchable(service, model)
     if reason is None:
-        return model, Path(model).resolve() == TINY[service].resolve()
-    say(f"{service}: could not load {model} ({reason}).")
+        return model, Path(model).resolve() == TINY[tier].resolve()
+    say(f"{tier}: could not load {model} ({reason}).")
     say(
-        f"{service}: using a tiny random model of the same architecture instead; "
+        f"{tier}: using a tiny random model of the same architecture instead; "
         "it runs every real code path but was never trained."
     )
-    if not (TINY[service] / "config.json").exists():
-        say(f"{service}: building {TINY[service].relative_to(REPO)} ...")
-        subprocess.run(
-            [python_of(service), "-m", f"{service}.tiny_model", str(TINY[service])],
-            check=True,
-            capture_output=True,
-        )
-    return str(TINY[service]), True
+    if not TINY[tier].is_dir():
+        say(f"{tier}: building {TINY[tier].relative_to(REPO)} ...")
+        build = [python_of(service), "-m", f"{service}.tiny_model", str(TINY[tier])]
+        subprocess.run([*build, *TINY_BUILDS.get(tier, [])], check=True, capture_output=True)
+    return str(TINY[tier]), True
+
+
+def composers() -> list[str]:
+    """The composers asked for with COMPOSERS (default: MusicGen alone)."""
+    names = [n.strip() for n in os.environ.get("COMPOSERS", "").split(",") if n.strip()]
+    unknown = [n for n in names if n not in COMPOSER_NAMES]
+    if unknown:
+        raise SystemExit(f"weavewave: COMPOSERS: unknown {unknown}; known: musicgen, ace-step")
+    return names or ["musicgen"]
 
 
 def start(exits: ExitStack) -> tuple[str, bool]:
-    """Start the three services; returns the gateway URL and whether any model is tiny."""
+    """Start the services; returns the gateway URL and whether any model is tiny."""
     LOGS.mkdir(parents=True, exist_ok=True)
-    captioner, tiny_captioner = choose_model("captioner")
-    composer, tiny_composer = choose_model("composer")
-    offline = {"HF_HUB_OFFLINE": "1"} if tiny_captioner and tiny_composer else {}
+    named = composers()
+    tiers = ["captioner", *(COMPOSER_NAMES[name] for name in named)]
+    chosen = {tier: choose_model(tier) for tier in tiers}
+    all_tiny = all(tiny for _, tiny in chosen.values())
+    offline = {"HF_HUB_OFFLINE": "1"} if all_tiny else {}
     cpu = {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "VLLM_NO_USAGE_STATS": "1", **offline}
-    envs = {
+    captioner, tiny_captioner = chosen["captioner"]
+    gateway: dict[str, str] = {"GATEWAY_LOG_JSON": "false"}
+    if len(named) > 1:
+        gateway["GATEWAY_COMPOSERS"] = ",".join(
+            f"{name}=http://127.0.0.1:{PORTS[COMPOSER_NAMES[name]]}" for name in named
+        )
+    envs: dict[str, dict[str, str]] = {
         "captioner": {
             "CAPTIONER_MODEL": captioner,
             "CAPTIONER_ENFORCE_EAGER": "true",
@@ -106,24 +138,29 @@ def start(exits: ExitStack) -> tuple[str, bool]:
             "CAPTIONER_MAX_MODEL_LEN": "4096" if tiny_captioner else "8192",
             **cpu,
         },
-        "composer": {"COMPOSER_MODEL": composer, "COMPOSER_LOG_JSON": "false", **cpu},
-        "gateway": {"GATEWAY_LOG_JSON": "false"},
+        "gateway": gateway,
     }
-    for service in ("captioner", "composer", "gateway"):
-        say(f"starting the {service} (log: {(LOGS / service).relative_to(REPO)}.log) ...")
-        env = {**envs[service], f"{service.upper()}_PORT": str(PORTS[service])}
-        timeout = 300 if service == "gateway" or (tiny_captioner and tiny_composer) else 1800
+    for tier in tiers[1:]:
+        model = chosen[tier][0]
+        envs[tier] = {"COMPOSER_MODEL": model, "COMPOSER_LOG_JSON": "false", **cpu}
+        if tier == "ace-step":
+            envs[tier]["COMPOSER_BACKEND"] = "diffusers"
+    for tier in [*tiers, "gateway"]:
+        service = SERVICE_OF.get(tier, tier)
+        say(f"starting the {tier} (log: {(LOGS / tier).relative_to(REPO)}.log) ...")
+        env = {**envs[tier], f"{service.upper()}_PORT": str(PORTS[tier])}
+        timeout = 300 if tier == "gateway" or all_tiny else 1800
         exits.enter_context(
             run_service(
                 service,
                 env,
-                LOGS / f"{service}.log",
-                PORTS[service],
+                LOGS / f"{tier}.log",
+                PORTS[tier],
                 ready_timeout_s=timeout,
                 python=python_of(service),
             )
         )
-    return f"http://127.0.0.1:{PORTS['gateway']}", tiny_captioner or tiny_composer
+    return f"http://127.0.0.1:{PORTS['gateway']}", any(tiny for _, tiny in chosen.values())
 
 
 def sample_image() -> bytes:
@@ -211,7 +248,7 @@ def main() -> None:
             demo(url, tiny)
             say("stopping the services ...")
             return
-        say("serving; press Ctrl-C to stop all three.")
+        say("serving; press Ctrl-C to stop them all.")
         stop = threading.Event()
         # Explicit handlers: a shell starts background jobs with SIGINT ignored, and a service
         # manager stops with SIGTERM; either way the three services must be stopped.

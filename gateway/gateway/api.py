@@ -136,17 +136,45 @@ async def compose(
     return await _audio(request, generator, capacity, ComposeForm, generator.compose)
 
 
+class ServedComposer(BaseModel):
+    """One composer a request can name with `model`."""
+
+    name: str = Field(description="What `model` says to use it.")
+    model: str | None = Field(description="Its model (null: not answering).")
+    sings: bool = Field(description="It sings lyrics.")
+    takes_melody: bool = Field(description="It follows an audio clip as a melody.")
+    sample_rate: int | None = Field(description="Hz (null: not answering).")
+    channels: int | None = Field(description="1 or 2 (null: not answering).")
+    max_duration_s: float | None = Field(description="Its longest clip (null: not answering).")
+
+
 class ServedModels(BaseModel):
     """The models behind the API now, and what they can do with an audio upload."""
 
     captioner: str | None = Field(description="The captioner's model (null: not answering).")
-    composer: str | None = Field(description="The composer's model (null: not answering).")
+    composer: str | None = Field(description="The default composer's model (null: not answering).")
+    composers: list[ServedComposer] = Field(
+        description="Every composer by name, the default first."
+    )
     captioner_hears_audio: bool = Field(description="An audio clip is heard when describing.")
     composer_takes_melody: bool = Field(description="An audio clip can be followed as a melody.")
     composer_sings: bool = Field(description="Songs with vocals and lyrics can be composed.")
     audio_uses: list[AudioUse] = Field(
         description="The `audio_use` values the served models honour besides `auto` and "
         "`ignore` (which always work)."
+    )
+
+
+def served_composer(name: str, card: dict[str, Any] | None) -> ServedComposer:
+    card = card or {}
+    return ServedComposer(
+        name=name,
+        model=card.get("name"),
+        sings=bool(card.get("sings")),
+        takes_melody=bool(card.get("supports_melody")),
+        sample_rate=card.get("sample_rate"),
+        channels=card.get("channels"),
+        max_duration_s=card.get("max_duration_s"),
     )
 
 
@@ -160,9 +188,11 @@ async def list_models(generator: GeneratorDep) -> ServedModels:
     captioner, composer = await generator.served()
     hears = bool(captioner and captioner.get("hears_audio"))
     melody = bool(composer and composer.get("supports_melody"))
+    cards = await generator.composers.cards()
     return ServedModels(
         captioner=captioner.get("name") if captioner else None,
         composer=composer.get("name") if composer else None,
+        composers=[served_composer(name, card) for name, card in cards.items()],
         captioner_hears_audio=hears,
         composer_takes_melody=melody,
         composer_sings=bool(composer and composer.get("sings")),

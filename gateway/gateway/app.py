@@ -16,6 +16,7 @@ from fastapi.staticfiles import StaticFiles
 from gateway import api
 from gateway.access import AccessControl
 from gateway.capacity import Capacity
+from gateway.composers import DEFAULT_NAME, Composers, parse_composers
 from gateway.config import GatewaySettings
 from gateway.deps import GatewayState, Jobs
 from gateway.generate import Generator
@@ -56,10 +57,13 @@ def upload_limits(settings: GatewaySettings) -> UploadLimits:
     )
 
 
-def replica_pool(settings: GatewaySettings, tier: str) -> ReplicaPool:
-    """A tier's replicas from the settings: its URL list, else its one URL (a headless
-    Service name stands for every address it resolves to when `resolve_replicas` is on)."""
-    urls, url, read_s = {
+def replica_pool(
+    settings: GatewaySettings, tier: str, urls: list[str] | None = None
+) -> ReplicaPool:
+    """A tier's replicas from the settings: `urls`, else its URL list, else its one URL (a
+    headless Service name stands for every address it resolves to when `resolve_replicas` is
+    on)."""
+    listed, url, read_s = {
         "captioner": (settings.captioner_urls, settings.captioner_url, settings.describe_timeout_s),
         "composer": (settings.composer_urls, settings.composer_url, settings.compose_timeout_s),
     }[tier]
@@ -68,7 +72,15 @@ def replica_pool(settings: GatewaySettings, tier: str) -> ReplicaPool:
     def client(base_url: str) -> httpx.AsyncClient:
         return httpx.AsyncClient(base_url=base_url, timeout=timeout, limits=UPSTREAM_POOL)
 
-    return ReplicaPool(tier, urls or [url], client, resolve=settings.resolve_replicas)
+    return ReplicaPool(tier, urls or listed or [url], client, resolve=settings.resolve_replicas)
+
+
+def composer_pools(settings: GatewaySettings) -> dict[str, ReplicaPool]:
+    """One replica pool per named composer (`GATEWAY_COMPOSERS`), else the one composer."""
+    named = parse_composers(settings.composers)
+    if not named:
+        return {DEFAULT_NAME: replica_pool(settings, "composer")}
+    return {name: replica_pool(settings, "composer", [url]) for name, url in named.items()}
 
 
 def create_app(settings: GatewaySettings) -> FastAPI:
@@ -78,8 +90,11 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[GatewayState]:
         async with AsyncExitStack() as stack:
-            for tier in ("captioner", "composer"):
-                pool = pools[tier] = replica_pool(settings, tier)
+            composers = composer_pools(settings)
+            pools["captioner"] = replica_pool(settings, "captioner")
+            for name, composer in composers.items():
+                pools["composer" if name == DEFAULT_NAME else f"composer {name}"] = composer
+            for pool in pools.values():
                 stack.push_async_callback(pool.aclose)
                 await pool.refresh()
                 watcher = asyncio.create_task(pool.watch(settings.replica_check_s))
@@ -88,7 +103,12 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 CaptionerClient(
                     pools["captioner"], settings.describe_retries, settings.describe_timeout_s
                 ),
-                ComposerClient(pools["composer"], settings.compose_timeout_s),
+                Composers(
+                    {
+                        name: ComposerClient(pool, settings.compose_timeout_s)
+                        for name, pool in composers.items()
+                    }
+                ),
                 upload_limits(settings),
                 settings.max_duration_s,
                 settings.default_duration_s,

@@ -31,6 +31,11 @@ class GatewaySettings(BaseSettings):
     composer_urls: CommaList = Field(
         default_factory=list, description="Composer replicas, comma-separated (overrides the URL)."
     )
+    composers: CommaList = Field(
+        default_factory=list,
+        description="Composers by name, `name=url` comma-separated, the first the default "
+        "(empty: one, `default`, at the composer URL).",
+    )
     resolve_replicas: bool = Field(
         False, description="Each upstream name stands for every address it resolves to."
     )
@@ -110,6 +115,7 @@ class GatewaySettings(BaseSettings):
         "webhook_allowed_hosts",
         "captioner_urls",
         "composer_urls",
+        "composers",
         mode="before",
     )
     @classmethod

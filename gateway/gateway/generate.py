@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from gateway import metrics
 from gateway.audio_use import AudioPlan, audio_use_header, plan_audio
+from gateway.composers import Composers
 from gateway.mux import mux_soundtrack, video_seconds
 from gateway.protocol import (
     AUDIO_USE_HEADER,
@@ -31,7 +32,7 @@ from gateway.protocol import (
 from gateway.relay import relay
 from gateway.song import song_fields
 from gateway.uploads import ParsedForm, UploadLimits, parse_multipart
-from gateway.upstream import CaptionerClient, ComposerClient
+from gateway.upstream import CaptionerClient
 from weavewave_common.errors import InvalidInput
 from weavewave_common.protocol import AudioFormat, MusicBrief, Normalize
 from weavewave_common.threads import run_to_the_end
@@ -140,13 +141,13 @@ class Generator:
     def __init__(
         self,
         captioner: CaptionerClient,
-        composer: ComposerClient,
+        composers: Composers,
         limits: UploadLimits,
         max_duration_s: float,
         default_duration_s: float,
     ) -> None:
         self._captioner = captioner
-        self._composer = composer
+        self.composers = composers
         self._limits = limits
         self._max_duration_s = max_duration_s
         self._default_duration_s = default_duration_s
@@ -160,6 +161,7 @@ class Generator:
     def check(self, form: ParsedForm) -> None:
         """Refuse now what `generate` would refuse later (jobs check on submit)."""
         knobs = _knobs(form.fields)
+        self.composers.pick(knobs.model)
         if knobs.mux and not form.by_field("video"):
             raise InvalidInput("mux: needs a video.", code="mux_without_video")
         if knobs.duration not in (None, "", "auto"):
@@ -234,7 +236,8 @@ class Generator:
             fields["seed"] = str(knobs.seed)
         melody = form.by_field("audio")[0] if use_melody and form.by_field("audio") else None
         started = time.perf_counter()
-        response = await self._composer.open_stream(fields, melody, request_id)
+        composer = self.composers.pick(knobs.model)
+        response = await composer.open_stream(fields, melody, request_id)
         metrics.UPSTREAM_SECONDS.labels("composer").observe(time.perf_counter() - started)
         headers = {k: v for k, v in response.headers.items() if k.lower() in PASSED_ON}
         headers.update(extra_headers)
@@ -261,6 +264,7 @@ class Generator:
             knobs = knobs.model_copy(update={"duration": "auto"})  # the music fits the video
         if knobs.duration not in (None, "", "auto"):
             self._duration(knobs, None)  # refuse a bad duration before spending the captioner
+        self.composers.pick(knobs.model)  # an unknown model is refused before any work
         await self.check_song(form)
         given = form.fields.get("description", "").strip()
         plan = await self._audio_plan(form, knobs, describing=not given)
@@ -294,13 +298,20 @@ class Generator:
         work is spent (jobs check on submit)."""
         if not _wants_song(form):
             return
-        card = await self._composer.model.get()
+        knobs = _knobs(form.fields)
+        card = await self.composers.pick(knobs.model).model.get()
         if card is not None and card.get("sings"):
             return
         name = card.get("name", "the composer") if card else "the composer"
+        singers = await self.composers.singers()
+        instead = (
+            f"pick one that does with `model` ({', '.join(singers)})"
+            if singers
+            else "and no served model can; leave them out for instrumental music, or use "
+            "/describe to write the lyrics"
+        )
         raise InvalidInput(
-            f"vocals/lyrics: the served composer ({name}) does not sing, and no served model "
-            "can; leave them out for instrumental music, or use /describe to write the lyrics.",
+            f"vocals/lyrics: the composer ({name}) does not sing; {instead}.",
             code="vocals_unsupported",
         )
 
@@ -310,7 +321,7 @@ class Generator:
         has_audio = bool(form.by_field("audio"))
         if not has_audio or knobs.audio_use is AudioUse.IGNORE:
             return plan_audio(knobs.audio_use, has_audio, False, False)
-        takes_melody = await self._composer.supports_melody()
+        takes_melody = await self.composers.pick(knobs.model).supports_melody()
         # auto asks the captioner to hear: one that cannot reports the clip unheard
         can_hear = describing and (
             knobs.audio_use is AudioUse.AUTO or await self._captioner.hears_audio()
@@ -319,7 +330,7 @@ class Generator:
 
     async def served(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The captioner's and the composer's model cards (None where one does not answer)."""
-        return await self._captioner.model.get(), await self._composer.model.get()
+        return await self._captioner.model.get(), await self.composers.pick(None).model.get()
 
     async def compose(self, form: ParsedForm, request_id: str) -> AudioStream:
         """Text (and optionally a melody) straight to the composer."""

@@ -40,6 +40,11 @@ class AudioUse(StrEnum):
 class Knobs(BaseModel):
     """Generation settings shared by /generate and /compose (multipart text fields)."""
 
+    model: str | None = Field(
+        None,
+        max_length=64,
+        description="The composer, by name (`GET /models` lists them; default: the first).",
+    )
     duration: str | None = Field(
         None, description="Seconds of audio, or `auto` for the video's length (capped)."
     )

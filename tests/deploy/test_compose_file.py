@@ -81,10 +81,30 @@ def test_health_wiring(services: dict[str, Any]) -> None:
     for name in ("captioner", "composer", "gateway"):
         assert services[name]["healthcheck"]["test"]
     depends = services["gateway"]["depends_on"]
-    assert {name: d["condition"] for name, d in depends.items()} == {
-        "captioner": "service_healthy",
-        "composer": "service_healthy",
+    assert {name: (d["condition"], d["required"]) for name, d in depends.items()} == {
+        "captioner": ("service_healthy", True),
+        "composer": ("service_healthy", True),
+        "composer-songs": ("service_healthy", False),  # only with the songs profile
     }
+
+
+def test_the_songs_profile_adds_the_song_composer_on_its_own_gpu() -> None:
+    assert "composer-songs" not in json.loads(config("--format", "json").stdout)["services"]
+    named = "musicgen=http://composer:8002,ace-step=http://composer-songs:8002"
+    result = subprocess.run(
+        [str(compose_binary()), "-f", str(REPO / "docker-compose.yml"), "--profile", "songs"]
+        + ["config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "WEAVEWAVE_API_KEYS": "k1", "WEAVEWAVE_COMPOSERS": named},
+    )
+    assert result.returncode == 0, result.stderr
+    services = json.loads(result.stdout)["services"]
+    songs = services["composer-songs"]
+    assert gpus(songs) == {"2"} and songs["healthcheck"]["test"]
+    assert songs["environment"]["COMPOSER_BACKEND"] == "diffusers"
+    assert services["gateway"]["environment"]["GATEWAY_COMPOSERS"] == named
 
 
 def test_only_the_gateway_is_published_and_nothing_runs_privileged(

@@ -4,16 +4,20 @@ to the composer, which sings them in 48 kHz stereo, on `/generate` and on jobs."
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from urllib.parse import unquote
 
+import av
 import httpx
 import pytest
 
 from tests.e2e.conftest import Stack, venv_python
 from tests.e2e.jobs import jobs_gateway, seconds_of, submit, wait_for
+from tests.e2e.test_studio import SHOTS, studio_page
 from weavewave_common.supervise import RunningService, free_port, run_service
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
@@ -89,3 +93,68 @@ def test_compose_with_lyrics_and_a_job_both_sing(song_gateway: str) -> None:
     audio = httpx.get(f"{song_gateway}/jobs/{done['id']}/audio", timeout=60)
     assert audio.status_code == 200
     assert abs(seconds_of(audio.content) - 1.0) < 0.02
+
+
+@pytest.fixture(scope="module")
+def two_composers(
+    stack: Stack, song_composer: RunningService, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A gateway knowing MusicGen (the stack's, the default) and ACE-Step by name."""
+    named = f"musicgen={stack.composer.url},ace-step={song_composer.url}"
+    jobs = tmp_path_factory.mktemp("jobs")
+    with jobs_gateway(stack, jobs, GATEWAY_COMPOSERS=named) as gateway:
+        yield gateway.url
+
+
+def test_each_request_picks_its_composer_by_name(two_composers: str) -> None:
+    served = httpx.get(f"{two_composers}/models").json()
+    assert [c["name"] for c in served["composers"]] == ["musicgen", "ace-step"]
+    musicgen, ace_step = served["composers"]
+    assert not musicgen["sings"] and musicgen["sample_rate"] == 32000
+    assert ace_step["sings"] and ace_step["sample_rate"] == 48000 and ace_step["channels"] == 2
+    assert served["composer_sings"] is False  # the default's
+    given = {"description": "folk ballad", "duration": "1", "seed": "3"}
+    plain = httpx.post(f"{two_composers}/compose", data=given, timeout=120)
+    assert plain.status_code == 200 and plain.headers["x-sample-rate"] == "32000"
+    sung = httpx.post(
+        f"{two_composers}/compose", data={**given, "model": "ace-step", "lyrics": LYRICS}
+    )
+    assert sung.status_code == 200, sung.text
+    assert sung.headers["x-channels"] == "2" and sung.headers["x-sample-rate"] == "48000"
+    refused = httpx.post(f"{two_composers}/generate", data={"lyrics": LYRICS, "duration": "1"})
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "vocals_unsupported"
+    assert "ace-step" in refused.json()["error"]["message"]  # the one that can
+    unknown = httpx.post(f"{two_composers}/compose", data={**given, "model": "nope"})
+    assert unknown.status_code == 422
+    error = unknown.json()["error"]
+    assert error["code"] == "unknown_model" and "musicgen, ace-step" in error["message"]
+    job = submit(two_composers, {"prompt": "rain", "lyrics": LYRICS, "model": "ace-step"})
+    done = wait_for(two_composers, job["id"], {"done", "failed"})
+    assert done["state"] == "done", done
+    refused_job = httpx.post(f"{two_composers}/jobs", data={"prompt": "rain", "model": "nope"})
+    assert refused_job.status_code == 422
+
+
+def test_the_studio_picks_the_song_composer_and_sings(two_composers: str, tmp_path: Path) -> None:
+    with studio_page(two_composers) as page:
+        page.wait_for_selector("#model-box:not([hidden])", timeout=30_000)
+        options = page.eval_on_selector_all("#model option", "os => os.map(o => o.value)")
+        assert options == ["musicgen", "ace-step"]
+        page.select_option("#model", "ace-step")
+        page.fill("#prompt", "a rainy walk")
+        page.fill("#lyrics", LYRICS)
+        page.fill("#duration", "2")
+        page.fill("#seed", "5")
+        page.click("#compose")
+        page.wait_for_selector("#download:not([hidden])", timeout=180_000)
+        assert page.inner_text("#status").startswith("done")
+        page.screenshot(path=str(SHOTS / "studio-song.png"), full_page=True)
+        with page.expect_download() as download:
+            page.click("#download")
+        saved = tmp_path / "song.wav"
+        download.value.save_as(saved)
+    with av.open(io.BytesIO(saved.read_bytes()), mode="r") as container:
+        stream = container.streams.audio[0]
+        assert (stream.rate, stream.codec_context.channels) == (48000, 2)
+    assert abs(seconds_of(saved.read_bytes()) - 2.0) < 0.02

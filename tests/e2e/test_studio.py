@@ -8,6 +8,7 @@ import io
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def page(stack: Stack) -> Iterator[Any]:
+@contextmanager
+def studio_page(url: str) -> Iterator[Any]:
+    """The studio at `url` in headless Chromium (skipped where there is none, outside CI)."""
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     if chromium is None:
         if os.environ.get("CI"):
@@ -49,9 +51,15 @@ def page(stack: Stack) -> Iterator[Any]:
             accept_downloads=True, viewport={"width": 1000, "height": 1300}
         )
         page = context.new_page()
-        page.goto(f"{stack.gateway.url}/")
+        page.goto(f"{url}/")
         yield page
         browser.close()
+
+
+@pytest.fixture(scope="module")
+def page(stack: Stack) -> Iterator[Any]:
+    with studio_page(stack.gateway.url) as opened:
+        yield opened
 
 
 def test_picture_and_words_to_music_that_plays_and_downloads(page: Any, tmp_path: Path) -> None:

@@ -87,8 +87,28 @@ function jobForm() {
   form.append("guidance", $("guidance").value);
   form.append("temperature", $("temperature").value);
   if (video && $("mux").checked) form.append("mux", "true");
+  if ($("model").value) form.append("model", $("model").value);
   songFields(form);
   return form;
+}
+
+async function offerComposers() {
+  // A choice of composer only where the service has more than one (GET /models). Asked at
+  // load and again once an API key is typed (a service with keys answers 401 before).
+  if ($("model-box").dataset.loaded) return;
+  try {
+    const served = await call("GET", "/models");
+    $("model-box").dataset.loaded = "yes";
+    if (served.composers.length < 2) return;
+    for (const composer of served.composers) {
+      const option = document.createElement("option");
+      const can = [composer.sings && "sings", composer.takes_melody && "follows a melody"];
+      option.value = composer.name;
+      option.textContent = [composer.name, ...can.filter(Boolean)].join(" · ");
+      $("model").append(option);
+    }
+    $("model-box").hidden = false;
+  } catch (_) { /* no key yet: asked again when one is typed */ }
 }
 
 const AUDIO_USES = { heard: "being heard: the brief follows it", melody: "a melody to follow" };
@@ -201,3 +221,5 @@ $("describe").addEventListener("click", describe);
 $("compose").addEventListener("click", compose);
 $("cancel").addEventListener("click", cancel);
 $("audio").addEventListener("change", offerAudioUses);
+$("api-key").addEventListener("change", offerComposers);
+offerComposers();
