@@ -51,13 +51,22 @@ def tiny_transformers_melody(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def tiny_ace_step(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """ACE-Step's diffusers layout at tiny widths, by the README's command."""
-    out = tmp_path_factory.mktemp("models") / "tiny-ace-step"
-    command = ["-m", "composer.tiny_model", str(out), "--kind", "ace-step"]
+def build_tiny_diffusion(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A diffusion composer's diffusers layout at tiny widths, by the README's command."""
+    out = tmp_path_factory.mktemp("models") / f"tiny-{kind}"
+    command = ["-m", "composer.tiny_model", str(out), "--kind", kind]
     subprocess.run([sys.executable, *command], check=True, capture_output=True)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_ace_step(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_diffusion("ace-step", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def tiny_stable_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_diffusion("stable-audio", tmp_path_factory)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,7 @@
-"""ACE-Step through diffusers (`COMPOSER_BACKEND=diffusers`) on its tiny build: the backend on
-its own (seeds alone == batched, progress per step, cancellation, lyrics), then the service as
-a real process (every format in stereo at 48 kHz, the model's own duration cap)."""
+"""The diffusion composers through diffusers (`COMPOSER_BACKEND=diffusers`) on their tiny builds:
+ACE-Step (songs) and Stable Audio Open. Each backend on its own (seeds alone == batched,
+progress per step, cancellation, the exact length), then each service as a real process (every
+format in stereo at the model's rate, the model's own duration cap)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,27 @@ from weavewave_common.supervise import RunningService
 pytestmark = pytest.mark.timeout(300)
 
 VERSE = "[verse]\nsoft notes in the morning light"
+KINDS = {
+    # kind: (sample rate, longest clip, whether it sings)
+    "ace-step": (48000, 600.0, True),
+    "stable-audio": (44100, 1024 * 2048 / 44100, False),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(KINDS))
+def kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture(scope="module")
+def model_dir(kind: str, request: pytest.FixtureRequest) -> Path:
+    path: Path = request.getfixturevalue(f"tiny_{kind.replace('-', '_')}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def backend(model_dir: Path) -> MusicBackend:
+    return load_backend(BackendOptions("diffusers", str(model_dir)))
 
 
 @pytest.fixture(scope="module")
@@ -49,24 +71,41 @@ def generate(
     return [sink.audio(i) for i in range(len(requests))]
 
 
-def test_ace_step_sings_in_stereo_at_48_khz(ace_step: MusicBackend) -> None:
-    assert ace_step.sings and not ace_step.supports_melody
-    assert (ace_step.sample_rate, ace_step.channels) == (48000, 2)
-    assert ace_step.max_duration_s == 600.0
-    (audio,) = generate(ace_step, [song("pop, upbeat", 2.3, 1)])
-    assert audio.shape == (2, 110400)  # exact: the 58th latent frame's extra samples are cut
-    assert not np.array_equal(audio[0], audio[1])
+def test_stereo_at_the_models_rate_and_the_exact_length(kind: str, backend: MusicBackend) -> None:
+    rate, longest, sings = KINDS[kind]
+    assert (backend.sample_rate, backend.channels, backend.sings) == (rate, 2, sings)
+    assert backend.max_duration_s == pytest.approx(longest)
+    assert not backend.supports_melody
+    (audio,) = generate(backend, [song("pop, upbeat", 2.3, 1)])
+    assert audio.shape == (2, round(2.3 * rate))  # latent frames' extra samples are cut
+    assert np.isfinite(audio).all() and not np.array_equal(audio[0], audio[1])
 
 
-def test_a_seed_gives_the_same_song_alone_or_batched(ace_step: MusicBackend) -> None:
+def test_a_seed_gives_the_same_audio_alone_or_batched(backend: MusicBackend) -> None:
     """Rows of one batch group (same token lengths) each equal their solo run."""
     rows = [song("pop, upbeat", 1.0, 5), song("pop, upbeat", 1.0, 6)]
-    assert len({ace_step.batch_group(r.description, r.song) for r in rows}) == 1
-    alone = [generate(ace_step, [r])[0] for r in rows]
-    batched = generate(ace_step, rows)
+    assert len({backend.batch_group(r.description, r.song) for r in rows}) == 1
+    alone = [generate(backend, [r])[0] for r in rows]
+    batched = generate(backend, rows)
     for one, many in zip(alone, batched, strict=True):
         np.testing.assert_allclose(many, one, atol=1e-5)
     assert not np.allclose(alone[0], alone[1], atol=1e-3)
+    other_words = generate(backend, [song("soft rain, a roof", 1.0, 5)])[0]
+    assert not np.allclose(alone[0], other_words, atol=1e-3)
+
+
+def test_progress_per_step_and_a_cancelled_batch_stops(backend: MusicBackend) -> None:
+    done = RecordingSink(1)
+    generate(backend, [song("pop", 1.0, 5)], done)
+    assert done.steps == 8  # COMPOSER_DIFFUSION_STEPS' default
+
+    class CancelledAtOnce(RecordingSink):
+        def is_cancelled(self, row: int) -> bool:
+            return True
+
+    cancelled = CancelledAtOnce(2)
+    backend.generate([song("pop", 1.0, 5), song("pop", 1.0, 6)], cancelled)
+    assert cancelled.steps == 1 and cancelled.chunks == [[], []]
 
 
 def test_the_lyrics_change_the_song_and_group_the_batch(ace_step: MusicBackend) -> None:
@@ -78,70 +117,60 @@ def test_the_lyrics_change_the_song_and_group_the_batch(ace_step: MusicBackend) 
     assert ace_step.batch_group("pop", Song(bpm=90)) != ace_step.batch_group("pop", Song(bpm=120))
 
 
-def test_progress_per_step_and_a_cancelled_batch_stops(ace_step: MusicBackend) -> None:
-    done = RecordingSink(1)
-    generate(ace_step, [song("pop", 1.0, 5)], done)
-    assert done.steps == 8  # COMPOSER_DIFFUSION_STEPS' default
-
-    class CancelledAtOnce(RecordingSink):
-        def is_cancelled(self, row: int) -> bool:
-            return True
-
-    cancelled = CancelledAtOnce(2)
-    ace_step.generate([song("pop", 1.0, 5), song("pop", 1.0, 6)], cancelled)
-    assert cancelled.steps == 1 and cancelled.chunks == [[], []]
-
-
 @pytest.fixture(scope="module")
-def ace_step_composer(
-    tiny_ace_step: Path, tmp_path_factory: pytest.TempPathFactory
+def diffusion_composer(
+    model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningService]:
-    with serve_composer(
-        "diffusers", tiny_ace_step, tmp_path_factory, max_duration_s="1000"
-    ) as service:
+    with serve_composer("diffusers", model_dir, tmp_path_factory, max_duration_s="1000") as service:
         yield service
 
 
 def compose_song(service: RunningService, **fields: str) -> httpx.Response:
-    data = {"description": "pop, upbeat", "duration": "2", "lyrics": VERSE, "seed": "3", **fields}
+    data = {"description": "pop, upbeat", "duration": "2", "seed": "3", **fields}
     return httpx.post(f"{service.url}/v1/compose", data=data, timeout=120)
 
 
 @pytest.mark.parametrize("fmt", ["wav", "flac", "mp3", "ogg"])
-def test_the_service_streams_a_song_in_every_format(
-    ace_step_composer: RunningService, fmt: str
+def test_the_service_streams_every_format(
+    kind: str, diffusion_composer: RunningService, fmt: str
 ) -> None:
-    response = compose_song(ace_step_composer, format=fmt)
+    rate = KINDS[kind][0]
+    response = compose_song(diffusion_composer, format=fmt)
     assert response.status_code == 200, response.text
     assert response.headers["x-channels"] == "2"
-    assert response.headers["x-sample-rate"] == "48000"
+    assert response.headers["x-sample-rate"] == str(48000 if fmt == "ogg" else rate)
     with av.open(io.BytesIO(response.content), mode="r") as container:
         stream = container.streams.audio[0]
         samples = sum(frame.samples for frame in container.decode(audio=0))
         assert stream.codec_context.channels == 2
-    slack = 0.08 if fmt == "mp3" else 0.02
-    assert abs(samples / 48000 - 2.0) <= slack
+        seconds = samples / stream.rate
+    assert abs(seconds - 2.0) <= (0.08 if fmt == "mp3" else 0.02)
 
 
-def test_the_service_reports_the_model_and_enforces_its_longest_song(
-    ace_step_composer: RunningService,
+def test_the_service_reports_the_model_and_enforces_its_longest_clip(
+    kind: str, diffusion_composer: RunningService
 ) -> None:
-    (card,) = httpx.get(f"{ace_step_composer.url}/v1/models").json()["models"]
-    assert card["sings"] is True and card["backend"] == "diffusers"
-    assert card["max_duration_s"] == 600.0  # the model's own cap, under the service's 1000
-    too_long = compose_song(ace_step_composer, duration="601")
+    _, longest, sings = KINDS[kind]
+    (card,) = httpx.get(f"{diffusion_composer.url}/v1/models").json()["models"]
+    assert card["sings"] is sings and card["backend"] == "diffusers"
+    assert card["max_duration_s"] == pytest.approx(longest)  # its own, under the service's
+    too_long = compose_song(diffusion_composer, duration=f"{longest + 1:.0f}")
     assert too_long.status_code == 422
     assert too_long.json()["error"]["code"] == "duration_too_long"
-    same, again = compose_song(ace_step_composer), compose_song(ace_step_composer)
-    assert same.content == again.content
-    assert compose_song(ace_step_composer, bpm="90", key="A minor").content != same.content
-    bad = compose_song(ace_step_composer, time_signature="four")
-    assert bad.status_code == 422
+    same, again = compose_song(diffusion_composer), compose_song(diffusion_composer)
+    assert same.status_code == 200 and same.content == again.content
+    if sings:
+        sung = compose_song(diffusion_composer, lyrics=VERSE, bpm="90", key="A minor")
+        assert sung.status_code == 200 and sung.content != same.content
+        assert compose_song(diffusion_composer, time_signature="four").status_code == 422
+    else:
+        refused = compose_song(diffusion_composer, lyrics=VERSE)
+        assert refused.json()["error"]["code"] == "vocals_unsupported"
 
 
 def test_a_model_that_does_not_sing_refuses_lyrics(composer: RunningService) -> None:
     (card,) = httpx.get(f"{composer.url}/v1/models").json()["models"]
     assert card["sings"] is False
-    refused = compose_song(composer)
+    refused = compose_song(composer, lyrics=VERSE)
     assert refused.status_code == 422
     assert refused.json()["error"]["code"] == "vocals_unsupported"

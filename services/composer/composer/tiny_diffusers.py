@@ -1,5 +1,11 @@
 """Tiny diffusion composers with random weights, built offline with the real audio geometry.
 
+Stable Audio Open (`--kind stable-audio`): `StableAudioPipeline` laid out as
+`stabilityai/stable-audio-open-1.0` — 44.1 kHz stereo through an Oobleck VAE of the real
+downsampling ratios (2,048 samples a latent frame), a DiT over the real 1,024-frame window
+(47.55 s), a T5 encoder and a sentencepiece tokenizer of 128 tokens trained in process — at tiny
+widths.
+
 ACE-Step (`--kind ace-step`): `AceStepPipeline` laid out as `ACE-Step/acestep-v15-turbo`'s
 diffusers folder — 48 kHz stereo through an Oobleck VAE of the real downsampling ratios (1920
 samples per latent frame, 25 latent frames a second), a turbo (guidance-distilled) DiT, a Qwen3
@@ -22,6 +28,11 @@ ACE_STEP_DOWNSAMPLING = [2, 4, 4, 6, 10]
 """The real VAE's ratios: 1920 samples a latent frame, 25 frames a second."""
 ACE_STEP_SILENCE_FRAMES = 15000
 """600 s at 25 frames a second: the real checkpoint's longest song."""
+STABLE_AUDIO_SAMPLE_RATE = 44100
+STABLE_AUDIO_DOWNSAMPLING = [2, 4, 4, 8, 8]
+"""2,048 samples a latent frame, as stable-audio-open-1.0's VAE."""
+STABLE_AUDIO_WINDOW_FRAMES = 1024
+"""The DiT's window: 1,024 latent frames, 47.55 s, always denoised whole."""
 TEXTS = [
     "pop, upbeat, female vocals, synth, 120 bpm",
     "folk ballad, acoustic guitar, warm male voice",
@@ -55,6 +66,19 @@ def byte_level_tokenizer() -> Any:
         bos_token=None,
         unk_token=None,
     )
+
+
+def unit_gain(*modules: Any) -> None:
+    """At their initial 0.02 scale a tiny DiT's layers pass the noisy latent through almost
+    untouched, and the text (lyrics, metadata) changes the audio by ~1e-5; at unit gain (std
+    1/sqrt(fan-in), a trained network's scale) the conditioning is heard."""
+    import torch
+
+    with torch.no_grad():
+        for module in modules:
+            for layer in module.modules():
+                if isinstance(layer, torch.nn.Linear):
+                    layer.weight.normal_(0.0, layer.in_features**-0.5)
 
 
 def build_ace_step(out: Path, seed: int = 1234) -> Path:
@@ -115,13 +139,7 @@ def build_ace_step(out: Path, seed: int = 1234) -> Path:
         audio_channels=2,
         sampling_rate=ACE_STEP_SAMPLE_RATE,
     )
-    with torch.no_grad():
-        # At their initial 0.02 scale a tiny DiT's layers pass the noisy latent through almost
-        # untouched and the text, lyrics and metadata change the song by ~1e-4; at unit gain
-        # (std 1/sqrt(fan-in), a trained network's scale) the conditioning is heard.
-        for module in [*transformer.modules(), *condition_encoder.modules()]:
-            if isinstance(module, torch.nn.Linear):
-                module.weight.normal_(0.0, module.in_features**-0.5)
+    unit_gain(transformer, condition_encoder)
     pipe = AceStepPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -137,4 +155,81 @@ def build_ace_step(out: Path, seed: int = 1234) -> Path:
     return out
 
 
-BUILDERS = {"ace-step": build_ace_step}
+def build_stable_audio(out: Path, seed: int = 1234) -> Path:
+    import tempfile
+
+    import torch
+    from diffusers import (
+        AutoencoderOobleck,
+        CosineDPMSolverMultistepScheduler,
+        StableAudioDiTModel,
+        StableAudioPipeline,
+        StableAudioProjectionModel,
+    )
+    from transformers import T5Config, T5EncoderModel, T5Tokenizer
+
+    from composer.tiny_model import train_tokenizer
+
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab = train_tokenizer(Path(scratch))
+    tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=128)
+    latent, conditioning = 4, 8
+    torch.manual_seed(seed)
+    text_encoder = T5EncoderModel(
+        T5Config(
+            vocab_size=len(vocab),
+            d_model=32,
+            d_kv=8,
+            d_ff=64,
+            num_layers=2,
+            num_heads=4,
+            relative_attention_num_buckets=8,
+            feed_forward_proj="relu",
+            dropout_rate=0.0,
+        )
+    )
+    transformer = StableAudioDiTModel(
+        sample_size=STABLE_AUDIO_WINDOW_FRAMES,
+        in_channels=latent,
+        num_layers=2,
+        attention_head_dim=4,
+        num_attention_heads=4,
+        num_key_value_attention_heads=2,
+        out_channels=latent,
+        cross_attention_dim=conditioning,
+        time_proj_dim=8,
+        global_states_input_dim=2 * conditioning,
+        cross_attention_input_dim=conditioning,
+    )
+    projection = StableAudioProjectionModel(
+        text_encoder_dim=32, conditioning_dim=conditioning, min_value=0, max_value=512
+    )
+    unit_gain(transformer, projection)
+    vae = AutoencoderOobleck(
+        encoder_hidden_size=4,
+        downsampling_ratios=STABLE_AUDIO_DOWNSAMPLING,
+        channel_multiples=[1, 1, 1, 1, 1],
+        decoder_channels=4,
+        decoder_input_channels=latent,
+        audio_channels=2,
+        sampling_rate=STABLE_AUDIO_SAMPLE_RATE,
+    )
+    scheduler = CosineDPMSolverMultistepScheduler(
+        solver_order=2, prediction_type="v_prediction", sigma_data=1.0, sigma_schedule="exponential"
+    )
+    pipe = StableAudioPipeline(
+        vae=vae,
+        text_encoder=text_encoder,
+        projection_model=projection,
+        tokenizer=tokenizer,
+        transformer=transformer,
+        scheduler=scheduler,
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    pipe.save_pretrained(str(out))
+    logger.info("built a tiny Stable Audio Open (random weights) in %s", out)
+    return out
+
+
+BUILDERS = {"ace-step": build_ace_step, "stable-audio": build_stable_audio}

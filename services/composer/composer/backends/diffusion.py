@@ -9,13 +9,15 @@ gives the same audio alone or batched. Progress is reported per denoising step; 
 of a batch is cancelled the callback stops the pipeline at the next step. The audio exists only
 once the last step is decoded; it is then streamed in chunks.
 
-Served: ACE-Step (`AceStepPipeline`: songs with lyrics, 48 kHz stereo, up to 10 minutes).
+Served: ACE-Step (`AceStepPipeline`: songs with lyrics, 48 kHz stereo, up to 10 minutes) and
+Stable Audio Open (`StableAudioPipeline`: 44.1 kHz stereo, up to 47 s).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -45,27 +47,31 @@ def pipeline_class(model: str) -> str:
 def load_pipeline_backend(options: BackendOptions) -> MusicBackend:
     """The backend for whichever pipeline `options.model` holds."""
     kind = pipeline_class(options.model)
-    if kind == "AceStepPipeline":
-        return AceStepBackend.load(options)
-    raise ValueError(f"{options.model}: a {kind} is not served by the diffusers backend.")
+    if kind not in BACKENDS:
+        served = ", ".join(sorted(BACKENDS))
+        raise ValueError(f"{options.model}: a {kind} is not served (diffusers serves {served}).")
+    return BACKENDS[kind].load(options)
 
 
-class AceStepBackend:
-    """ACE-Step: tags (the description) and lyrics in, a song out."""
+class PipelineBackend:
+    """What every diffusion pipeline shares: loading, per-row generators, a step callback that
+    reports progress and stops a wholly cancelled batch, the exact length, chunked emission.
+    A subclass says how to call its pipeline (`_run`)."""
+
+    pipeline_class = ""
+    sings = False
 
     def __init__(self, pipe: Any, options: BackendOptions) -> None:
         self._pipe = pipe
         self._options = options
         self._device = torch.device(options.device)
-        condition = pipe.condition_encoder
-        self._max_duration_s = condition.silence_latent.shape[1] / pipe.latents_per_second
-        """The silence latent the pipeline tiles is as long as the longest song (600 s)."""
 
     @classmethod
-    def load(cls, options: BackendOptions) -> AceStepBackend:
-        from diffusers import AceStepPipeline
+    def load(cls, options: BackendOptions) -> PipelineBackend:
+        import diffusers
 
-        pipe = AceStepPipeline.from_pretrained(options.model, torch_dtype=DTYPES[options.dtype])
+        kind = getattr(diffusers, cls.pipeline_class)
+        pipe = kind.from_pretrained(options.model, torch_dtype=DTYPES[options.dtype])
         pipe = pipe.to(options.device)
         pipe.set_progress_bar_config(disable=True)
         return cls(pipe, options)
@@ -76,7 +82,7 @@ class AceStepBackend:
 
     @property
     def sample_rate(self) -> int:
-        return int(self._pipe.sample_rate)
+        return int(self._pipe.vae.config.sampling_rate)
 
     @property
     def channels(self) -> int:
@@ -87,20 +93,76 @@ class AceStepBackend:
         return False
 
     @property
-    def sings(self) -> bool:
-        return True
+    def max_duration_s(self) -> float | None:
+        return None
+
+    def samples_for(self, seconds: float) -> int:
+        return round(seconds * self.sample_rate)
+
+    def batch_group(self, description: str, song: Song | None = None) -> int | None:
+        """Rows whose texts have the same token length (padding leaks into the audio)."""
+        return len(self._pipe.tokenizer(description)["input_ids"])
+
+    def _run(
+        self,
+        batch: list[GenerationRequest],
+        generators: list[torch.Generator],
+        steps: int,
+        step_done: Callable[[int], None],
+    ) -> torch.Tensor:
+        """The batch's audio [B, C, N] (N at least the requested length); `step_done(i)`
+        after denoising step i (it raises `Stopped` to end the batch)."""
+        raise NotImplementedError
+
+    def generate(self, batch: list[GenerationRequest], sink: BatchSink) -> None:
+        steps = self._options.diffusion_steps
+
+        def step_done(step: int) -> None:
+            sink.progress(step + 1, steps)
+            if all(sink.is_cancelled(row) for row in range(len(batch))):
+                raise Stopped
+
+        generators = [
+            torch.Generator(device=self._device).manual_seed(r.params.seed) for r in batch
+        ]
+        try:
+            with torch.inference_mode():
+                audio = self._run(batch, generators, steps, step_done)
+        except Stopped:
+            logger.info("every row of a %d-row batch was cancelled; denoising stopped", len(batch))
+            return
+        samples = self.samples_for(batch[0].params.duration_s)
+        chunk = max(1, round(self._options.chunk_s * self.sample_rate))
+        if audio.shape[-1] < samples:  # a window's last sample lost to rounding
+            audio = torch.nn.functional.pad(audio, (0, samples - audio.shape[-1]))
+        clips = audio[:, :, :samples].float().cpu().numpy()
+        for row in range(len(batch)):
+            for start in range(0, samples, chunk):
+                if sink.is_cancelled(row):
+                    break
+                sink.emit(row, clips[row, :, start : start + chunk])
+
+
+class AceStepBackend(PipelineBackend):
+    """ACE-Step: tags (the description) and lyrics in, a song out."""
+
+    pipeline_class = "AceStepPipeline"
+    sings = True
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self._pipe.sample_rate)
 
     @property
     def max_duration_s(self) -> float | None:
-        return float(self._max_duration_s)
+        """The silence latent the pipeline tiles is as long as the longest song (600 s)."""
+        frames = self._pipe.condition_encoder.silence_latent.shape[1]
+        return float(frames / self._pipe.latents_per_second)
 
     @property
     def guided(self) -> bool:
         """Turbo checkpoints are guidance-distilled: the pipeline ignores a guidance scale."""
         return not self._pipe.is_turbo
-
-    def samples_for(self, seconds: float) -> int:
-        return round(seconds * self.sample_rate)
 
     def batch_group(self, description: str, song: Song | None = None) -> int | None:
         song = song or Song()
@@ -111,46 +173,74 @@ class AceStepBackend:
         )
         return hash((lengths, song.vocal_language, song.bpm, song.key, song.time_signature))
 
-    def generate(self, batch: list[GenerationRequest], sink: BatchSink) -> None:
+    def _run(
+        self,
+        batch: list[GenerationRequest],
+        generators: list[torch.Generator],
+        steps: int,
+        step_done: Callable[[int], None],
+    ) -> torch.Tensor:
         first = batch[0]
         song = first.song or Song()
-        steps = self._options.diffusion_steps
 
         def on_step(_: Any, step: int, __: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            sink.progress(step + 1, steps)
-            if all(sink.is_cancelled(row) for row in range(len(batch))):
-                raise Stopped
+            step_done(step)
             return tensors
 
-        generators = [
-            torch.Generator(device=self._device).manual_seed(r.params.seed) for r in batch
-        ]
-        try:
-            with torch.inference_mode():
-                audio = self._pipe(
-                    prompt=[r.description for r in batch],
-                    lyrics=[(r.song or Song()).lyrics for r in batch],
-                    vocal_language=[(r.song or Song()).vocal_language for r in batch],
-                    audio_duration=first.params.duration_s,
-                    num_inference_steps=steps,
-                    guidance_scale=first.params.guidance if self.guided else 1.0,
-                    generator=generators,
-                    bpm=song.bpm,
-                    keyscale=song.key,
-                    timesignature=beats_of(song.time_signature),
-                    callback_on_step_end=on_step,
-                ).audios
-        except Stopped:
-            logger.info("every row of a %d-row batch was cancelled; denoising stopped", len(batch))
-            return
-        samples = self.samples_for(first.params.duration_s)
-        chunk = max(1, round(self._options.chunk_s * self.sample_rate))
-        clips = audio[:, :, :samples].float().cpu().numpy()
-        for row in range(len(batch)):
-            for start in range(0, samples, chunk):
-                if sink.is_cancelled(row):
-                    break
-                sink.emit(row, clips[row, :, start : start + chunk])
+        audio: torch.Tensor = self._pipe(
+            prompt=[r.description for r in batch],
+            lyrics=[(r.song or Song()).lyrics for r in batch],
+            vocal_language=[(r.song or Song()).vocal_language for r in batch],
+            audio_duration=first.params.duration_s,
+            num_inference_steps=steps,
+            guidance_scale=first.params.guidance if self.guided else 1.0,
+            generator=generators,
+            bpm=song.bpm,
+            keyscale=song.key,
+            timesignature=beats_of(song.time_signature),
+            callback_on_step_end=on_step,
+        ).audios
+        return audio
+
+
+class StableAudioBackend(PipelineBackend):
+    """Stable Audio Open: 44.1 kHz stereo up to its window (47.55 s). It always denoises the
+    whole window and cuts the requested span from it, so a short clip costs as much as a long
+    one."""
+
+    pipeline_class = "StableAudioPipeline"
+
+    @property
+    def max_duration_s(self) -> float | None:
+        pipe = self._pipe
+        return float(pipe.transformer.config.sample_size * pipe.vae.hop_length / self.sample_rate)
+
+    def _run(
+        self,
+        batch: list[GenerationRequest],
+        generators: list[torch.Generator],
+        steps: int,
+        step_done: Callable[[int], None],
+    ) -> torch.Tensor:
+        # The pipeline cuts int(end * rate) samples (conditioning on `end` as the clip's
+        # length): half a sample more gives the exact count, within the window.
+        samples = self.samples_for(batch[0].params.duration_s)
+        end = min((samples + 0.5) / self.sample_rate, self.max_duration_s or float("inf"))
+        audio: torch.Tensor = self._pipe(
+            prompt=[r.description for r in batch],
+            audio_end_in_s=end,
+            num_inference_steps=steps,
+            guidance_scale=batch[0].params.guidance,
+            generator=generators,
+            callback=lambda step, _, __: step_done(step),
+            callback_steps=1,
+        ).audios
+        return audio
+
+
+BACKENDS: dict[str, type[PipelineBackend]] = {
+    backend.pipeline_class: backend for backend in (AceStepBackend, StableAudioBackend)
+}
 
 
 def beats_of(time_signature: str | None) -> str | None:
