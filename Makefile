@@ -13,7 +13,7 @@ RELIABILITY := tests/e2e/test_hostile.py tests/e2e/test_faults.py tests/e2e/test
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_NO_USAGE_STATS=1 VLLM_CPU_OMP_THREADS_BIND=nobind VLLM_CPU_KVCACHE_SPACE=1
 
-.PHONY: help demo up install test test-reliability lint typecheck k8s-tools tiny-models bench-video bench-composer bench-engine bench-gateway clean
+.PHONY: help demo up install test test-reliability lint typecheck k8s-tools tiny-models bench-video bench-composer bench-engine bench-diffusion bench-gateway clean
 
 help:
 	@echo "make demo         run the whole pipeline on this machine and write out/demo.wav"
@@ -26,6 +26,7 @@ help:
 	@echo "make tiny-models  build the tiny random Qwen2.5-VL and MusicGen into models/"
 	@echo "make bench-composer  composer benchmark: batching on vs off, first audio vs total"
 	@echo "make bench-engine    engine: staggered arrivals, continuous vs static vs one at a time"
+	@echo "make bench-diffusion diffusion composers: s per audio s, batch of 4 vs sequential, memory"
 	@echo "make bench-gateway   gateway cost: latency vs direct calls, memory during a 500 MB upload"
 	@echo "make bench-video  video sampling benchmark, one core (seek-based vs decode-all)"
 	@echo "make clean        remove environments, caches and built models"
@@ -63,7 +64,7 @@ typecheck: install
 		$(filter-out tests/postgres.py,$(wildcard tests/*.py)) \
 		tests/common tests/captioner bench/video_sampling.py
 	$(VENV)/composer/bin/mypy services/composer/composer tests/composer bench/compose_throughput.py \
-		bench/engine_staggered.py bench/gpu/run.py
+		bench/engine_staggered.py bench/gpu/run.py bench/diffusion.py
 	$(VENV)/gateway/bin/mypy gateway/gateway tests/gateway tests/e2e tests/deploy tests/postgres.py \
 		scripts/stack.py \
 		bench/gateway_overhead.py bench/loadgen.py
@@ -93,6 +94,9 @@ bench-video: install
 
 bench-engine: install
 	$(TEST_ENV) $(VENV)/composer/bin/python bench/engine_staggered.py $(BENCH_ARGS)
+
+bench-diffusion: install
+	$(TEST_ENV) $(VENV)/composer/bin/python bench/diffusion.py $(BENCH_ARGS)
 
 bench-gateway: install
 	$(TEST_ENV) $(VENV)/gateway/bin/python bench/gateway_overhead.py $(BENCH_ARGS)

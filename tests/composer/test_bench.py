@@ -45,6 +45,18 @@ def test_engine_benchmark_prints_its_ratios() -> None:
         assert line in out, out
 
 
+def test_the_diffusion_benchmark_prints_its_ratios() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "diffusion.py")]
+        + ["--seconds", "1", "--steps", "1", "--longest", "2", "--models", "ace-step"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    ).stdout
+    assert "ace-step (tiny):" in out and "s per audio s" in out and "4 sequential" in out, out
+
+
 def test_the_gpu_check_runs_on_the_cpu_at_the_tiny_shape(tmp_path: Path) -> None:
     """bench/gpu/run.py is meant for a GPU machine; here it must run end to end all the same."""
     import json

@@ -1,0 +1,200 @@
+"""The diffusion composers (ACE-Step, Stable Audio Open), side by side in one run.
+
+Per model, on its tiny build (real audio geometry, tiny widths) through the composer's own
+backend: seconds of compute per second of audio for a 10 s clip, a batch of 4 against the same
+4 one after another, and the peak memory (max RSS of a fresh process) generating a short and the
+longest allowed clip. `--real-shape` adds ACE-Step at its real sizes with random weights: one
+denoiser step and one VAE decode of 10 s, extrapolated to a whole clip and labelled so (Stable
+Audio Open's real DiT takes over a minute a step on this CPU: left out).
+
+    python bench/diffusion.py [--seconds 10] [--steps 8] [--real-shape] [--models ace-step,...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "services" / "composer"))
+sys.path.insert(0, str(ROOT))
+
+LONGEST = {"ace-step": 600.0, "stable-audio": 47.5}
+
+
+def say(message: str) -> None:
+    print(message, flush=True)  # noqa: T201
+
+
+class Sink:
+    """Counts steps and keeps nothing (the audio itself is not the point here)."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self.samples = 0
+
+    def emit(self, row: int, samples: Any) -> None:
+        self.samples += samples.shape[1]
+
+    def is_cancelled(self, row: int) -> bool:
+        return False
+
+    def progress(self, step: int, total: int) -> None:
+        self.steps += 1
+
+
+def backend_of(model: Path, steps: int) -> Any:
+    from composer.backends import BackendOptions, load_backend
+
+    return load_backend(BackendOptions("diffusers", str(model), diffusion_steps=steps))
+
+
+def requests(n: int, seconds: float) -> list[Any]:
+    from composer.backends import GenerationParams, GenerationRequest, Song
+
+    # one text for all: a batch group is one token length
+    return [
+        GenerationRequest(
+            "pop, upbeat, warm vocals",
+            GenerationParams(duration_s=seconds, seed=i),
+            song=Song(lyrics="[verse]\nsoft notes in the morning light"),
+        )
+        for i in range(n)
+    ]
+
+
+def timed(backend: Any, batch: list[Any]) -> float:
+    started = time.perf_counter()
+    backend.generate(batch, Sink())
+    return time.perf_counter() - started
+
+
+def peak_rss_mb(model: Path, seconds: float, steps: int) -> float:
+    """Max RSS of a fresh process that loads the model and makes one clip of `seconds`."""
+    code = (
+        "import sys, resource; sys.path[:0] = sys.argv[4:]; "
+        "from bench.diffusion import backend_of, requests, Sink; from pathlib import Path; "
+        "b = backend_of(Path(sys.argv[1]), int(sys.argv[3])); "
+        "b.generate(requests(1, float(sys.argv[2])), Sink()); "
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)"
+    )
+    paths = [str(ROOT), str(ROOT / "services" / "composer")]
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(model), str(seconds), str(steps), *paths],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return int(out.strip().splitlines()[-1]) / 1024
+
+
+def tiny(
+    kind: str, folder: Path, seconds: float, steps: int, longest_s: float | None = None
+) -> dict[str, Any]:
+    from composer.tiny_diffusers import BUILDERS
+
+    model = BUILDERS[kind](folder / kind)
+    backend = backend_of(model, steps)
+    timed(backend, requests(1, 1.0))  # warm-up
+    solo = timed(backend, requests(1, seconds))
+    sequential = sum(timed(backend, [r]) for r in requests(4, seconds))
+    batched = timed(backend, requests(4, seconds))
+    longest = min(longest_s or LONGEST[kind], backend.max_duration_s)
+    return {
+        "model": kind,
+        "seconds_per_audio_second": solo / seconds,
+        "batch4_s": batched,
+        "sequential4_s": sequential,
+        "batch4_speedup": sequential / batched,
+        "peak_rss_mb_short": peak_rss_mb(model, seconds, steps),
+        "peak_rss_mb_longest": peak_rss_mb(model, longest, steps),
+        "longest_s": longest,
+    }
+
+
+def real_shape_ace_step(seconds: float, steps: int) -> dict[str, Any]:
+    """ACE-Step's real DiT and VAE sizes (random weights): one step and one decode."""
+    import torch
+    from diffusers import AutoencoderOobleck
+    from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
+
+    torch.manual_seed(0)
+    dit = AceStepTransformer1DModel().eval()  # the real defaults: 2048 wide, 24 layers
+    vae = AutoencoderOobleck(
+        encoder_hidden_size=128,
+        downsampling_ratios=[2, 4, 4, 6, 10],
+        channel_multiples=[1, 2, 4, 8, 16],
+        decoder_channels=128,
+        decoder_input_channels=64,
+        audio_channels=2,
+        sampling_rate=48000,
+    ).eval()
+    frames = round(seconds * 25)
+    latents = torch.randn(1, frames, 64)
+    context = torch.randn(1, frames, 128)
+    text = torch.randn(1, 300, 2048)  # tags, lyrics and timbre after the condition encoder
+    with torch.inference_mode():
+        started = time.perf_counter()
+        dit(
+            hidden_states=latents,
+            timestep=torch.ones(1),
+            timestep_r=torch.ones(1),
+            encoder_hidden_states=text,
+            context_latents=context,
+            return_dict=False,
+        )
+        step = time.perf_counter() - started
+        started = time.perf_counter()
+        vae.decode(latents.transpose(1, 2))
+        decode = time.perf_counter() - started
+    params = sum(p.numel() for p in dit.parameters()) / 1e9
+    total = steps * step + decode
+    return {
+        "model": f"ace-step real shape ({params:.2f}B DiT, random weights)",
+        "denoiser_step_s": step,
+        "decode_s": decode,
+        "extrapolated_clip_s": total,
+        "seconds_per_audio_second": total / seconds,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--models", default="ace-step,stable-audio")
+    parser.add_argument("--real-shape", action="store_true")
+    parser.add_argument("--longest", type=float, help="the long clip's seconds (default: max)")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory() as folder:
+        for kind in [k for k in args.models.split(",") if k]:
+            r = tiny(kind, Path(folder), args.seconds, args.steps, args.longest)
+            results.append(r)
+            say(
+                f"{kind} (tiny): {r['seconds_per_audio_second']:.3f} s per audio s; "
+                f"batch of 4 {r['batch4_s']:.2f} s vs 4 sequential {r['sequential4_s']:.2f} s "
+                f"-> {r['batch4_speedup']:.2f}x; peak RSS {r['peak_rss_mb_short']:.0f} MB at "
+                f"{args.seconds:g} s, {r['peak_rss_mb_longest']:.0f} MB at {r['longest_s']:g} s"
+            )
+    if args.real_shape:
+        r = real_shape_ace_step(args.seconds, args.steps)
+        results.append(r)
+        say(
+            f"{r['model']}: one step {r['denoiser_step_s']:.1f} s, decode of {args.seconds:g} s "
+            f"{r['decode_s']:.1f} s -> extrapolated {args.steps} steps + decode "
+            f"{r['extrapolated_clip_s']:.0f} s, {r['seconds_per_audio_second']:.1f} s per audio s"
+        )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
