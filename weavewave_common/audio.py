@@ -25,14 +25,14 @@ AUDIO_DEMUXERS = frozenset(
 @dataclass(frozen=True)
 class DecodedAudio:
     samples: npt.NDArray[np.float32]
-    """Mono samples in [-1, 1], shape [N]."""
+    """Samples in [-1, 1]: shape [N] mono, [2, N] stereo."""
     sample_rate: int
     codec: str
     truncated: bool
 
     @property
     def duration_s(self) -> float:
-        return self.samples.size / self.sample_rate
+        return float(self.samples.shape[-1] / self.sample_rate)
 
 
 def open_container(
@@ -54,9 +54,14 @@ def open_container(
 
 
 def decode_audio_stream(
-    container: av.container.InputContainer, name: str, sample_rate: int, max_seconds: float
+    container: av.container.InputContainer,
+    name: str,
+    sample_rate: int,
+    max_seconds: float,
+    stereo: bool = False,
 ) -> DecodedAudio:
-    """Decode the first audio stream to mono float32 at `sample_rate` Hz, at most `max_seconds`."""
+    """Decode the first audio stream to float32 at `sample_rate` Hz, at most `max_seconds`:
+    mono [N], or with `stereo` [2, N] (a mono clip on both sides)."""
     if not container.streams.audio:
         raise UnsupportedMedia(f"{name}: no audio stream.", code="no_audio_stream")
     stream = container.streams.audio[0]
@@ -64,26 +69,39 @@ def decode_audio_stream(
         raise UnsupportedMedia(
             f"{name}: its audio codec is not supported.", code="unsupported_codec"
         )
-    resampler = av.AudioResampler(format="flt", layout="mono", rate=sample_rate)
+    channels = 2 if stereo else 1
+    layout = "stereo" if stereo else "mono"
+    resampler = av.AudioResampler(format="flt", layout=layout, rate=sample_rate)
     max_samples = int(max_seconds * sample_rate)
     chunks: list[npt.NDArray[np.float32]] = []
     total = 0
     truncated = False
+
+    def planar(out: av.AudioFrame) -> npt.NDArray[np.float32]:
+        """Packed float frames -> [channels, n]."""
+        packed = out.to_ndarray().reshape(-1, channels).astype(np.float32, copy=False)
+        return np.ascontiguousarray(packed.T)
+
     try:
         for frame in container.decode(stream):
             for out in resampler.resample(frame):
-                chunk = out.to_ndarray().reshape(-1).astype(np.float32, copy=False)
+                chunk = planar(out)
                 chunks.append(chunk)
-                total += chunk.size
+                total += chunk.shape[1]
             if total >= max_samples:
                 truncated = True
                 break
         if not truncated:
             for out in resampler.resample(None):
-                chunks.append(out.to_ndarray().reshape(-1).astype(np.float32, copy=False))
+                chunks.append(planar(out))
     except (av.error.FFmpegError, ValueError) as exc:
         raise InvalidInput(f"{name}: the audio is corrupt.", code="media_unreadable") from exc
-    samples = np.concatenate(chunks)[:max_samples] if chunks else np.zeros(0, np.float32)
+    joined = (
+        np.concatenate(chunks, axis=1)[:, :max_samples]
+        if chunks
+        else np.zeros((channels, 0), np.float32)
+    )
+    samples = joined if stereo else joined[0]
     if samples.size == 0:
         raise InvalidInput(f"{name}: the audio has no samples.", code="empty_audio")
     return DecodedAudio(
@@ -95,10 +113,14 @@ def decode_audio_stream(
 
 
 def decode_audio(
-    file: BinaryIO, filename: str | None, sample_rate: int, max_seconds: float
+    file: BinaryIO,
+    filename: str | None,
+    sample_rate: int,
+    max_seconds: float,
+    stereo: bool = False,
 ) -> DecodedAudio:
     """Decode an uploaded audio clip (any common container) under the length cap."""
     name = filename or "audio"
     container = open_container(file, name, AUDIO_DEMUXERS)
     with container:
-        return decode_audio_stream(container, name, sample_rate, max_seconds)
+        return decode_audio_stream(container, name, sample_rate, max_seconds, stereo)

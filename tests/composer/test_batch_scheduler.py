@@ -18,6 +18,7 @@ from weavewave_common.errors import ServiceUnavailable
 class GatedBackend:
     name, sample_rate, channels, supports_melody, sings = "gated", 32000, 1, False, False
     max_duration_s = None
+    audio_uses: tuple[str, ...] = ()
 
     def __init__(self) -> None:
         self.gate = threading.Event()

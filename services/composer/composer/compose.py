@@ -10,6 +10,7 @@ body started), shut down.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -21,7 +22,7 @@ import anyio
 import numpy as np
 
 from composer import metrics
-from composer.backends import GenerationRequest, Melody, ModelInfo
+from composer.backends import GenerationRequest, Melody, ModelInfo, SourceAudio
 from composer.encode import StreamEncoder, open_encoder
 from composer.loudness import Audio, PeakLimiter, normalized
 from composer.protocol import ComposeRequest
@@ -32,6 +33,9 @@ from weavewave_common.errors import InvalidInput, PayloadTooLarge
 from weavewave_common.protocol import Normalize
 
 logger = logging.getLogger(__name__)
+
+_ALONE = itertools.count(-1, -1)
+"""Batch groups of one: negative, so no backend's own group is ever one of them."""
 
 
 @dataclass(frozen=True)
@@ -104,17 +108,69 @@ class Composer:
                 raise PayloadTooLarge(f"melody: over {self._limits.max_melody_bytes} bytes.")
         return description
 
+    def _check_reuse(self, request: ComposeRequest, audio: MelodyUpload | None) -> None:
+        """An `audio` upload needs an `audio_use` the model offers, and the other way round;
+        a repainted span lies inside the clip's requested length."""
+        use, uses = request.audio_use, self._backend.audio_uses
+        if audio is None and use is None:
+            return
+        if audio is None or use is None:
+            raise InvalidInput(
+                "audio, audio_use: give both (a clip and what it is for), or neither.",
+                code="audio_use_without_audio",
+            )
+        if use not in uses:
+            offered = ", ".join(uses) if uses else "nothing"
+            raise InvalidInput(
+                f"audio_use: {self._backend.name} cannot use a clip for {use!r} (it offers "
+                f"{offered}).",
+                code="audio_use_unsupported",
+            )
+        if audio.size is not None and audio.size > self._limits.max_melody_bytes:
+            raise PayloadTooLarge(f"audio: over {self._limits.max_melody_bytes} bytes.")
+        if use == "repaint":
+            start, end = request.repaint_start, request.repaint_end
+            if start is None or end is None or not start < end <= request.duration:
+                raise InvalidInput(
+                    "repaint_start, repaint_end: the span to make anew, with "
+                    f"0 <= start < end <= duration ({request.duration:g} s).",
+                    code="repaint_span_invalid",
+                )
+
+    async def _source(self, request: ComposeRequest, audio: MelodyUpload) -> SourceAudio:
+        """The uploaded clip at the model's rate and channels, for `request.audio_use`."""
+        decoded = await anyio.to_thread.run_sync(
+            decode_audio,
+            audio.file,
+            audio.filename,
+            self._backend.sample_rate,
+            self.max_duration_s,
+            self._backend.channels == 2,
+        )
+        samples = decoded.samples if decoded.samples.ndim == 2 else decoded.samples[None]
+        assert request.audio_use is not None
+        return SourceAudio(
+            samples=samples,
+            use=request.audio_use,
+            strength=request.cover_strength,
+            start_s=request.repaint_start or 0.0,
+            end_s=request.repaint_end or 0.0,
+        )
+
     async def compose(
         self,
         request: ComposeRequest,
         melody: MelodyUpload | None,
         idle_timeout_s: float | None = None,
+        audio: MelodyUpload | None = None,
     ) -> AudioStream:
         """Accept (or refuse with an `ApiError`) and return the stream to send.
 
         `idle_timeout_s` is how long the caller waits for the next audio: a request still
         queued (or stalled) past it is dropped, freeing its place, and its stream cut."""
         description = self._check(request, melody)
+        self._check_reuse(request, audio)
+        source = await self._source(request, audio) if audio is not None else None
         clip = None
         if melody is not None:
             decoded = await anyio.to_thread.run_sync(
@@ -127,12 +183,15 @@ class Composer:
             clip = Melody(decoded.samples, decoded.sample_rate)
         params = request.to_params()
         song = request.song if self._backend.sings else None
-        group = self._backend.batch_group(description, song)
+        # the pipelines take one clip per call: a request with its own shares a batch with none
+        group = next(_ALONE) if source else self._backend.batch_group(description, song)
         total = self._backend.samples_for(params.duration_s)
         encoder = open_encoder(  # before the ticket: a format that fails to open queues nothing
             request.format, self._backend.sample_rate, self._backend.channels, total
         )
-        ticket = self._scheduler.submit(GenerationRequest(description, params, clip, group, song))
+        ticket = self._scheduler.submit(
+            GenerationRequest(description, params, clip, group, song, source)
+        )
         headers = {
             "X-Sample-Rate": str(encoder.sample_rate),
             "X-Channels": str(self._backend.channels),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -48,6 +49,17 @@ class ComposeRequest(BaseModel):
         pattern=r"^[1-9][0-9]?/(1|2|4|8|16)$",
         description="e.g. `4/4`; singing models only.",
     )
+    audio_use: Literal["reference", "cover", "repaint"] | None = Field(
+        None,
+        description="What the `audio` upload is for: its timbre (`reference`), a new version "
+        "of it (`cover`), or it with a span made anew (`repaint`); `GET /v1/models` lists "
+        "what the model can do.",
+    )
+    cover_strength: float = Field(
+        1.0, ge=0, le=1, description="cover: how closely the music follows the clip."
+    )
+    repaint_start: float | None = Field(None, ge=0, description="repaint: from, seconds.")
+    repaint_end: float | None = Field(None, gt=0, description="repaint: to, seconds.")
 
     @property
     def song(self) -> Song | None:
@@ -85,6 +97,8 @@ class ModelCard(BaseModel):
     supports_melody: bool
     sings: bool = False
     """Whether the model sings lyrics (MusicGen does not)."""
+    audio_uses: list[str] = []
+    """What an `audio` upload can be used for (`reference`, `cover`, `repaint`)."""
     max_duration_s: float
     loaded: bool
 

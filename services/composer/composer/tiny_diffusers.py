@@ -86,6 +86,10 @@ def build_ace_step(out: Path, seed: int = 1234) -> Path:
     from diffusers import AceStepPipeline, AutoencoderOobleck, FlowMatchEulerDiscreteScheduler
     from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
     from diffusers.pipelines.ace_step import AceStepConditionEncoder
+    from diffusers.pipelines.ace_step.modeling_ace_step import (
+        AceStepAudioTokenDetokenizer,
+        AceStepAudioTokenizer,
+    )
     from transformers import Qwen3Config, Qwen3Model
 
     tokenizer = byte_level_tokenizer()
@@ -131,7 +135,7 @@ def build_ace_step(out: Path, seed: int = 1234) -> Path:
     )
     assert condition_encoder.silence_latent.shape[1] == ACE_STEP_SILENCE_FRAMES
     vae = AutoencoderOobleck(
-        encoder_hidden_size=4,
+        encoder_hidden_size=2 * acoustic,  # the encoder's mean and scale of each latent
         downsampling_ratios=ACE_STEP_DOWNSAMPLING,
         channel_multiples=[1, 1, 1, 1, 1],
         decoder_channels=4,
@@ -140,6 +144,11 @@ def build_ace_step(out: Path, seed: int = 1234) -> Path:
         sampling_rate=ACE_STEP_SAMPLE_RATE,
     )
     unit_gain(transformer, condition_encoder)
+    # The 5 Hz semantic tokens a cover is conditioned on (as the real converted checkpoint has)
+    pooling = {"hidden_size": 32, "intermediate_size": 64, "audio_acoustic_hidden_dim": acoustic}
+    pooling.update(pool_window_size=5, num_attention_pooler_hidden_layers=1, sliding_window=16)
+    audio_tokenizer = AceStepAudioTokenizer(fsq_dim=32, **pooling, **width)
+    audio_token_detokenizer = AceStepAudioTokenDetokenizer(**pooling, **width)
     pipe = AceStepPipeline(
         vae=vae,
         text_encoder=text_encoder,
@@ -147,6 +156,8 @@ def build_ace_step(out: Path, seed: int = 1234) -> Path:
         transformer=transformer,
         condition_encoder=condition_encoder,
         scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1, shift=1.0),
+        audio_tokenizer=audio_tokenizer,
+        audio_token_detokenizer=audio_token_detokenizer,
     )
     if out.exists():
         shutil.rmtree(out)
@@ -206,7 +217,7 @@ def build_stable_audio(out: Path, seed: int = 1234) -> Path:
     )
     unit_gain(transformer, projection)
     vae = AutoencoderOobleck(
-        encoder_hidden_size=4,
+        encoder_hidden_size=2 * latent,  # the encoder's mean and scale of each latent
         downsampling_ratios=STABLE_AUDIO_DOWNSAMPLING,
         channel_multiples=[1, 1, 1, 1, 1],
         decoder_channels=4,

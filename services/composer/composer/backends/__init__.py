@@ -50,6 +50,22 @@ class Song:
 
 
 @dataclass(frozen=True)
+class SourceAudio:
+    """A clip the music reuses: its timbre (`reference`), the whole of it (`cover`), or all but
+    a span that is made anew (`repaint`)."""
+
+    samples: npt.NDArray[np.float32]
+    """[channels, N] in [-1, 1] at the model's sample rate."""
+    use: str
+    """`reference`, `cover` or `repaint`."""
+    strength: float = 1.0
+    """cover: how closely the music follows the clip (0: not at all, 1: most)."""
+    start_s: float = 0.0
+    end_s: float = 0.0
+    """repaint: the span made anew, seconds."""
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     description: str
     params: GenerationParams
@@ -58,6 +74,8 @@ class GenerationRequest:
     """Rows share a batch only within one group (`MusicBackend.batch_group`)."""
     song: Song | None = None
     """Lyrics and song metadata, for models that sing (`ModelInfo.sings`)."""
+    source: SourceAudio | None = None
+    """A clip to reuse, for models that take one (`ModelInfo.audio_uses`)."""
 
 
 class BatchSink(Protocol):
@@ -95,6 +113,11 @@ class ModelInfo(Protocol):
     @property
     def max_duration_s(self) -> float | None:
         """The longest clip the model can make (None: no limit of its own)."""
+
+    @property
+    def audio_uses(self) -> tuple[str, ...]:
+        """What the model can do with an uploaded clip besides following a melody
+        (`SourceAudio.use`)."""
 
     def samples_for(self, seconds: float) -> int:
         """Samples per channel that a request for `seconds` of audio yields (whole frames)."""

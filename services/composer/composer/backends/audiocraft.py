@@ -65,6 +65,10 @@ class AudiocraftBackend(WindowedBackend):
         return None
 
     @property
+    def audio_uses(self) -> tuple[str, ...]:
+        return ()
+
+    @property
     def supports_melody(self) -> bool:
         return "self_wav" in self._model.lm.condition_provider.conditioners
 

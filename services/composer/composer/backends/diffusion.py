@@ -23,7 +23,14 @@ from typing import Any
 
 import torch
 
-from composer.backends import BackendOptions, BatchSink, GenerationRequest, MusicBackend, Song
+from composer.backends import (
+    BackendOptions,
+    BatchSink,
+    GenerationRequest,
+    MusicBackend,
+    Song,
+    SourceAudio,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +103,10 @@ class PipelineBackend:
     def max_duration_s(self) -> float | None:
         return None
 
+    @property
+    def audio_uses(self) -> tuple[str, ...]:
+        return ()
+
     def samples_for(self, seconds: float) -> int:
         return round(seconds * self.sample_rate)
 
@@ -160,6 +171,14 @@ class AceStepBackend(PipelineBackend):
         return float(frames / self._pipe.latents_per_second)
 
     @property
+    def audio_uses(self) -> tuple[str, ...]:
+        """A cover is conditioned on the clip's semantic tokens: only a checkpoint converted
+        with its audio tokenizer and detokenizer can make one."""
+        pipe = self._pipe
+        covers = pipe.audio_tokenizer is not None and pipe.audio_token_detokenizer is not None
+        return ("reference", "cover", "repaint") if covers else ("reference", "repaint")
+
+    @property
     def guided(self) -> bool:
         """Turbo checkpoints are guidance-distilled: the pipeline ignores a guidance scale."""
         return not self._pipe.is_turbo
@@ -188,6 +207,7 @@ class AceStepBackend(PipelineBackend):
             return tensors
 
         audio: torch.Tensor = self._pipe(
+            **self._reuse(first.source, self.samples_for(first.params.duration_s)),
             prompt=[r.description for r in batch],
             lyrics=[(r.song or Song()).lyrics for r in batch],
             vocal_language=[(r.song or Song()).vocal_language for r in batch],
@@ -200,7 +220,50 @@ class AceStepBackend(PipelineBackend):
             timesignature=beats_of(song.time_signature),
             callback_on_step_end=on_step,
         ).audios
+        if first.source is not None and first.source.use == "repaint":
+            return self._kept_outside(audio, first.source)
         return audio
+
+    def _reuse(self, source: SourceAudio | None, samples: int) -> dict[str, Any]:
+        """The pipeline's arguments for a clip to reuse (a request with one is batched alone:
+        the pipeline takes one clip per call). Cover and repaint work on the clip cut or padded
+        to the requested length."""
+        if source is None:
+            return {}
+        clip = torch.from_numpy(source.samples).to(self._device, self._pipe.vae.dtype)
+        if source.use == "reference":
+            return {"reference_audio": clip}
+        clip = torch.nn.functional.pad(clip, (0, max(0, samples - clip.shape[-1])))[:, :samples]
+        if source.use == "cover":
+            return {
+                "task_type": "cover",
+                "src_audio": clip,
+                "audio_cover_strength": source.strength,
+            }
+        return {
+            "task_type": "repaint",
+            "src_audio": clip,
+            "repainting_start": source.start_s,
+            "repainting_end": source.end_s,
+        }
+
+    def _kept_outside(self, audio: torch.Tensor, source: SourceAudio) -> torch.Tensor:
+        """The clip itself outside the repainted span, bit for bit (the pipeline only conditions
+        on it: its own decode of the kept audio differs), with 20 ms crossfades inside the span
+        so its edges do not click."""
+        rate = self.sample_rate
+        samples = audio.shape[-1]
+        clip = torch.from_numpy(source.samples).to(audio.device, audio.dtype)
+        clip = torch.nn.functional.pad(clip, (0, max(0, samples - clip.shape[-1])))[:, :samples]
+        start, end = round(source.start_s * rate), min(samples, round(source.end_s * rate))
+        fade = min(round(0.02 * rate), max(0, (end - start) // 2))
+        weight = torch.zeros(samples, dtype=audio.dtype, device=audio.device)
+        weight[start:end] = 1.0
+        if fade:
+            ramp = torch.linspace(0.0, 1.0, fade + 2, dtype=audio.dtype, device=audio.device)[1:-1]
+            weight[start : start + fade] = ramp
+            weight[end - fade : end] = ramp.flip(0)
+        return clip + weight * (audio - clip)
 
 
 class StableAudioBackend(PipelineBackend):

@@ -74,6 +74,10 @@ class TransformersBackend:
         return None
 
     @property
+    def audio_uses(self) -> tuple[str, ...]:
+        return ()
+
+    @property
     def supports_melody(self) -> bool:
         return self.model.melody
 
