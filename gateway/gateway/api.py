@@ -10,7 +10,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 
-from gateway.audio_use import possible_uses
+from gateway.audio_use import composer_uses_of, possible_uses
 from gateway.capacity import Capacity
 from gateway.deps import CapacityDep, GeneratorDep
 from gateway.generate import AudioStream, Generator
@@ -143,6 +143,9 @@ class ServedComposer(BaseModel):
     model: str | None = Field(description="Its model (null: not answering).")
     sings: bool = Field(description="It sings lyrics.")
     takes_melody: bool = Field(description="It follows an audio clip as a melody.")
+    audio_uses: list[AudioUse] = Field(
+        description="What it can do with an audio clip (`melody`, `reference`, `cover`, `repaint`)."
+    )
     sample_rate: int | None = Field(description="Hz (null: not answering).")
     channels: int | None = Field(description="1 or 2 (null: not answering).")
     max_duration_s: float | None = Field(description="Its longest clip (null: not answering).")
@@ -172,6 +175,7 @@ def served_composer(name: str, card: dict[str, Any] | None) -> ServedComposer:
         model=card.get("name"),
         sings=bool(card.get("sings")),
         takes_melody=bool(card.get("supports_melody")),
+        audio_uses=composer_uses_of(card),
         sample_rate=card.get("sample_rate"),
         channels=card.get("channels"),
         max_duration_s=card.get("max_duration_s"),
@@ -196,5 +200,5 @@ async def list_models(generator: GeneratorDep) -> ServedModels:
         captioner_hears_audio=hears,
         composer_takes_melody=melody,
         composer_sings=bool(composer and composer.get("sings")),
-        audio_uses=possible_uses(hears, melody),
+        audio_uses=possible_uses(hears, composer_uses_of(composer)),
     )

@@ -18,7 +18,7 @@ import anyio
 from pydantic import ValidationError
 
 from gateway import metrics
-from gateway.audio_use import AudioPlan, audio_use_header, plan_audio
+from gateway.audio_use import AudioPlan, audio_use_header, composer_uses_of, plan_audio
 from gateway.composers import Composers
 from gateway.mux import mux_soundtrack, video_seconds
 from gateway.protocol import (
@@ -83,6 +83,19 @@ def _wants_song(form: ParsedForm) -> bool:
     lyrics = form.fields.get("lyrics")
     vocals = form.fields.get("vocals", "").strip().lower() in ("true", "1", "yes", "on")
     return vocals or bool(lyrics and lyrics.strip())
+
+
+def reuse_fields(use: AudioUse, knobs: Knobs) -> dict[str, str]:
+    """The composer's fields for a clip it reuses (`reference`, `cover`, `repaint`)."""
+    fields = {"audio_use": use.value}
+    if use is AudioUse.COVER:
+        fields["cover_strength"] = f"{knobs.cover_strength:g}"
+    if use is AudioUse.REPAINT:
+        for name in ("repaint_start", "repaint_end"):
+            value = getattr(knobs, name)
+            if value is not None:
+                fields[name] = f"{value:g}"
+    return fields
 
 
 def _own_lyrics(form: ParsedForm) -> dict[str, str]:
@@ -215,7 +228,7 @@ class Generator:
         knobs: Knobs,
         duration: float,
         request_id: str,
-        use_melody: bool,
+        composer_use: AudioUse | None,
         extra_headers: dict[str, str],
         song: dict[str, str] | None = None,
     ) -> AudioStream:
@@ -234,10 +247,15 @@ class Generator:
         }
         if knobs.seed is not None:
             fields["seed"] = str(knobs.seed)
-        melody = form.by_field("audio")[0] if use_melody and form.by_field("audio") else None
+        clip = form.by_field("audio")[0] if composer_use and form.by_field("audio") else None
+        as_field = "melody"
+        if clip is not None and composer_use is not AudioUse.MELODY:
+            assert composer_use is not None
+            as_field = "audio"
+            fields.update(reuse_fields(composer_use, knobs))
         started = time.perf_counter()
         composer = self.composers.pick(knobs.model)
-        response = await composer.open_stream(fields, melody, request_id)
+        response = await composer.open_stream(fields, clip, request_id, as_field)
         metrics.UPSTREAM_SECONDS.labels("composer").observe(time.perf_counter() - started)
         headers = {k: v for k, v in response.headers.items() if k.lower() in PASSED_ON}
         headers.update(extra_headers)
@@ -287,10 +305,10 @@ class Generator:
                 ),
             }
         has_audio = bool(form.by_field("audio"))
-        headers[AUDIO_USE_HEADER] = audio_use_header(has_audio, heard, plan.melody)
+        headers[AUDIO_USE_HEADER] = audio_use_header(has_audio, heard, plan.composer_use)
         duration = self._duration(knobs, video_s)
         return await self._compose(
-            form, description, knobs, duration, request_id, plan.melody, headers, song
+            form, description, knobs, duration, request_id, plan.composer_use, headers, song
         )
 
     async def check_song(self, form: ParsedForm) -> None:
@@ -320,13 +338,13 @@ class Generator:
         only where the choice depends on it."""
         has_audio = bool(form.by_field("audio"))
         if not has_audio or knobs.audio_use is AudioUse.IGNORE:
-            return plan_audio(knobs.audio_use, has_audio, False, False)
-        takes_melody = await self.composers.pick(knobs.model).supports_melody()
+            return plan_audio(knobs.audio_use, has_audio, False, [])
+        card = await self.composers.pick(knobs.model).model.get()
         # auto asks the captioner to hear: one that cannot reports the clip unheard
         can_hear = describing and (
             knobs.audio_use is AudioUse.AUTO or await self._captioner.hears_audio()
         )
-        return plan_audio(knobs.audio_use, has_audio, can_hear, takes_melody)
+        return plan_audio(knobs.audio_use, has_audio, can_hear, composer_uses_of(card))
 
     async def served(self) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
         """The captioner's and the composer's model cards (None where one does not answer)."""
@@ -343,21 +361,21 @@ class Generator:
         duration = self._duration(knobs, None)
         await self.check_song(form)
         plan = await self._audio_plan(form, knobs, describing=False)
-        if form.by_field("audio") and knobs.audio_use is AudioUse.AUTO and not plan.melody:
+        has_audio = bool(form.by_field("audio"))
+        if has_audio and knobs.audio_use is AudioUse.AUTO and plan.composer_use is None:
             raise InvalidInput(
-                "audio: the composer's model does not take a melody.", code="melody_unsupported"
+                "audio: the composer's model takes no clip.", code="melody_unsupported"
             )
-        melody = plan.melody
         return await self._compose(
             form,
             description,
             knobs,
             duration,
             request_id,
-            melody,
+            plan.composer_use,
             {
                 DESCRIPTION_HEADER: quote(description, safe=""),
-                AUDIO_USE_HEADER: audio_use_header(bool(form.by_field("audio")), False, melody),
+                AUDIO_USE_HEADER: audio_use_header(has_audio, False, plan.composer_use),
             },
             _own_lyrics(form),
         )

@@ -28,12 +28,17 @@ class OutputFormat(StrEnum):
 
 class AudioUse(StrEnum):
     """What an audio upload is for. `auto`: every use the served models support (heard by a
-    captioner that hears; a melody for a melody composer); `ignore`: none; `heard` or `melody`:
-    that use alone, 422 when the served models cannot."""
+    captioner that hears; a melody for a melody composer, else a timbre reference for one that
+    takes it); `ignore`: none; any other: that use alone, 422 when the served models cannot —
+    `heard`, `melody`, `reference` (its timbre), `cover` (a new version of it), `repaint` (it,
+    with a span made anew)."""
 
     AUTO = "auto"
     HEARD = "heard"
     MELODY = "melody"
+    REFERENCE = "reference"
+    COVER = "cover"
+    REPAINT = "repaint"
     IGNORE = "ignore"
 
 
@@ -68,6 +73,15 @@ class Knobs(BaseModel):
         AudioUse.AUTO,
         description="What the audio upload is for (`GET /models` lists what the served models "
         "can do; `X-WeaveWave-Audio-Use` says what was done).",
+    )
+    cover_strength: float = Field(
+        1.0, ge=0, le=1, description="audio_use=cover: how closely the music follows the clip."
+    )
+    repaint_start: float | None = Field(
+        None, ge=0, description="audio_use=repaint: the span made anew starts here, seconds."
+    )
+    repaint_end: float | None = Field(
+        None, gt=0, description="audio_use=repaint: and ends here, seconds."
     )
 
 

@@ -237,17 +237,22 @@ class ComposerClient:
         return bool(card and card.get("supports_melody"))
 
     async def open_stream(
-        self, fields: dict[str, str], melody: Upload | None, request_id: str
+        self,
+        fields: dict[str, str],
+        melody: Upload | None,
+        request_id: str,
+        as_field: str = "melody",
     ) -> httpx.Response:
         """Start composing on a replica that takes it; returns the streaming response (200)
-        for the caller to relay (closing it frees the replica)."""
+        for the caller to relay (closing it frees the replica). The clip goes as `as_field`
+        (`melody`, or `audio` for the other uses)."""
 
         async def send(replica: Replica) -> httpx.Response:
             request = replica.client.build_request(
                 "POST",
                 "/v1/compose",
                 data=fields,
-                files=_files([melody], as_field="melody") if melody else None,
+                files=_files([melody], as_field=as_field) if melody else None,
                 headers={**self._headers, REQUEST_ID_HEADER: request_id},
             )
             return await replica.client.send(request, stream=True)

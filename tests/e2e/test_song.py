@@ -158,3 +158,30 @@ def test_the_studio_picks_the_song_composer_and_sings(two_composers: str, tmp_pa
         stream = container.streams.audio[0]
         assert (stream.rate, stream.codec_context.channels) == (48000, 2)
     assert abs(seconds_of(saved.read_bytes()) - 2.0) < 0.02
+
+
+def test_a_clip_is_reused_by_the_song_composer(two_composers: str) -> None:
+    from tests.media_factory import wav_bytes
+
+    served = httpx.get(f"{two_composers}/models").json()
+    assert served["composers"][1]["audio_uses"] == ["reference", "cover", "repaint"]
+    clip = {"audio": ("riff.wav", wav_bytes(2.0, rate=48000, freq=220.0), "audio/wav")}
+    base = {"description": "folk ballad", "duration": "2", "seed": "3", "model": "ace-step"}
+    url = f"{two_composers}/compose"
+    bodies = {}
+    for fields, done in (
+        ({}, "reference"),  # auto: the song composer borrows the clip's timbre
+        ({"audio_use": "cover", "cover_strength": "0.5"}, "cover"),
+        ({"audio_use": "repaint", "repaint_start": "0.5", "repaint_end": "1.5"}, "repaint"),
+    ):
+        response = httpx.post(url, data={**base, **fields}, files=clip, timeout=120)
+        assert response.status_code == 200, response.text
+        assert response.headers["x-weavewave-audio-use"] == done
+        bodies[done] = response.content
+    assert len(set(bodies.values())) == 3
+    refused = httpx.post(url, data={**base, "model": "musicgen", "audio_use": "cover"}, files=clip)
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "audio_use_unsupported"
+    bad_span = {**base, "audio_use": "repaint", "repaint_start": "1.5", "repaint_end": "0.5"}
+    rejected = httpx.post(url, data=bad_span, files=clip, timeout=60)
+    assert rejected.status_code == 422, rejected.text

@@ -1,61 +1,83 @@
 """One rule for what an audio upload is for (`audio_use`), over every mix of what the served
-models can do."""
+models can do: the captioner hearing it, the composer following it as a melody or reusing it
+(a timbre reference, a cover, a repaint)."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateway.audio_use import AudioPlan, audio_use_header, plan_audio, possible_uses
+from gateway.audio_use import (
+    AudioPlan,
+    audio_use_header,
+    composer_uses_of,
+    plan_audio,
+    possible_uses,
+)
 from gateway.protocol import AudioUse
 from weavewave_common.errors import InvalidInput
 
 AUTO, HEARD, MELODY, IGNORE = AudioUse.AUTO, AudioUse.HEARD, AudioUse.MELODY, AudioUse.IGNORE
+REFERENCE, COVER, REPAINT = AudioUse.REFERENCE, AudioUse.COVER, AudioUse.REPAINT
+ACE_STEP = [REFERENCE, COVER, REPAINT]
 
 
 @pytest.mark.parametrize(
-    ("choice", "can_hear", "takes_melody", "plan"),
+    ("choice", "can_hear", "composer", "plan"),
     [
-        (AUTO, True, True, AudioPlan(hear=True, melody=True)),
-        (AUTO, False, True, AudioPlan(hear=False, melody=True)),
-        (AUTO, True, False, AudioPlan(hear=True, melody=False)),
-        (IGNORE, True, True, AudioPlan(hear=False, melody=False)),
-        (HEARD, True, True, AudioPlan(hear=True, melody=False)),
-        (MELODY, True, True, AudioPlan(hear=False, melody=True)),
+        (AUTO, True, [MELODY], AudioPlan(hear=True, composer_use=MELODY)),
+        (AUTO, False, [MELODY], AudioPlan(hear=False, composer_use=MELODY)),
+        (AUTO, True, [], AudioPlan(hear=True)),
+        (AUTO, False, ACE_STEP, AudioPlan(hear=False, composer_use=REFERENCE)),  # never a cover
+        (IGNORE, True, [MELODY], AudioPlan(hear=False)),
+        (HEARD, True, [MELODY], AudioPlan(hear=True)),
+        (MELODY, True, [MELODY], AudioPlan(hear=False, composer_use=MELODY)),
+        (COVER, True, ACE_STEP, AudioPlan(hear=False, composer_use=COVER)),
+        (REPAINT, False, ACE_STEP, AudioPlan(hear=False, composer_use=REPAINT)),
     ],
 )
 def test_a_choice_the_models_can_honour_is_planned(
-    choice: AudioUse, can_hear: bool, takes_melody: bool, plan: AudioPlan
+    choice: AudioUse, can_hear: bool, composer: list[AudioUse], plan: AudioPlan
 ) -> None:
-    assert plan_audio(choice, True, can_hear, takes_melody) == plan
+    assert plan_audio(choice, True, can_hear, composer) == plan
 
 
 @pytest.mark.parametrize(
-    ("choice", "can_hear", "takes_melody", "named"),
+    ("choice", "can_hear", "composer", "named"),
     [
-        (HEARD, False, True, "they can: melody"),
-        (MELODY, True, False, "they can: heard"),
-        (MELODY, False, False, "none (use audio_use=ignore)"),
+        (HEARD, False, [MELODY], "they can: melody"),
+        (MELODY, True, [], "they can: heard"),
+        (MELODY, False, [], "none (use audio_use=ignore)"),
+        (MELODY, True, ACE_STEP, "they can: heard, reference, cover, repaint"),
+        (COVER, False, [MELODY], "they can: melody"),
     ],
 )
 def test_a_choice_they_cannot_honour_is_a_422_naming_what_they_can(
-    choice: AudioUse, can_hear: bool, takes_melody: bool, named: str
+    choice: AudioUse, can_hear: bool, composer: list[AudioUse], named: str
 ) -> None:
     with pytest.raises(InvalidInput, match=named.replace("(", r"\(").replace(")", r"\)")) as err:
-        plan_audio(choice, True, can_hear, takes_melody)
+        plan_audio(choice, True, can_hear, composer)
     assert err.value.code == "audio_use_unsupported" and err.value.status == 422
 
 
 def test_without_audio_only_auto_and_ignore_make_sense() -> None:
     for choice in (AUTO, IGNORE):
-        assert plan_audio(choice, False, True, True) == AudioPlan(hear=False, melody=False)
-    for choice in (HEARD, MELODY):
+        assert plan_audio(choice, False, True, [MELODY]) == AudioPlan(hear=False)
+    for choice in (HEARD, MELODY, REFERENCE, COVER, REPAINT):
         with pytest.raises(InvalidInput) as err:
-            plan_audio(choice, False, True, True)
+            plan_audio(choice, False, True, ACE_STEP + [MELODY])
         assert err.value.code == "audio_use_without_audio"
 
 
 def test_the_header_says_what_was_done() -> None:
-    assert audio_use_header(True, heard=True, melody=True) == "heard,melody"
-    assert audio_use_header(True, heard=False, melody=False) == "unused"
-    assert audio_use_header(False, heard=False, melody=False) == "none"
-    assert possible_uses(True, True) == [HEARD, MELODY] and possible_uses(False, False) == []
+    assert audio_use_header(True, heard=True, composer_use=MELODY) == "heard,melody"
+    assert audio_use_header(True, heard=False, composer_use=COVER) == "cover"
+    assert audio_use_header(True, heard=False, composer_use=None) == "unused"
+    assert audio_use_header(False, heard=False, composer_use=None) == "none"
+    assert possible_uses(True, [MELODY]) == [HEARD, MELODY] and possible_uses(False, []) == []
+
+
+def test_a_composers_card_says_what_it_can_do_with_a_clip() -> None:
+    assert composer_uses_of({"supports_melody": True, "audio_uses": []}) == [MELODY]
+    ace = {"supports_melody": False, "audio_uses": ["reference", "cover", "repaint"]}
+    assert composer_uses_of(ace) == ACE_STEP
+    assert composer_uses_of(None) == [] and composer_uses_of({}) == []

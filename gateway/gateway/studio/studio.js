@@ -111,20 +111,31 @@ async function offerComposers() {
   } catch (_) { /* no key yet: asked again when one is typed */ }
 }
 
-const AUDIO_USES = { heard: "being heard: the brief follows it", melody: "a melody to follow" };
+const AUDIO_USES = {
+  heard: "being heard: the brief follows it",
+  melody: "a melody to follow",
+  reference: "its sound: the music borrows its timbre",
+  cover: "a new version of it",
+};
+// repaint needs a span (repaint_start/end): the API has it, the studio leaves it out.
 
 async function offerAudioUses() {
-  // Only what the served models can do with a clip (GET /models), besides auto and ignore.
+  // Only what the served models can do with a clip (GET /models: the captioner's hearing and
+  // the chosen composer's uses), besides auto and ignore.
   const box = $("audio-use-box");
   box.hidden = !$("audio").files[0];
-  if (box.hidden || box.dataset.loaded) return;
+  if (box.hidden) return;
   try {
     const served = await call("GET", "/models");
-    for (const use of served.audio_uses) {
+    const chosen = served.composers.find((c) => c.name === $("model").value) || served.composers[0];
+    const uses = [...(served.captioner_hears_audio ? ["heard"] : []), ...(chosen ? chosen.audio_uses : [])];
+    const select = $("audio-use");
+    for (const option of [...select.options]) if (!["auto", "ignore"].includes(option.value)) option.remove();
+    for (const use of uses.filter((u) => AUDIO_USES[u])) {
       const option = document.createElement("option");
       option.value = use;
-      option.textContent = AUDIO_USES[use] || use;
-      $("audio-use").append(option);
+      option.textContent = AUDIO_USES[use];
+      select.append(option);
     }
     box.dataset.loaded = "yes";
   } catch (error) {
@@ -221,5 +232,6 @@ $("describe").addEventListener("click", describe);
 $("compose").addEventListener("click", compose);
 $("cancel").addEventListener("click", cancel);
 $("audio").addEventListener("change", offerAudioUses);
+$("model").addEventListener("change", offerAudioUses);
 $("api-key").addEventListener("change", offerComposers);
 offerComposers();
