@@ -4,20 +4,18 @@ to the composer, which sings them in 48 kHz stereo, on `/generate` and on jobs."
 
 from __future__ import annotations
 
-import io
 import json
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
-import av
 import httpx
 import pytest
 
 from tests.e2e.conftest import Stack, venv_python
 from tests.e2e.jobs import jobs_gateway, seconds_of, submit, wait_for
-from tests.e2e.test_studio import SHOTS, studio_page
+from tests.e2e.test_studio import SHOTS, downloaded, studio_page
 from weavewave_common.supervise import RunningService, free_port, run_service
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
@@ -150,14 +148,9 @@ def test_the_studio_picks_the_song_composer_and_sings(two_composers: str, tmp_pa
         page.wait_for_selector("#download:not([hidden])", timeout=180_000)
         assert page.inner_text("#status").startswith("done")
         page.screenshot(path=str(SHOTS / "studio-song.png"), full_page=True)
-        with page.expect_download() as download:
-            page.click("#download")
-        saved = tmp_path / "song.wav"
-        download.value.save_as(saved)
-    with av.open(io.BytesIO(saved.read_bytes()), mode="r") as container:
-        stream = container.streams.audio[0]
-        assert (stream.rate, stream.codec_context.channels) == (48000, 2)
-    assert abs(seconds_of(saved.read_bytes()) - 2.0) < 0.02
+        rate, channels, seconds = downloaded(page, tmp_path)
+    assert (rate, channels) == (48000, 2)
+    assert abs(seconds - 2.0) < 0.02
 
 
 def test_a_clip_is_reused_by_the_song_composer(two_composers: str) -> None:

@@ -56,6 +56,18 @@ def studio_page(url: str) -> Iterator[Any]:
         browser.close()
 
 
+def downloaded(page: Any, tmp_path: Path) -> tuple[int, int, float]:
+    """Click the studio's download; the file's sample rate, channels and seconds."""
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = tmp_path / "download.wav"
+    download.value.save_as(saved)
+    with av.open(io.BytesIO(saved.read_bytes()), mode="r") as container:
+        stream = container.streams.audio[0]
+        samples = sum(frame.samples for frame in container.decode(stream))
+        return stream.rate, stream.codec_context.channels, samples / stream.rate
+
+
 @pytest.fixture(scope="module")
 def page(stack: Stack) -> Iterator[Any]:
     with studio_page(stack.gateway.url) as opened:
@@ -82,13 +94,7 @@ def test_picture_and_words_to_music_that_plays_and_downloads(page: Any, tmp_path
     assert page.input_value("#description")
     assert page.inner_text("#status").startswith("done")
     page.screenshot(path=str(SHOTS / "studio-done.png"), full_page=True)
-    with page.expect_download() as download:
-        page.click("#download")
-    saved = tmp_path / "song.wav"
-    download.value.save_as(saved)
-    with av.open(io.BytesIO(saved.read_bytes()), mode="r") as container:
-        stream = container.streams.audio[0]
-        seconds = sum(frame.samples for frame in container.decode(stream)) / stream.rate
+    _, _, seconds = downloaded(page, tmp_path)
     assert seconds == pytest.approx(3.0, abs=0.02)
 
 

@@ -81,9 +81,24 @@ def unit_gain(*modules: Any) -> None:
                     layer.weight.normal_(0.0, layer.in_features**-0.5)
 
 
+def tiny_oobleck(ratios: list[int], latent: int, sample_rate: int) -> Any:
+    """A stereo Oobleck VAE with the real checkpoint's ratios and rate, at tiny widths."""
+    from diffusers import AutoencoderOobleck
+
+    return AutoencoderOobleck(
+        encoder_hidden_size=2 * latent,  # the encoder's mean and scale of each latent
+        downsampling_ratios=ratios,
+        channel_multiples=[1] * len(ratios),
+        decoder_channels=4,
+        decoder_input_channels=latent,
+        audio_channels=2,
+        sampling_rate=sample_rate,
+    )
+
+
 def build_ace_step(out: Path, seed: int = 1234) -> Path:
     import torch
-    from diffusers import AceStepPipeline, AutoencoderOobleck, FlowMatchEulerDiscreteScheduler
+    from diffusers import AceStepPipeline, FlowMatchEulerDiscreteScheduler
     from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
     from diffusers.pipelines.ace_step import AceStepConditionEncoder
     from diffusers.pipelines.ace_step.modeling_ace_step import (
@@ -134,15 +149,7 @@ def build_ace_step(out: Path, seed: int = 1234) -> Path:
         **width,
     )
     assert condition_encoder.silence_latent.shape[1] == ACE_STEP_SILENCE_FRAMES
-    vae = AutoencoderOobleck(
-        encoder_hidden_size=2 * acoustic,  # the encoder's mean and scale of each latent
-        downsampling_ratios=ACE_STEP_DOWNSAMPLING,
-        channel_multiples=[1, 1, 1, 1, 1],
-        decoder_channels=4,
-        decoder_input_channels=acoustic,
-        audio_channels=2,
-        sampling_rate=ACE_STEP_SAMPLE_RATE,
-    )
+    vae = tiny_oobleck(ACE_STEP_DOWNSAMPLING, acoustic, ACE_STEP_SAMPLE_RATE)
     unit_gain(transformer, condition_encoder)
     # The 5 Hz semantic tokens a cover is conditioned on (as the real converted checkpoint has)
     pooling = {"hidden_size": 32, "intermediate_size": 64, "audio_acoustic_hidden_dim": acoustic}
@@ -171,7 +178,6 @@ def build_stable_audio(out: Path, seed: int = 1234) -> Path:
 
     import torch
     from diffusers import (
-        AutoencoderOobleck,
         CosineDPMSolverMultistepScheduler,
         StableAudioDiTModel,
         StableAudioPipeline,
@@ -216,15 +222,7 @@ def build_stable_audio(out: Path, seed: int = 1234) -> Path:
         text_encoder_dim=32, conditioning_dim=conditioning, min_value=0, max_value=512
     )
     unit_gain(transformer, projection)
-    vae = AutoencoderOobleck(
-        encoder_hidden_size=2 * latent,  # the encoder's mean and scale of each latent
-        downsampling_ratios=STABLE_AUDIO_DOWNSAMPLING,
-        channel_multiples=[1, 1, 1, 1, 1],
-        decoder_channels=4,
-        decoder_input_channels=latent,
-        audio_channels=2,
-        sampling_rate=STABLE_AUDIO_SAMPLE_RATE,
-    )
+    vae = tiny_oobleck(STABLE_AUDIO_DOWNSAMPLING, latent, STABLE_AUDIO_SAMPLE_RATE)
     scheduler = CosineDPMSolverMultistepScheduler(
         solver_order=2, prediction_type="v_prediction", sigma_data=1.0, sigma_schedule="exponential"
     )

@@ -127,6 +127,22 @@ class ModelInfo(Protocol):
         (None: any). A model that attends its batch's text padding must group by length."""
 
 
+class PlainModel:
+    """The answers of a model that neither sings, limits its own length nor reuses a clip."""
+
+    @property
+    def sings(self) -> bool:
+        return False
+
+    @property
+    def max_duration_s(self) -> float | None:
+        return None
+
+    @property
+    def audio_uses(self) -> tuple[str, ...]:
+        return ()
+
+
 class MusicBackend(ModelInfo, Protocol):
     """A model that generates a whole batch at once (the static `BatchScheduler` runs it)."""
 

@@ -57,18 +57,6 @@ class AudiocraftBackend(WindowedBackend):
         return int(self._model.audio_channels)
 
     @property
-    def sings(self) -> bool:
-        return False
-
-    @property
-    def max_duration_s(self) -> float | None:
-        return None
-
-    @property
-    def audio_uses(self) -> tuple[str, ...]:
-        return ()
-
-    @property
     def supports_melody(self) -> bool:
         return "self_wav" in self._model.lm.condition_provider.conditioners
 

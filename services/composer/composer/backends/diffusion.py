@@ -28,6 +28,7 @@ from composer.backends import (
     BatchSink,
     GenerationRequest,
     MusicBackend,
+    PlainModel,
     Song,
     SourceAudio,
 )
@@ -60,13 +61,12 @@ def load_pipeline_backend(options: BackendOptions) -> MusicBackend:
     return BACKENDS[kind].load(options)
 
 
-class PipelineBackend:
+class PipelineBackend(PlainModel):
     """What every diffusion pipeline shares: loading, per-row generators, a step callback that
     reports progress and stops a wholly cancelled batch, the exact length, chunked emission.
     A subclass says how to call its pipeline (`_run`)."""
 
     pipeline_class = ""
-    sings = False
 
     def __init__(self, pipe: Any, options: BackendOptions) -> None:
         self._pipe = pipe
@@ -98,14 +98,6 @@ class PipelineBackend:
     @property
     def supports_melody(self) -> bool:
         return False
-
-    @property
-    def max_duration_s(self) -> float | None:
-        return None
-
-    @property
-    def audio_uses(self) -> tuple[str, ...]:
-        return ()
 
     def samples_for(self, seconds: float) -> int:
         return round(seconds * self.sample_rate)
@@ -158,7 +150,10 @@ class AceStepBackend(PipelineBackend):
     """ACE-Step: tags (the description) and lyrics in, a song out."""
 
     pipeline_class = "AceStepPipeline"
-    sings = True
+
+    @property
+    def sings(self) -> bool:
+        return True
 
     @property
     def sample_rate(self) -> int:

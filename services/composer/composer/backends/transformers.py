@@ -9,7 +9,7 @@ wrongly: codebooks that do not fit the codec); generation is the continuous-batc
 
 from __future__ import annotations
 
-from composer.backends import BackendOptions, Song
+from composer.backends import BackendOptions, PlainModel, Song
 from composer.chroma import ChromaExtractor, ChromaSettings, StemSeparator
 from composer.engine.conditions import Conditioner
 from composer.engine.core import EngineCore
@@ -17,7 +17,7 @@ from composer.engine.musicgen import MusicgenStepModel
 from composer.engine.rows import Geometry
 
 
-class TransformersBackend:
+class TransformersBackend(PlainModel):
     """`ModelInfo` of a transformers MusicGen, and the factory of its engine."""
 
     def __init__(self, model: MusicgenStepModel, options: BackendOptions) -> None:
@@ -64,18 +64,6 @@ class TransformersBackend:
     @property
     def channels(self) -> int:
         return self.model.channels
-
-    @property
-    def sings(self) -> bool:
-        return False
-
-    @property
-    def max_duration_s(self) -> float | None:
-        return None
-
-    @property
-    def audio_uses(self) -> tuple[str, ...]:
-        return ()
 
     @property
     def supports_melody(self) -> bool:

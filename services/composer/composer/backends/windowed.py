@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from composer.backends import BackendOptions, BatchSink, GenerationRequest
+from composer.backends import BackendOptions, BatchSink, GenerationRequest, PlainModel
 from composer.backends.streaming import LOOKAHEAD_FRAMES, RowDecoder, RowState
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class Window:
             row.finish_window(sink, codes[i], self.prompt_frames, self.new_frames, keep)
 
 
-class WindowedBackend(ABC):
+class WindowedBackend(PlainModel, ABC):
     """The window loop of a `MusicBackend`; subclasses run one window on their model."""
 
     def __init__(self, options: BackendOptions, sample_rate: int, hop: int, codebooks: int) -> None:
