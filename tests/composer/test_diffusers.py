@@ -1,7 +1,7 @@
 """The diffusion composers through diffusers (`COMPOSER_BACKEND=diffusers`) on their tiny builds:
-ACE-Step (songs) and Stable Audio Open. Each backend on its own (seeds alone == batched,
-progress per step, cancellation, the exact length), then each service as a real process (every
-format in stereo at the model's rate, the model's own duration cap)."""
+ACE-Step (songs), Stable Audio Open and AudioLDM 2. Each backend on its own (seeds alone ==
+batched, progress per step, cancellation, the exact length), then each service as a real
+process (every format at the model's rate and channels, the model's own duration cap)."""
 
 from __future__ import annotations
 
@@ -30,10 +30,12 @@ pytestmark = pytest.mark.timeout(300)
 
 VERSE = "[verse]\nsoft notes in the morning light"
 KINDS = {
-    # kind: (sample rate, longest clip, whether it sings)
-    "ace-step": (48000, 600.0, True),
-    "stable-audio": (44100, 1024 * 2048 / 44100, False),
+    # kind: (sample rate, channels, longest clip of its own, whether it sings)
+    "ace-step": (48000, 2, 600.0, True),
+    "stable-audio": (44100, 2, 1024 * 2048 / 44100, False),
+    "audioldm2": (16000, 1, None, False),
 }
+SERVICE_MAX_S = 1000.0
 
 
 @pytest.fixture(scope="module", params=sorted(KINDS))
@@ -71,14 +73,16 @@ def generate(
     return [sink.audio(i) for i in range(len(requests))]
 
 
-def test_stereo_at_the_models_rate_and_the_exact_length(kind: str, backend: MusicBackend) -> None:
-    rate, longest, sings = KINDS[kind]
-    assert (backend.sample_rate, backend.channels, backend.sings) == (rate, 2, sings)
-    assert backend.max_duration_s == pytest.approx(longest)
+def test_the_models_rate_channels_and_the_exact_length(kind: str, backend: MusicBackend) -> None:
+    rate, channels, longest, sings = KINDS[kind]
+    assert (backend.sample_rate, backend.channels, backend.sings) == (rate, channels, sings)
+    assert backend.max_duration_s == (pytest.approx(longest) if longest else None)
     assert not backend.supports_melody
     (audio,) = generate(backend, [song("pop, upbeat", 2.3, 1)])
-    assert audio.shape == (2, round(2.3 * rate))  # latent frames' extra samples are cut
-    assert np.isfinite(audio).all() and not np.array_equal(audio[0], audio[1])
+    assert audio.shape == (channels, round(2.3 * rate))  # latent frames' extra samples are cut
+    assert np.isfinite(audio).all() and np.abs(audio).max() > 0.01  # peaks: the limiter
+    if channels == 2:
+        assert not np.array_equal(audio[0], audio[1])
 
 
 def test_a_seed_gives_the_same_audio_alone_or_batched(backend: MusicBackend) -> None:
@@ -121,7 +125,9 @@ def test_the_lyrics_change_the_song_and_group_the_batch(ace_step: MusicBackend) 
 def diffusion_composer(
     model_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RunningService]:
-    with serve_composer("diffusers", model_dir, tmp_path_factory, max_duration_s="1000") as service:
+    with serve_composer(
+        "diffusers", model_dir, tmp_path_factory, max_duration_s=f"{SERVICE_MAX_S:g}"
+    ) as service:
         yield service
 
 
@@ -134,23 +140,24 @@ def compose_song(service: RunningService, **fields: str) -> httpx.Response:
 def test_the_service_streams_every_format(
     kind: str, diffusion_composer: RunningService, fmt: str
 ) -> None:
-    rate = KINDS[kind][0]
+    rate, channels, _, _ = KINDS[kind]
     response = compose_song(diffusion_composer, format=fmt)
     assert response.status_code == 200, response.text
-    assert response.headers["x-channels"] == "2"
+    assert response.headers["x-channels"] == str(channels)
     assert response.headers["x-sample-rate"] == str(48000 if fmt == "ogg" else rate)
     with av.open(io.BytesIO(response.content), mode="r") as container:
         stream = container.streams.audio[0]
         samples = sum(frame.samples for frame in container.decode(audio=0))
-        assert stream.codec_context.channels == 2
+        assert stream.codec_context.channels == channels
         seconds = samples / stream.rate
-    assert abs(seconds - 2.0) <= (0.08 if fmt == "mp3" else 0.02)
+    assert abs(seconds - 2.0) <= (0.1 if fmt == "mp3" else 0.02)  # MP3: priming and padding
 
 
 def test_the_service_reports_the_model_and_enforces_its_longest_clip(
     kind: str, diffusion_composer: RunningService
 ) -> None:
-    _, longest, sings = KINDS[kind]
+    _, _, own, sings = KINDS[kind]
+    longest = own or SERVICE_MAX_S
     (card,) = httpx.get(f"{diffusion_composer.url}/v1/models").json()["models"]
     assert card["sings"] is sings and card["backend"] == "diffusers"
     assert card["max_duration_s"] == pytest.approx(longest)  # its own, under the service's

@@ -1,5 +1,12 @@
 """Tiny diffusion composers with random weights, built offline with the real audio geometry.
 
+AudioLDM 2 (`--kind audioldm2`): `AudioLDM2Pipeline` laid out as `cvssp/audioldm2-music` — 16 kHz
+mono through a HiFi-GAN vocoder of the real upsampling (160 samples a mel frame, 64 mel bins),
+a VAE that downsamples by 8 and a UNet over the real 128-frame latent (10.24 s), CLAP and T5
+text encoders with byte-level BPE and sentencepiece tokenizers built in process, and the
+`GPT2LMHeadModel` language model the pipeline needs (a `GPT2Model` fails in diffusers 0.42.1) —
+at tiny widths.
+
 Stable Audio Open (`--kind stable-audio`): `StableAudioPipeline` laid out as
 `stabilityai/stable-audio-open-1.0` — 44.1 kHz stereo through an Oobleck VAE of the real
 downsampling ratios (2,048 samples a latent frame), a DiT over the real 1,024-frame window
@@ -33,6 +40,9 @@ STABLE_AUDIO_DOWNSAMPLING = [2, 4, 4, 8, 8]
 """2,048 samples a latent frame, as stable-audio-open-1.0's VAE."""
 STABLE_AUDIO_WINDOW_FRAMES = 1024
 """The DiT's window: 1,024 latent frames, 47.55 s, always denoised whole."""
+AUDIOLDM2_SAMPLE_RATE = 16000
+AUDIOLDM2_LATENT_FRAMES = 128
+"""The UNet's trained latent length: 128 frames x 8 (VAE) x 160 samples = 10.24 s."""
 TEXTS = [
     "pop, upbeat, female vocals, synth, 120 bpm",
     "folk ballad, acoustic guitar, warm male voice",
@@ -241,4 +251,157 @@ def build_stable_audio(out: Path, seed: int = 1234) -> Path:
     return out
 
 
-BUILDERS = {"ace-step": build_ace_step, "stable-audio": build_stable_audio}
+def byte_level_roberta() -> Any:
+    """CLAP's tokenizer kind (RoBERTa's byte-level BPE): the byte alphabet and its specials."""
+    from tokenizers import pre_tokenizers
+    from transformers import RobertaTokenizer
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {token: i for i, token in enumerate(specials + alphabet)}
+    return RobertaTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def build_audioldm2(out: Path, seed: int = 1234) -> Path:
+    import tempfile
+
+    import torch
+    from diffusers import (
+        AudioLDM2Pipeline,
+        AudioLDM2ProjectionModel,
+        AudioLDM2UNet2DConditionModel,
+        AutoencoderKL,
+        DDIMScheduler,
+    )
+    from transformers import (
+        ClapAudioConfig,
+        ClapConfig,
+        ClapFeatureExtractor,
+        ClapModel,
+        ClapTextConfig,
+        GPT2Config,
+        GPT2LMHeadModel,
+        SpeechT5HifiGan,
+        SpeechT5HifiGanConfig,
+        T5Config,
+        T5EncoderModel,
+        T5Tokenizer,
+    )
+
+    from composer.tiny_model import train_tokenizer
+
+    clap_tokenizer = byte_level_roberta()
+    with tempfile.TemporaryDirectory() as scratch:
+        vocab = train_tokenizer(Path(scratch))
+    t5_tokenizer = T5Tokenizer(vocab=vocab, extra_ids=0, model_max_length=77)
+    torch.manual_seed(seed)
+    unet = AudioLDM2UNet2DConditionModel(
+        block_out_channels=(8, 16),
+        layers_per_block=1,
+        sample_size=AUDIOLDM2_LATENT_FRAMES,
+        in_channels=8,
+        out_channels=8,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        cross_attention_dim=([None, 16, 32], [None, 16, 32]),
+        norm_num_groups=4,
+        attention_head_dim=4,
+    )
+    vae = AutoencoderKL(  # four blocks: downsampling by 8, as the real VAE
+        block_out_channels=[4, 4, 4, 4],
+        in_channels=1,
+        out_channels=1,
+        down_block_types=["DownEncoderBlock2D"] * 4,
+        up_block_types=["UpDecoderBlock2D"] * 4,
+        latent_channels=8,
+        norm_num_groups=2,
+        layers_per_block=1,
+    )
+    text = ClapTextConfig(
+        bos_token_id=0,
+        eos_token_id=2,
+        pad_token_id=1,
+        hidden_size=16,
+        intermediate_size=37,
+        num_attention_heads=2,
+        num_hidden_layers=2,
+        vocab_size=len(clap_tokenizer),
+        projection_dim=16,
+        max_position_embeddings=80,
+    )
+    audio = ClapAudioConfig(
+        spec_size=64,
+        window_size=4,
+        num_mel_bins=64,
+        intermediate_size=37,
+        depths=[2, 2],
+        num_attention_heads=[2, 2],
+        num_hidden_layers=2,
+        hidden_size=192,
+        projection_dim=16,
+        patch_size=2,
+        patch_stride=2,
+        patch_embed_input_channels=4,
+    )
+    clap = ClapModel(
+        ClapConfig(text_config=text.to_dict(), audio_config=audio.to_dict(), projection_dim=16)
+    )
+    t5 = T5EncoderModel(
+        T5Config(vocab_size=len(vocab), d_model=32, d_ff=37, d_kv=8, num_heads=2, num_layers=2)
+    )
+    language_model = GPT2LMHeadModel(
+        GPT2Config(n_embd=16, n_head=2, n_layer=2, vocab_size=1000, n_ctx=99, n_positions=99)
+    )
+    language_model.config.max_new_tokens = 8
+    vocoder = SpeechT5HifiGan(
+        SpeechT5HifiGanConfig(
+            model_in_dim=64,
+            sampling_rate=AUDIOLDM2_SAMPLE_RATE,
+            upsample_initial_channel=64,
+            upsample_rates=[5, 4, 2, 2, 2],
+            upsample_kernel_sizes=[16, 16, 8, 4, 4],
+            resblock_kernel_sizes=[3],
+            resblock_dilation_sizes=[[1, 3, 5]],
+            normalize_before=False,
+        )
+    )
+    with torch.no_grad():
+        # HiFi-GAN's five upsampling stages at their initial scale leave ~1e-9 of the signal:
+        # at unit gain a mel spectrogram comes out as audio at a level a trained one gives.
+        for layer in vocoder.modules():
+            if isinstance(layer, (torch.nn.Conv1d, torch.nn.ConvTranspose1d)):
+                layer.weight.normal_(0.0, layer.weight[0].numel() ** -0.5)
+    unit_gain(unet)
+    pipe = AudioLDM2Pipeline(
+        vae=vae,
+        text_encoder=clap,
+        text_encoder_2=t5,
+        projection_model=AudioLDM2ProjectionModel(
+            text_encoder_dim=16, text_encoder_1_dim=32, langauge_model_dim=16
+        ),
+        language_model=language_model,
+        tokenizer=clap_tokenizer,
+        tokenizer_2=t5_tokenizer,
+        feature_extractor=ClapFeatureExtractor(),
+        unet=unet,
+        scheduler=DDIMScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            clip_sample=False,
+            set_alpha_to_one=False,
+        ),
+        vocoder=vocoder,
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    pipe.save_pretrained(str(out))
+    logger.info("built a tiny AudioLDM 2 (random weights) in %s", out)
+    return out
+
+
+BUILDERS = {
+    "ace-step": build_ace_step,
+    "stable-audio": build_stable_audio,
+    "audioldm2": build_audioldm2,
+}

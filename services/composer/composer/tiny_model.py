@@ -9,14 +9,14 @@ Usage::
 
     python -m composer.tiny_model OUT_DIR [--preset tiny|small-shape] [--stereo] [--melody]
         [--hub-cache DIR] [--seed 1234]
-    python -m composer.tiny_model OUT_DIR --kind ace-step|stable-audio
+    python -m composer.tiny_model OUT_DIR --kind ace-step|stable-audio|audioldm2
 
 `--stereo` writes the musicgen-stereo layout: 8 codebooks (even ones the left channel, odd ones
 the right, each pair sharing a delay) over the same mono 4-codebook EnCodec. `--melody` writes
 musicgen-melody's (`MusicgenMelodyForConditionalGeneration`: 12 chroma bins read as a prefix of
 235 frames, the checkpoint's chroma extractor settings) and, into `--hub-cache`, the tiny demucs
-its melodies are separated with. `--kind ace-step` or `--kind stable-audio` builds a diffusion
-composer instead (`composer.tiny_diffusers`).
+its melodies are separated with. `--kind ace-step`, `stable-audio` or `audioldm2` builds a
+diffusion composer instead (`composer.tiny_diffusers`).
 """
 
 from __future__ import annotations
@@ -284,7 +284,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path)
     parser.add_argument(
-        "--kind", choices=["musicgen", "ace-step", "stable-audio"], default="musicgen"
+        "--kind",
+        choices=["musicgen", "ace-step", "stable-audio", "audioldm2"],
+        default="musicgen",
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
     parser.add_argument("--stereo", action="store_true", help="the musicgen-stereo layout")

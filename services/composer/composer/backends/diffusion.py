@@ -9,8 +9,9 @@ gives the same audio alone or batched. Progress is reported per denoising step; 
 of a batch is cancelled the callback stops the pipeline at the next step. The audio exists only
 once the last step is decoded; it is then streamed in chunks.
 
-Served: ACE-Step (`AceStepPipeline`: songs with lyrics, 48 kHz stereo, up to 10 minutes) and
-Stable Audio Open (`StableAudioPipeline`: 44.1 kHz stereo, up to 47 s).
+Served: ACE-Step (`AceStepPipeline`: songs with lyrics, 48 kHz stereo, up to 10 minutes),
+Stable Audio Open (`StableAudioPipeline`: 44.1 kHz stereo, up to 47 s) and AudioLDM 2
+(`AudioLDM2Pipeline`: 16 kHz mono).
 """
 
 from __future__ import annotations
@@ -296,8 +297,59 @@ class StableAudioBackend(PipelineBackend):
         return audio
 
 
+class AudioLDM2Backend(PipelineBackend):
+    """AudioLDM 2 (`-music`): 16 kHz mono, any length (its UNet was trained on 10.24 s)."""
+
+    pipeline_class = "AudioLDM2Pipeline"
+
+    def __init__(self, pipe: Any, options: BackendOptions) -> None:
+        language_model = type(pipe.language_model).__name__
+        if language_model != "GPT2LMHeadModel":
+            raise ValueError(
+                f"{options.model}: its language model is a {language_model}; diffusers' AudioLDM "
+                "2 generates with a GPT2LMHeadModel only (a GPT2Model fails: diffusers #12630)."
+            )
+        super().__init__(pipe, options)
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self._pipe.vocoder.config.sampling_rate)
+
+    @property
+    def channels(self) -> int:
+        return 1
+
+    def batch_group(self, description: str, song: Song | None = None) -> int | None:
+        """Both encoders' token lengths: a shorter prompt padded in a batch sounds different
+        (by some 8 % of a seed change), so only equal lengths share one."""
+        pipe = self._pipe
+        lengths = (len(pipe.tokenizer(description)["input_ids"]),)
+        return hash(lengths + (len(pipe.tokenizer_2(description)["input_ids"]),))
+
+    def _run(
+        self,
+        batch: list[GenerationRequest],
+        generators: list[torch.Generator],
+        steps: int,
+        step_done: Callable[[int], None],
+    ) -> torch.Tensor:
+        samples = self.samples_for(batch[0].params.duration_s)
+        audio: torch.Tensor = self._pipe(
+            prompt=[r.description for r in batch],
+            audio_length_in_s=(samples + 0.5) / self.sample_rate,
+            num_inference_steps=steps,
+            guidance_scale=batch[0].params.guidance,
+            generator=generators,
+            callback=lambda step, _, __: step_done(step),
+            callback_steps=1,
+            output_type="pt",
+        ).audios
+        return audio[:, None]
+
+
 BACKENDS: dict[str, type[PipelineBackend]] = {
-    backend.pipeline_class: backend for backend in (AceStepBackend, StableAudioBackend)
+    backend.pipeline_class: backend
+    for backend in (AceStepBackend, StableAudioBackend, AudioLDM2Backend)
 }
 
 
