@@ -1,4 +1,4 @@
-"""The diffusion composers (ACE-Step, Stable Audio Open, AudioLDM 2), side by side in one run.
+"""The diffusion composers (ACE-Step, Stable Audio Open, AudioLDM 2, Stable Audio 3), side by side.
 
 Per model, on its tiny build (real audio geometry, tiny widths) through the composer's own
 backend: seconds of compute per second of audio for a 10 s clip, a batch of 4 against the same
@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services" / "composer"))
 sys.path.insert(0, str(ROOT))
 
-LONGEST = {"ace-step": 600.0, "stable-audio": 47.5, "audioldm2": 60.0}
+LONGEST = {"ace-step": 600.0, "stable-audio": 47.5, "audioldm2": 60.0, "stable-audio-3": 380.0}
 
 
 def say(message: str) -> None:
@@ -168,7 +168,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--steps", type=int, default=8)
-    parser.add_argument("--models", default="ace-step,stable-audio,audioldm2")
+    parser.add_argument("--models", default="ace-step,stable-audio,audioldm2,stable-audio-3")
     parser.add_argument("--real-shape", action="store_true")
     parser.add_argument("--longest", type=float, help="the long clip's seconds (default: max)")
     parser.add_argument("--json", type=Path, help="also write the figures here")

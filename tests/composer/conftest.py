@@ -70,6 +70,11 @@ def tiny_audioldm2(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_stable_audio_3(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_diffusion("stable-audio-3", tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
 def tiny_stable_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_tiny_diffusion("stable-audio", tmp_path_factory)
 

@@ -1,7 +1,8 @@
 """The diffusion composers through diffusers (`COMPOSER_BACKEND=diffusers`) on their tiny builds:
-ACE-Step (songs), Stable Audio Open and AudioLDM 2. Each backend on its own (seeds alone ==
-batched, progress per step, cancellation, the exact length), then each service as a real
-process (every format at the model's rate and channels, the model's own duration cap)."""
+ACE-Step (songs), Stable Audio Open, AudioLDM 2 and Stable Audio 3. Each backend on its own
+(seeds alone == batched, progress per step, cancellation, the exact length), then each service
+as a real process (every format at the model's rate and channels, the model's own duration
+cap)."""
 
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ KINDS = {
     "ace-step": (48000, 2, 600.0, True),
     "stable-audio": (44100, 2, 1024 * 2048 / 44100, False),
     "audioldm2": (16000, 1, None, False),
+    "stable-audio-3": (44100, 2, 380.0, False),
 }
 SERVICE_MAX_S = 1000.0
 
@@ -250,3 +252,20 @@ def test_the_service_takes_a_clip_to_reuse_and_refuses_what_it_cannot(
         assert bad.status_code == 422 and bad.json()["error"]["code"].startswith(code), bad.text
     no_clip = httpx.post(url, data={**base, "audio_use": "reference"}, timeout=60)
     assert no_clip.json()["error"]["code"] == "audio_use_without_audio"
+
+
+def test_stable_audio_3_decodes_in_windows_as_it_would_whole(tiny_stable_audio_3: Path) -> None:
+    """SAME's dense band mask grows with the square of the clip: the backend decodes a window
+    at a time with the decoder's reach on both sides, which gives the whole decode's audio."""
+    import torch
+
+    from composer.backends.diffusion import decode_in_windows
+
+    backend = load_backend(BackendOptions("diffusers", str(tiny_stable_audio_3)))
+    vae = backend._pipe.vae  # type: ignore[attr-defined]
+    latents = torch.randn(1, 8, 300, generator=torch.Generator().manual_seed(0))
+    with torch.inference_mode():
+        whole = vae.decode(latents).sample
+        windowed = decode_in_windows(vae, latents, window=64)  # five windows
+    assert windowed.shape == whole.shape == (1, 2, 300 * 4096)
+    torch.testing.assert_close(windowed, whole, atol=1e-5, rtol=0)

@@ -7,6 +7,12 @@ text encoders with byte-level BPE and sentencepiece tokenizers built in process,
 `GPT2LMHeadModel` language model the pipeline needs (a `GPT2Model` fails in diffusers 0.42.1) —
 at tiny widths.
 
+Stable Audio 3 (`--kind stable-audio-3`): `StableAudio3Pipeline` with the medium checkpoint's
+audio geometry — 44.1 kHz stereo through a SAME autoencoder of patch 256 and stride 16 (4,096
+samples a latent frame), a DiT with duration conditioning up to 384 s, a T5Gemma encoder and a
+byte-fallback Gemma tokenizer built in process, the distilled ping-pong scheduler — at tiny
+widths.
+
 Stable Audio Open (`--kind stable-audio`): `StableAudioPipeline` laid out as
 `stabilityai/stable-audio-open-1.0` — 44.1 kHz stereo through an Oobleck VAE of the real
 downsampling ratios (2,048 samples a latent frame), a DiT over the real 1,024-frame window
@@ -400,8 +406,92 @@ def build_audioldm2(out: Path, seed: int = 1234) -> Path:
     return out
 
 
+def byte_fallback_gemma() -> Any:
+    """Gemma's tokenizer kind: byte fallback over the 256 bytes, Gemma's specials."""
+    from transformers import GemmaTokenizer
+
+    tokens = ["<pad>", "<eos>", "<bos>", "<unk>", *(f"<0x{i:02X}>" for i in range(256)), "▁"]
+    return GemmaTokenizer(vocab={token: i for i, token in enumerate(tokens)}, merges=[])
+
+
+def build_stable_audio_3(out: Path, seed: int = 1234) -> Path:
+    import torch
+    from diffusers import FlowMatchEulerDiscreteScheduler
+    from diffusers.models.autoencoders.autoencoder_same import AutoencoderSAME
+    from diffusers.models.transformers.transformer_stable_audio3 import StableAudio3DiTModel
+    from diffusers.pipelines.stable_audio_3 import StableAudio3Pipeline
+    from diffusers.pipelines.stable_audio_3.modeling_stable_audio_3 import (
+        StableAudio3DurationEmbedder,
+    )
+    from transformers import T5GemmaConfig, T5GemmaEncoderModel, T5GemmaModuleConfig
+
+    tokenizer = byte_fallback_gemma()
+    torch.manual_seed(seed)
+    module = T5GemmaModuleConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=8,
+        max_position_embeddings=512,
+        query_pre_attn_scalar=8,
+        sliding_window=16,
+    )
+    config = T5GemmaConfig(
+        encoder=module.to_dict(), decoder=module.to_dict(), is_encoder_decoder=False
+    )
+    latent = 8
+    vae = AutoencoderSAME(  # patch 256 x stride 16: the real 4,096 samples a latent frame
+        audio_channels=2,
+        patch_size=256,
+        encoder_channels=16,
+        encoder_c_mults=(1,),
+        encoder_strides=(16,),
+        encoder_transformer_depths=(1,),
+        latent_dim=latent,
+        dim_heads=8,
+        sliding_window=1,
+        sampling_rate=STABLE_AUDIO_SAMPLE_RATE,
+    )
+    transformer = StableAudio3DiTModel(
+        io_channels=latent,
+        embed_dim=32,
+        depth=2,
+        num_heads=4,
+        cond_token_dim=32,
+        global_cond_dim=32,
+        local_add_cond_dim=latent + 1,
+        timestep_features_dim=16,
+        num_memory_tokens=4,
+    )
+    # SAME's transformer layers start with zero output projections and its resampling blocks'
+    # output tokens at 1e-5: the decoder would give one sound whatever the latents; at unit
+    # gain they carry them, as trained ones do.
+    unit_gain(transformer, vae)
+    with torch.no_grad():
+        for name, parameter in vae.named_parameters():
+            if name.endswith("new_tokens"):
+                parameter.normal_()
+    pipe = StableAudio3Pipeline(
+        vae=vae,
+        text_encoder=T5GemmaEncoderModel(config),
+        tokenizer=tokenizer,
+        duration_embedder=StableAudio3DurationEmbedder(output_dim=32, fourier_dim=16),
+        transformer=transformer,
+        scheduler=FlowMatchEulerDiscreteScheduler(stochastic_sampling=True),
+    )
+    if out.exists():
+        shutil.rmtree(out)
+    pipe.save_pretrained(str(out))
+    logger.info("built a tiny Stable Audio 3 (random weights) in %s", out)
+    return out
+
+
 BUILDERS = {
     "ace-step": build_ace_step,
     "stable-audio": build_stable_audio,
     "audioldm2": build_audioldm2,
+    "stable-audio-3": build_stable_audio_3,
 }

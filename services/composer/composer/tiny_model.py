@@ -9,14 +9,14 @@ Usage::
 
     python -m composer.tiny_model OUT_DIR [--preset tiny|small-shape] [--stereo] [--melody]
         [--hub-cache DIR] [--seed 1234]
-    python -m composer.tiny_model OUT_DIR --kind ace-step|stable-audio|audioldm2
+    python -m composer.tiny_model OUT_DIR --kind ace-step|stable-audio|audioldm2|stable-audio-3
 
 `--stereo` writes the musicgen-stereo layout: 8 codebooks (even ones the left channel, odd ones
 the right, each pair sharing a delay) over the same mono 4-codebook EnCodec. `--melody` writes
 musicgen-melody's (`MusicgenMelodyForConditionalGeneration`: 12 chroma bins read as a prefix of
 235 frames, the checkpoint's chroma extractor settings) and, into `--hub-cache`, the tiny demucs
-its melodies are separated with. `--kind ace-step`, `stable-audio` or `audioldm2` builds a
-diffusion composer instead (`composer.tiny_diffusers`).
+its melodies are separated with. `--kind ace-step`, `stable-audio`, `audioldm2` or
+`stable-audio-3` builds a diffusion composer instead (`composer.tiny_diffusers`).
 """
 
 from __future__ import annotations
@@ -285,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("out", type=Path)
     parser.add_argument(
         "--kind",
-        choices=["musicgen", "ace-step", "stable-audio", "audioldm2"],
+        choices=["musicgen", "ace-step", "stable-audio", "audioldm2", "stable-audio-3"],
         default="musicgen",
     )
     parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")

@@ -10,8 +10,9 @@ of a batch is cancelled the callback stops the pipeline at the next step. The au
 once the last step is decoded; it is then streamed in chunks.
 
 Served: ACE-Step (`AceStepPipeline`: songs with lyrics, 48 kHz stereo, up to 10 minutes),
-Stable Audio Open (`StableAudioPipeline`: 44.1 kHz stereo, up to 47 s) and AudioLDM 2
-(`AudioLDM2Pipeline`: 16 kHz mono).
+Stable Audio Open (`StableAudioPipeline`: 44.1 kHz stereo, up to 47 s), AudioLDM 2
+(`AudioLDM2Pipeline`: 16 kHz mono) and Stable Audio 3 (`StableAudio3Pipeline`: 44.1 kHz stereo,
+up to 380 s, decoded in windows).
 """
 
 from __future__ import annotations
@@ -347,9 +348,76 @@ class AudioLDM2Backend(PipelineBackend):
         return audio[:, None]
 
 
+DECODE_WINDOW = 256
+"""Latent frames a Stable Audio 3 decode takes at once (about 24 s at 44.1 kHz)."""
+
+
+def decode_in_windows(vae: Any, latents: torch.Tensor, window: int = DECODE_WINDOW) -> torch.Tensor:
+    """SAME's decode of latents [B, D, L] one window at a time, so memory stays bounded.
+
+    Its decoder attends through a sliding-window band mask built dense over the whole sequence
+    (N x N: 6 GB at 120 s, 63 GB at 380 s). Attention is local, so each window is decoded with
+    enough neighbouring latents on both sides to cover the decoder's reach (its depth times its
+    band) and only its own span is kept: the result is the whole-clip decode's, to float
+    rounding (a test checks it), at a window's cost."""
+    config = vae.config
+    reach = int(config.sliding_window) * int(sum(config.encoder_transformer_depths)) + 1
+    margin = max(8, 2 * reach)
+    ratio = int(vae.downsampling_ratio)
+    length = int(latents.shape[-1])
+    pieces = []
+    for start in range(0, length, window):
+        end = min(length, start + window)
+        lo, hi = max(0, start - margin), min(length, end + margin)
+        audio = vae.decode(latents[..., lo:hi]).sample
+        pieces.append(audio[..., (start - lo) * ratio : (end - lo) * ratio])
+    return torch.cat(pieces, dim=-1)
+
+
+class StableAudio3Backend(PipelineBackend):
+    """Stable Audio 3: 44.1 kHz stereo, up to 380 s (medium; the small checkpoint is made for
+    120 s: set `COMPOSER_MAX_DURATION_S`). The distilled checkpoints bake guidance in (8
+    ping-pong steps); the base one uses `guidance`. Decoded in windows (`decode_in_windows`)."""
+
+    pipeline_class = "StableAudio3Pipeline"
+    longest_s = 380.0
+
+    @property
+    def max_duration_s(self) -> float | None:
+        return min(self.longest_s, float(self._pipe.duration_embedder.config.max_val))
+
+    @property
+    def guided(self) -> bool:
+        return not bool(self._pipe.scheduler.config.stochastic_sampling)
+
+    def _run(
+        self,
+        batch: list[GenerationRequest],
+        generators: list[torch.Generator],
+        steps: int,
+        step_done: Callable[[int], None],
+    ) -> torch.Tensor:
+        def on_step(_: Any, step: int, __: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+            step_done(step)
+            return tensors
+
+        samples = self.samples_for(batch[0].params.duration_s)
+        latents: torch.Tensor = self._pipe(
+            prompt=[r.description for r in batch],
+            duration=(samples + 0.5) / self.sample_rate,
+            num_inference_steps=steps,
+            guidance_scale=batch[0].params.guidance if self.guided else 1.0,
+            generator=generators,
+            callback_on_step_end=on_step,
+            output_type="latent",
+        ).audios
+        audio = decode_in_windows(self._pipe.vae, latents)
+        return audio[..., :samples].clamp(-1.0, 1.0)  # as the pipeline's own decode
+
+
 BACKENDS: dict[str, type[PipelineBackend]] = {
     backend.pipeline_class: backend
-    for backend in (AceStepBackend, StableAudioBackend, AudioLDM2Backend)
+    for backend in (AceStepBackend, StableAudioBackend, AudioLDM2Backend, StableAudio3Backend)
 }
 
 
