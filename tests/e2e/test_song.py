@@ -178,3 +178,68 @@ def test_a_clip_is_reused_by_the_song_composer(two_composers: str) -> None:
     bad_span = {**base, "audio_use": "repaint", "repaint_start": "1.5", "repaint_end": "0.5"}
     rejected = httpx.post(url, data=bad_span, files=clip, timeout=60)
     assert rejected.status_code == 422, rejected.text
+
+
+DIFFUSION = {
+    # kind: (sample rate, channels, longest clip of its own)
+    "stable-audio": (44100, 2, 47.55),
+    "audioldm2": (16000, 1, None),
+    "stable-audio-3": (44100, 2, 380.0),
+}
+
+
+@pytest.fixture(scope="module")
+def every_composer(
+    stack: Stack, song_composer: RunningService, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[str]:
+    """A gateway naming MusicGen, ACE-Step and the other three diffusion composers, each its own
+    real process on its tiny build."""
+    from contextlib import ExitStack
+
+    named = {"musicgen": stack.composer.url, "ace-step": song_composer.url}
+    with ExitStack() as services:
+        for kind in DIFFUSION:
+            model = tmp_path_factory.mktemp("models") / f"tiny-{kind}"
+            build = [venv_python("composer"), "-m", "composer.tiny_model", str(model)]
+            subprocess.run([*build, "--kind", kind], check=True, capture_output=True)
+            port = free_port()
+            env = {
+                "COMPOSER_BACKEND": "diffusers",
+                "COMPOSER_MODEL": str(model),
+                "COMPOSER_PORT": str(port),
+            }
+            log = tmp_path_factory.mktemp("logs") / f"composer-{kind}.log"
+            composer = services.enter_context(
+                run_service(
+                    "composer", env, log, port, ready_timeout_s=120, python=venv_python("composer")
+                )
+            )
+            named[kind] = composer.url
+        jobs = tmp_path_factory.mktemp("jobs")
+        composers = ",".join(f"{name}={url}" for name, url in named.items())
+        with jobs_gateway(stack, jobs, GATEWAY_COMPOSERS=composers) as gateway:
+            yield gateway.url
+
+
+@pytest.mark.parametrize("kind", sorted(DIFFUSION))
+def test_each_diffusion_composer_serves_generate(every_composer: str, kind: str) -> None:
+    rate, channels, longest = DIFFUSION[kind]
+    (card,) = [
+        c for c in httpx.get(f"{every_composer}/models").json()["composers"] if c["name"] == kind
+    ]
+    assert (card["sample_rate"], card["channels"], card["sings"]) == (rate, channels, False)
+    data = {"prompt": "rain on a tin roof", "duration": "2", "seed": "9", "model": kind}
+    response = httpx.post(f"{every_composer}/generate", data=data, timeout=300)
+    assert response.status_code == 200, response.text
+    assert response.headers["x-sample-rate"] == str(rate)
+    assert response.headers["x-channels"] == str(channels)
+    assert abs(seconds_of(response.content) - 2.0) < 0.02
+    given = {"description": "rain on a tin roof", "duration": "2", "seed": "9", "model": kind}
+    composed = [httpx.post(f"{every_composer}/compose", data=given, timeout=300) for _ in "ab"]
+    assert composed[0].status_code == 200 and composed[0].content == composed[1].content
+    if longest is not None:
+        too_long = {**data, "duration": f"{longest + 1:.0f}"}
+        refused = httpx.post(f"{every_composer}/generate", data=too_long, timeout=300)
+        assert refused.status_code == 422, refused.text
+        # the model's own cap (the composer's), or the gateway's where that is lower
+        assert refused.json()["error"]["code"] in ("duration_too_long", "duration_out_of_range")
