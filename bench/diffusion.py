@@ -118,11 +118,21 @@ def tiny(
     }
 
 
-def real_shape_ace_step(seconds: float, steps: int) -> dict[str, Any]:
-    """ACE-Step's real DiT and VAE sizes (random weights): one step and one decode."""
+def real_shape_ace_step(
+    seconds: float, steps: int, device: str = "cpu", dtype: str = "float32"
+) -> dict[str, Any]:
+    """ACE-Step's real DiT and VAE sizes (random weights): one step and one decode, on
+    `device` (bench/gpu/run.py times it on a GPU in float16)."""
     import torch
     from diffusers import AutoencoderOobleck
     from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
+
+    kind = getattr(torch, dtype)
+
+    def synced() -> float:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter()
 
     torch.manual_seed(0)
     dit = AceStepTransformer1DModel().eval()  # the real defaults: 2048 wide, 24 layers
@@ -135,28 +145,31 @@ def real_shape_ace_step(seconds: float, steps: int) -> dict[str, Any]:
         audio_channels=2,
         sampling_rate=48000,
     ).eval()
+    dit, vae = dit.to(device, kind), vae.to(device, kind)
     frames = round(seconds * 25)
-    latents = torch.randn(1, frames, 64)
-    context = torch.randn(1, frames, 128)
-    text = torch.randn(1, 300, 2048)  # tags, lyrics and timbre after the condition encoder
+    latents = torch.randn(1, frames, 64, device=device, dtype=kind)
+    context = torch.randn(1, frames, 128, device=device, dtype=kind)
+    # tags, lyrics and timbre after the condition encoder
+    text = torch.randn(1, 300, 2048, device=device, dtype=kind)
+    ones = torch.ones(1, device=device, dtype=kind)
     with torch.inference_mode():
-        started = time.perf_counter()
+        started = synced()
         dit(
             hidden_states=latents,
-            timestep=torch.ones(1),
-            timestep_r=torch.ones(1),
+            timestep=ones,
+            timestep_r=ones,
             encoder_hidden_states=text,
             context_latents=context,
             return_dict=False,
         )
-        step = time.perf_counter() - started
-        started = time.perf_counter()
+        step = synced() - started
+        started = synced()
         vae.decode(latents.transpose(1, 2))
-        decode = time.perf_counter() - started
+        decode = synced() - started
     params = sum(p.numel() for p in dit.parameters()) / 1e9
     total = steps * step + decode
     return {
-        "model": f"ace-step real shape ({params:.2f}B DiT, random weights)",
+        "model": f"ace-step real shape ({params:.2f}B DiT, random weights, {dtype}, {device})",
         "denoiser_step_s": step,
         "decode_s": decode,
         "extrapolated_clip_s": total,
