@@ -34,14 +34,33 @@ from composer.backends import (
     Song,
     SourceAudio,
 )
+from composer.engine.musicgen import DTYPES
 
 logger = logging.getLogger(__name__)
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class Stopped(Exception):
     """Raised from a step callback: every row of the batch was cancelled."""
+
+
+def fitted(audio: torch.Tensor, samples: int) -> torch.Tensor:
+    """`audio` [..., N] cut or zero-padded to `samples`."""
+    return torch.nn.functional.pad(audio, (0, max(0, samples - audio.shape[-1])))[..., :samples]
+
+
+def on_step_end(step_done: Callable[[int], None]) -> dict[str, Any]:
+    """`step_done` as a pipeline's `callback_on_step_end` (ACE-Step, Stable Audio 3)."""
+
+    def callback(_: Any, step: int, __: Any, tensors: dict[str, Any]) -> dict[str, Any]:
+        step_done(step)
+        return tensors
+
+    return {"callback_on_step_end": callback}
+
+
+def on_step(step_done: Callable[[int], None]) -> dict[str, Any]:
+    """`step_done` as a pipeline's legacy `callback` (Stable Audio Open, AudioLDM 2)."""
+    return {"callback": lambda step, _, __: step_done(step), "callback_steps": 1}
 
 
 def pipeline_class(model: str) -> str:
@@ -104,6 +123,11 @@ class PipelineBackend(PlainModel):
     def samples_for(self, seconds: float) -> int:
         return round(seconds * self.sample_rate)
 
+    def _seconds_asked(self, request: GenerationRequest) -> float:
+        """The length to ask a pipeline that cuts int(seconds * rate) samples: half a sample
+        more than the exact count, so it comes out whole."""
+        return (self.samples_for(request.params.duration_s) + 0.5) / self.sample_rate
+
     def batch_group(self, description: str, song: Song | None = None) -> int | None:
         """Rows whose texts have the same token length (padding leaks into the audio)."""
         return len(self._pipe.tokenizer(description)["input_ids"])
@@ -138,9 +162,8 @@ class PipelineBackend(PlainModel):
             return
         samples = self.samples_for(batch[0].params.duration_s)
         chunk = max(1, round(self._options.chunk_s * self.sample_rate))
-        if audio.shape[-1] < samples:  # a window's last sample lost to rounding
-            audio = torch.nn.functional.pad(audio, (0, samples - audio.shape[-1]))
-        clips = audio[:, :, :samples].float().cpu().numpy()
+        # a window's last sample may be lost to rounding: padded back
+        clips = fitted(audio, samples).float().cpu().numpy()
         for row in range(len(batch)):
             for start in range(0, samples, chunk):
                 if sink.is_cancelled(row):
@@ -198,13 +221,13 @@ class AceStepBackend(PipelineBackend):
     ) -> torch.Tensor:
         first = batch[0]
         song = first.song or Song()
-
-        def on_step(_: Any, step: int, __: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            step_done(step)
-            return tensors
-
+        samples = self.samples_for(first.params.duration_s)
+        clip = None  # float32 as uploaded: a repaint pastes it back bit for bit
+        if first.source is not None:
+            clip = torch.from_numpy(first.source.samples).to(self._device)
         audio: torch.Tensor = self._pipe(
-            **self._reuse(first.source, self.samples_for(first.params.duration_s)),
+            **self._reuse(first.source, clip, samples),
+            **on_step_end(step_done),
             prompt=[r.description for r in batch],
             lyrics=[(r.song or Song()).lyrics for r in batch],
             vocal_language=[(r.song or Song()).vocal_language for r in batch],
@@ -215,22 +238,24 @@ class AceStepBackend(PipelineBackend):
             bpm=song.bpm,
             keyscale=song.key,
             timesignature=beats_of(song.time_signature),
-            callback_on_step_end=on_step,
         ).audios
         if first.source is not None and first.source.use == "repaint":
-            return self._kept_outside(audio, first.source)
+            assert clip is not None
+            return self._kept_outside(audio, clip, first.source)
         return audio
 
-    def _reuse(self, source: SourceAudio | None, samples: int) -> dict[str, Any]:
+    def _reuse(
+        self, source: SourceAudio | None, clip: torch.Tensor | None, samples: int
+    ) -> dict[str, Any]:
         """The pipeline's arguments for a clip to reuse (a request with one is batched alone:
         the pipeline takes one clip per call). Cover and repaint work on the clip cut or padded
         to the requested length."""
-        if source is None:
+        if source is None or clip is None:
             return {}
-        clip = torch.from_numpy(source.samples).to(self._device, self._pipe.vae.dtype)
+        clip = clip.to(self._pipe.vae.dtype)
         if source.use == "reference":
             return {"reference_audio": clip}
-        clip = torch.nn.functional.pad(clip, (0, max(0, samples - clip.shape[-1])))[:, :samples]
+        clip = fitted(clip, samples)
         if source.use == "cover":
             return {
                 "task_type": "cover",
@@ -244,14 +269,15 @@ class AceStepBackend(PipelineBackend):
             "repainting_end": source.end_s,
         }
 
-    def _kept_outside(self, audio: torch.Tensor, source: SourceAudio) -> torch.Tensor:
-        """The clip itself outside the repainted span, bit for bit (the pipeline only conditions
-        on it: its own decode of the kept audio differs), with 20 ms crossfades inside the span
-        so its edges do not click."""
+    def _kept_outside(
+        self, audio: torch.Tensor, clip: torch.Tensor, source: SourceAudio
+    ) -> torch.Tensor:
+        """The clip itself (fitted to the audio's length) outside the repainted span, bit for
+        bit (the pipeline only conditions on it: its own decode of the kept audio differs), with
+        20 ms crossfades inside the span so its edges do not click."""
         rate = self.sample_rate
         samples = audio.shape[-1]
-        clip = torch.from_numpy(source.samples).to(audio.device, audio.dtype)
-        clip = torch.nn.functional.pad(clip, (0, max(0, samples - clip.shape[-1])))[:, :samples]
+        clip = fitted(clip.to(audio.dtype), samples)
         start, end = round(source.start_s * rate), min(samples, round(source.end_s * rate))
         fade = min(round(0.02 * rate), max(0, (end - start) // 2))
         weight = torch.zeros(samples, dtype=audio.dtype, device=audio.device)
@@ -282,18 +308,15 @@ class StableAudioBackend(PipelineBackend):
         steps: int,
         step_done: Callable[[int], None],
     ) -> torch.Tensor:
-        # The pipeline cuts int(end * rate) samples (conditioning on `end` as the clip's
-        # length): half a sample more gives the exact count, within the window.
-        samples = self.samples_for(batch[0].params.duration_s)
-        end = min((samples + 0.5) / self.sample_rate, self.max_duration_s or float("inf"))
+        # `end` is also the clip's length the model is conditioned on: kept within the window
+        end = min(self._seconds_asked(batch[0]), self.max_duration_s or float("inf"))
         audio: torch.Tensor = self._pipe(
+            **on_step(step_done),
             prompt=[r.description for r in batch],
             audio_end_in_s=end,
             num_inference_steps=steps,
             guidance_scale=batch[0].params.guidance,
             generator=generators,
-            callback=lambda step, _, __: step_done(step),
-            callback_steps=1,
         ).audios
         return audio
 
@@ -324,8 +347,8 @@ class AudioLDM2Backend(PipelineBackend):
         """Both encoders' token lengths: a shorter prompt padded in a batch sounds different
         (by some 8 % of a seed change), so only equal lengths share one."""
         pipe = self._pipe
-        lengths = (len(pipe.tokenizer(description)["input_ids"]),)
-        return hash(lengths + (len(pipe.tokenizer_2(description)["input_ids"]),))
+        tokenizers = (pipe.tokenizer, pipe.tokenizer_2)
+        return hash(tuple(len(tokenizer(description)["input_ids"]) for tokenizer in tokenizers))
 
     def _run(
         self,
@@ -334,15 +357,13 @@ class AudioLDM2Backend(PipelineBackend):
         steps: int,
         step_done: Callable[[int], None],
     ) -> torch.Tensor:
-        samples = self.samples_for(batch[0].params.duration_s)
         audio: torch.Tensor = self._pipe(
+            **on_step(step_done),
             prompt=[r.description for r in batch],
-            audio_length_in_s=(samples + 0.5) / self.sample_rate,
+            audio_length_in_s=self._seconds_asked(batch[0]),
             num_inference_steps=steps,
             guidance_scale=batch[0].params.guidance,
             generator=generators,
-            callback=lambda step, _, __: step_done(step),
-            callback_steps=1,
             output_type="pt",
         ).audios
         return audio[:, None]
@@ -397,20 +418,16 @@ class StableAudio3Backend(PipelineBackend):
         steps: int,
         step_done: Callable[[int], None],
     ) -> torch.Tensor:
-        def on_step(_: Any, step: int, __: Any, tensors: dict[str, Any]) -> dict[str, Any]:
-            step_done(step)
-            return tensors
-
-        samples = self.samples_for(batch[0].params.duration_s)
         latents: torch.Tensor = self._pipe(
+            **on_step_end(step_done),
             prompt=[r.description for r in batch],
-            duration=(samples + 0.5) / self.sample_rate,
+            duration=self._seconds_asked(batch[0]),
             num_inference_steps=steps,
             guidance_scale=batch[0].params.guidance if self.guided else 1.0,
             generator=generators,
-            callback_on_step_end=on_step,
             output_type="latent",
         ).audios
+        samples = self.samples_for(batch[0].params.duration_s)
         audio = decode_in_windows(self._pipe.vae, latents)
         return audio[..., :samples].clamp(-1.0, 1.0)  # as the pipeline's own decode
 
