@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from composer.compose import MelodyUpload
+from composer.compose import Upload
 from composer.deps import ComposerDep
 from composer.protocol import ComposeRequest, ModelCard, ModelList
 from weavewave_common.deadline import timeout_of
@@ -44,10 +44,10 @@ async def compose(
     )
 
 
-def upload_of(file: UploadFile | None) -> MelodyUpload | None:
+def upload_of(file: UploadFile | None) -> Upload | None:
     if file is None:
         return None
-    return MelodyUpload(file=file.file, filename=file.filename, size=file.size)
+    return Upload(file=file.file, filename=file.filename, size=file.size)
 
 
 @router.get("/models", name="list_models", response_model=ModelList)

@@ -47,7 +47,9 @@ class ComposeLimits:
 
 
 @dataclass(frozen=True)
-class MelodyUpload:
+class Upload:
+    """An uploaded audio file: a melody to follow, or a clip to reuse."""
+
     file: BinaryIO
     filename: str | None
     size: int | None
@@ -79,7 +81,7 @@ class Composer:
         own = self._backend.max_duration_s
         return self._limits.max_duration_s if own is None else min(own, self._limits.max_duration_s)
 
-    def _check(self, request: ComposeRequest, melody: MelodyUpload | None) -> str:
+    def _check(self, request: ComposeRequest, melody: Upload | None) -> str:
         description = " ".join(request.description.split())
         if not description:
             raise InvalidInput("description: must not be blank.", code="empty_description")
@@ -108,7 +110,7 @@ class Composer:
                 raise PayloadTooLarge(f"melody: over {self._limits.max_melody_bytes} bytes.")
         return description
 
-    def _check_reuse(self, request: ComposeRequest, audio: MelodyUpload | None) -> None:
+    def _check_reuse(self, request: ComposeRequest, audio: Upload | None) -> None:
         """An `audio` upload needs an `audio_use` the model offers, and the other way round;
         a repainted span lies inside the clip's requested length."""
         use, uses = request.audio_use, self._backend.audio_uses
@@ -137,7 +139,7 @@ class Composer:
                     code="repaint_span_invalid",
                 )
 
-    async def _source(self, request: ComposeRequest, audio: MelodyUpload) -> SourceAudio:
+    async def _source(self, request: ComposeRequest, audio: Upload) -> SourceAudio:
         """The uploaded clip at the model's rate and channels, for `request.audio_use`."""
         decoded = await anyio.to_thread.run_sync(
             decode_audio,
@@ -160,9 +162,9 @@ class Composer:
     async def compose(
         self,
         request: ComposeRequest,
-        melody: MelodyUpload | None,
+        melody: Upload | None,
         idle_timeout_s: float | None = None,
-        audio: MelodyUpload | None = None,
+        audio: Upload | None = None,
     ) -> AudioStream:
         """Accept (or refuse with an `ApiError`) and return the stream to send.
 

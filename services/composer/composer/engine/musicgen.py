@@ -111,7 +111,6 @@ class MusicgenStepModel:
         self.num_chroma = int(config.num_chroma) if self.melody else 0
         self.prefix_capacity = self.chroma_length + max_text_tokens if self.melody else 0
         """Positions a window's prefix may take before its token columns."""
-        self._cross = not self.melody
         self.device = model.device
         self.dtype = model.dtype
         self.codebooks = int(config.decoder.num_codebooks)
@@ -250,7 +249,7 @@ class MusicgenStepModel:
                 is_causal=causal,
             )
             hidden = hidden + attn.out_proj(self._merge(out))
-            if self._cross:
+            if not self.melody:  # MusicGen's text is cross-attended; a melody model's is a prefix
                 cross = layer.encoder_attn
                 x = layer.encoder_attn_layer_norm(hidden)
                 out = F.scaled_dot_product_attention(
