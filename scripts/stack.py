@@ -46,8 +46,11 @@ TINY = {
     "composer": REPO / "models/tiny-musicgen",
     "ace-step": REPO / "models/tiny-ace-step",
 }
-MODEL_VARIABLES = {"captioner": "CAPTIONER_MODEL", "composer": "COMPOSER_MODEL"}
-MODEL_VARIABLES["ace-step"] = "ACE_STEP_MODEL"
+MODEL_VARIABLES = {
+    "captioner": "CAPTIONER_MODEL",
+    "composer": "COMPOSER_MODEL",
+    "ace-step": "ACE_STEP_MODEL",
+}
 TINY_BUILDS = {"ace-step": ["--kind", "ace-step"]}
 SERVICE_OF = {"captioner": "captioner", "composer": "composer", "ace-step": "composer"}
 PORTS = {"captioner": 8001, "composer": 8002, "ace-step": 8003, "gateway": 8000}

@@ -100,6 +100,10 @@ class Timings(BaseModel):
 
 LYRICS_MAX_CHARS = 4000
 """Longest lyrics a brief carries (about ten minutes of song)."""
+VOCAL_LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
+"""A language a singing composer takes: an ISO 639 code, optionally with a region (`pt-BR`)."""
+TIME_SIGNATURE_PATTERN = r"^[1-9][0-9]?/(1|2|4|8|16)$"
+"""A time signature a singing composer takes (`4/4`, `6/8`)."""
 
 
 class MusicBrief(BaseModel):

@@ -11,6 +11,7 @@ models cannot honour is a 422 naming what they can, never a clip quietly dropped
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from gateway.protocol import AudioUse
 from weavewave_common.errors import InvalidInput
@@ -71,11 +72,11 @@ def possible_uses(can_hear: bool, composer_uses: list[AudioUse]) -> list[AudioUs
     return heard + [use for use in COMPOSER_USES if use in composer_uses]
 
 
-def composer_uses_of(card: dict[str, object] | None) -> list[AudioUse]:
+def composer_uses_of(card: dict[str, Any] | None) -> list[AudioUse]:
     """What a composer's model card says it can do with a clip."""
     if not card:
         return []
-    offered = {str(use) for use in card.get("audio_uses") or []}  # type: ignore[attr-defined]
+    offered = {str(use) for use in card.get("audio_uses") or []}
     if card.get("supports_melody"):
         offered.add(AudioUse.MELODY.value)
     return [use for use in COMPOSER_USES if use.value in offered]

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import re
 
-from weavewave_common.protocol import MusicBrief
+from weavewave_common.protocol import TIME_SIGNATURE_PATTERN, VOCAL_LANGUAGE_PATTERN, MusicBrief
 
-TIME_SIGNATURE = re.compile(r"^[1-9][0-9]?/(1|2|4|8|16)$")
-LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+TIME_SIGNATURE = re.compile(TIME_SIGNATURE_PATTERN)
+LANGUAGE = re.compile(VOCAL_LANGUAGE_PATTERN)
 
 
 def song_fields(brief: MusicBrief) -> dict[str, str]:

@@ -231,11 +231,6 @@ class ComposerClient:
         self._headers = {TIMEOUT_HEADER: f"{timeout_s:g}"}  # nor audio that stalls longer
         self.model = ModelCard(pool)
 
-    async def supports_melody(self) -> bool:
-        """Whether the composer's model takes a melody."""
-        card = await self.model.get()
-        return bool(card and card.get("supports_melody"))
-
     async def open_stream(
         self,
         fields: dict[str, str],

@@ -8,7 +8,13 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from composer.backends import GenerationParams, Song
-from weavewave_common.protocol import NORMALIZE_DESCRIPTION, AudioFormat, Normalize
+from weavewave_common.protocol import (
+    NORMALIZE_DESCRIPTION,
+    TIME_SIGNATURE_PATTERN,
+    VOCAL_LANGUAGE_PATTERN,
+    AudioFormat,
+    Normalize,
+)
 
 SEED_MAX = 2**31 - 1
 LYRICS_MAX_CHARS = 4000
@@ -37,7 +43,7 @@ class ComposeRequest(BaseModel):
     )
     vocal_language: str | None = Field(
         None,
-        pattern=r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$",
+        pattern=VOCAL_LANGUAGE_PATTERN,
         description="The lyrics' language (ISO 639 code, e.g. `en`, `fr`); singing models only.",
     )
     bpm: int | None = Field(None, ge=30, le=300, description="Tempo; singing models only.")
@@ -46,7 +52,7 @@ class ComposeRequest(BaseModel):
     )
     time_signature: str | None = Field(
         None,
-        pattern=r"^[1-9][0-9]?/(1|2|4|8|16)$",
+        pattern=TIME_SIGNATURE_PATTERN,
         description="e.g. `4/4`; singing models only.",
     )
     audio_use: Literal["reference", "cover", "repaint"] | None = Field(
