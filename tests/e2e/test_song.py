@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -23,10 +24,13 @@ pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 LYRICS = "[verse]\nLanterns in the rain,\nwe walk on\n\n[chorus]\nStay, stay"
 
 
-@pytest.fixture(scope="module")
-def song_composer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    model = tmp_path_factory.mktemp("models") / "tiny-ace-step"
-    build = [venv_python("composer"), "-m", "composer.tiny_model", str(model), "--kind", "ace-step"]
+@contextmanager
+def diffusion_composer(
+    kind: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    """A composer process serving the tiny build of diffusion model `kind`."""
+    model = tmp_path_factory.mktemp("models") / f"tiny-{kind}"
+    build = [venv_python("composer"), "-m", "composer.tiny_model", str(model), "--kind", kind]
     subprocess.run(build, check=True, capture_output=True)
     port = free_port()
     env = {
@@ -34,10 +38,16 @@ def song_composer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningS
         "COMPOSER_MODEL": str(model),
         "COMPOSER_PORT": str(port),
     }
-    log = tmp_path_factory.mktemp("logs") / "composer-ace-step.log"
+    log = tmp_path_factory.mktemp("logs") / f"composer-{kind}.log"
     with run_service(
         "composer", env, log, port, ready_timeout_s=120, python=venv_python("composer")
     ) as composer:
+        yield composer
+
+
+@pytest.fixture(scope="module")
+def song_composer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
+    with diffusion_composer("ace-step", tmp_path_factory) as composer:
         yield composer
 
 
@@ -194,26 +204,10 @@ def every_composer(
 ) -> Iterator[str]:
     """A gateway naming MusicGen, ACE-Step and the other three diffusion composers, each its own
     real process on its tiny build."""
-    from contextlib import ExitStack
-
     named = {"musicgen": stack.composer.url, "ace-step": song_composer.url}
     with ExitStack() as services:
         for kind in DIFFUSION:
-            model = tmp_path_factory.mktemp("models") / f"tiny-{kind}"
-            build = [venv_python("composer"), "-m", "composer.tiny_model", str(model)]
-            subprocess.run([*build, "--kind", kind], check=True, capture_output=True)
-            port = free_port()
-            env = {
-                "COMPOSER_BACKEND": "diffusers",
-                "COMPOSER_MODEL": str(model),
-                "COMPOSER_PORT": str(port),
-            }
-            log = tmp_path_factory.mktemp("logs") / f"composer-{kind}.log"
-            composer = services.enter_context(
-                run_service(
-                    "composer", env, log, port, ready_timeout_s=120, python=venv_python("composer")
-                )
-            )
+            composer = services.enter_context(diffusion_composer(kind, tmp_path_factory))
             named[kind] = composer.url
         jobs = tmp_path_factory.mktemp("jobs")
         composers = ",".join(f"{name}={url}" for name, url in named.items())

@@ -84,6 +84,15 @@ def byte_level_tokenizer() -> Any:
     )
 
 
+def saved(pipe: Any, out: Path, name: str) -> Path:
+    """Write `pipe` as a diffusers folder at `out` (replacing what was there)."""
+    if out.exists():
+        shutil.rmtree(out)
+    pipe.save_pretrained(str(out))
+    logger.info("built a tiny %s (random weights) in %s", name, out)
+    return out
+
+
 def unit_gain(*modules: Any) -> None:
     """At their initial 0.02 scale a tiny DiT's layers pass the noisy latent through almost
     untouched, and the text (lyrics, metadata) changes the audio by ~1e-5; at unit gain (std
@@ -182,11 +191,7 @@ def build_ace_step(out: Path, seed: int = 1234) -> Path:
         audio_tokenizer=audio_tokenizer,
         audio_token_detokenizer=audio_token_detokenizer,
     )
-    if out.exists():
-        shutil.rmtree(out)
-    pipe.save_pretrained(str(out))
-    logger.info("built a tiny ACE-Step (random weights) in %s", out)
-    return out
+    return saved(pipe, out, "ACE-Step")
 
 
 def build_stable_audio(out: Path, seed: int = 1234) -> Path:
@@ -250,11 +255,7 @@ def build_stable_audio(out: Path, seed: int = 1234) -> Path:
         transformer=transformer,
         scheduler=scheduler,
     )
-    if out.exists():
-        shutil.rmtree(out)
-    pipe.save_pretrained(str(out))
-    logger.info("built a tiny Stable Audio Open (random weights) in %s", out)
-    return out
+    return saved(pipe, out, "Stable Audio Open")
 
 
 def byte_level_roberta() -> Any:
@@ -399,11 +400,7 @@ def build_audioldm2(out: Path, seed: int = 1234) -> Path:
         ),
         vocoder=vocoder,
     )
-    if out.exists():
-        shutil.rmtree(out)
-    pipe.save_pretrained(str(out))
-    logger.info("built a tiny AudioLDM 2 (random weights) in %s", out)
-    return out
+    return saved(pipe, out, "AudioLDM 2")
 
 
 def byte_fallback_gemma() -> Any:
@@ -482,11 +479,7 @@ def build_stable_audio_3(out: Path, seed: int = 1234) -> Path:
         transformer=transformer,
         scheduler=FlowMatchEulerDiscreteScheduler(stochastic_sampling=True),
     )
-    if out.exists():
-        shutil.rmtree(out)
-    pipe.save_pretrained(str(out))
-    logger.info("built a tiny Stable Audio 3 (random weights) in %s", out)
-    return out
+    return saved(pipe, out, "Stable Audio 3")
 
 
 BUILDERS = {
