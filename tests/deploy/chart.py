@@ -12,9 +12,20 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "weavewave"
 TOOLS = REPO / ".cache" / "k8s-tools"
-PROFILES = ("default", "hpa", "keda", "none")
+PROFILES = ("default", "hpa", "keda", "none", "songs")
 """`default` is the chart's own values; the others are `ci/<name>-values.yaml` on top."""
 MODEL_TIERS = ("captioner", "composer")
+MORE_COMPOSERS = {"songs": ("composer-ace-step", "composer-stable-audio")}
+"""The composer tiers a profile adds (`moreComposers`)."""
+
+
+def model_tiers(profile: str) -> tuple[str, ...]:
+    return (*MODEL_TIERS, *MORE_COMPOSERS.get(profile, ()))
+
+
+def prefix_of(tier: str) -> str:
+    """The settings prefix of a tier's service: every composer tier runs the composer."""
+    return tier.split("-")[0].upper() + "_"
 
 
 @functools.cache

@@ -14,11 +14,12 @@ import pytest
 from gateway.config import GatewaySettings
 from tests.deploy.chart import (
     CHART,
-    MODEL_TIERS,
     PROFILES,
     env_of,
+    model_tiers,
     of_kind,
     pod_spec,
+    prefix_of,
     profile_args,
     render,
     run_helm,
@@ -76,7 +77,7 @@ def test_the_schema_check_catches_what_the_chart_would_break() -> None:
 @pytest.mark.parametrize("profile", PROFILES)
 def test_model_tiers_take_whole_gpus_and_the_gateway_none(profile: str) -> None:
     deployments = {tier_of(d): d for d in of_kind(render(profile), "Deployment")}
-    assert set(deployments) == {"gateway", *MODEL_TIERS}
+    assert set(deployments) == {"gateway", *model_tiers(profile)}
     for tier, deployment in deployments.items():
         spec = pod_spec(deployment)
         for container in spec["containers"]:
@@ -124,7 +125,7 @@ def test_selectors_and_targets_match(profile: str) -> None:
             assert target["kind"] == "Deployment" and target["name"] in deployments
             assert "replicas" not in deployments[target["name"]]["spec"]  # the scaler owns it
     scaled = of_kind(objects, "HorizontalPodAutoscaler") + of_kind(objects, "ScaledObject")
-    assert len(scaled) == {"default": 2, "hpa": 3, "keda": 3, "none": 0}[profile]
+    assert len(scaled) == {"default": 2, "hpa": 3, "keda": 3, "none": 0, "songs": 4}[profile]
 
 
 @pytest.mark.parametrize("profile", PROFILES)
@@ -137,7 +138,7 @@ def test_probes_and_drain_time(profile: str) -> None:
         drains = [float(v) for k, v in env_of(container).items() if k.endswith("_DRAIN_TIMEOUT_S")]
         pre_stop = container["lifecycle"]["preStop"]["sleep"]["seconds"]
         assert len(drains) == 1 and spec["terminationGracePeriodSeconds"] > drains[0] + pre_stop
-        if tier_of(deployment) in MODEL_TIERS:  # minutes of weight loading before liveness
+        if tier_of(deployment) != "gateway":  # minutes of weight loading before liveness
             startup = container["startupProbe"]
             budget = startup["periodSeconds"] * startup["failureThreshold"]
             assert startup["httpGet"]["path"] == "/readyz" and budget >= 300
@@ -157,7 +158,7 @@ def test_pods_are_hardened_and_caches_are_writable(profile: str) -> None:
         assert security["capabilities"]["drop"] == ["ALL"]
         mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
         assert "/tmp" in mounts
-        if tier_of(deployment) not in MODEL_TIERS:
+        if tier_of(deployment) == "gateway":
             continue
         assert mounts["/models"].get("readOnly") is True
         cache = volumes[mounts["/cache"]["name"]]
@@ -166,16 +167,16 @@ def test_pods_are_hardened_and_caches_are_writable(profile: str) -> None:
         assert caches and all(v.startswith("/cache/") for v in caches.values()), caches
 
 
-@pytest.mark.parametrize("profile", ["hpa", "keda"])
+@pytest.mark.parametrize("profile", ["hpa", "keda", "songs"])
 def test_only_the_gateway_is_reachable_from_outside(profile: str) -> None:
     objects = render(profile)
     services = {tier_of(s): s for s in of_kind(objects, "Service")}
-    for tier in MODEL_TIERS:
+    for tier in model_tiers(profile):
         assert services[tier]["spec"]["clusterIP"] == "None"  # headless: picked per request
     policies = {tier_of(p): p for p in of_kind(objects, "NetworkPolicy")}
-    assert set(policies) == {"gateway", *MODEL_TIERS}
+    assert set(policies) == {"gateway", *model_tiers(profile)}
     gateway_labels = policies["gateway"]["spec"]["podSelector"]["matchLabels"]
-    for tier in MODEL_TIERS:
+    for tier in model_tiers(profile):
         rules = policies[tier]["spec"]["ingress"]
         assert policies[tier]["spec"]["policyTypes"] == ["Ingress"]
         peers = [peer for rule in rules for peer in rule["from"]]  # no rule open to all
@@ -197,15 +198,15 @@ def test_the_jobs_database_comes_from_a_secret() -> None:
 def test_every_setting_the_chart_passes_is_one_the_service_reads(profile: str) -> None:
     gateway_settings = {f"GATEWAY_{name.upper()}" for name in GatewaySettings.model_fields}
     known = {
-        "gateway": gateway_settings,
-        "captioner": set(table_rows("CAPTIONER_")),  # the README's tables match the code
-        "composer": set(table_rows("COMPOSER_")),
+        "GATEWAY_": gateway_settings,
+        "CAPTIONER_": set(table_rows("CAPTIONER_")),  # the README's tables match the code
+        "COMPOSER_": set(table_rows("COMPOSER_")),
     }
     for deployment in of_kind(render(profile), "Deployment"):
-        tier = tier_of(deployment)
-        for name in env_of(pod_spec(deployment)["containers"][0]):
-            if name.startswith(f"{tier.upper()}_"):
-                assert name in known[tier], name
+        prefix = prefix_of(tier_of(deployment))
+        names = [n for n in env_of(pod_spec(deployment)["containers"][0]) if n.startswith(prefix)]
+        assert names  # its own settings, each one the service reads
+        assert set(names) <= known[prefix], set(names) - known[prefix]
 
 
 def test_gateway_upstreams_are_the_headless_services() -> None:
@@ -214,11 +215,54 @@ def test_gateway_upstreams_are_the_headless_services() -> None:
     (gateway,) = [d for d in of_kind(objects, "Deployment") if tier_of(d) == "gateway"]
     env = env_of(pod_spec(gateway)["containers"][0])
     assert env["GATEWAY_RESOLVE_REPLICAS"] == "true"
-    for tier in MODEL_TIERS:
+    for tier in model_tiers("hpa"):
         service = services[tier]
         port = service["spec"]["ports"][0]["port"]
         expected = f"http://{service['metadata']['name']}:{port}"
         assert env[f"GATEWAY_{tier.upper()}_URLS"] == expected
+
+
+def test_more_composers_are_each_a_tier_the_gateway_knows_by_name() -> None:
+    objects = render("songs", "composer.env.COMPOSER_LOG_LEVEL=DEBUG")
+    services = {tier_of(s): s for s in of_kind(objects, "Service")}
+    deployments = {tier_of(d): d for d in of_kind(objects, "Deployment")}
+    gateway = env_of(pod_spec(deployments["gateway"])["containers"][0])
+
+    def url(tier: str) -> str:
+        return f"http://{services[tier]['metadata']['name']}:8002"
+
+    named = ["musicgen", "ace-step", "stable-audio"]  # the default first
+    tiers = ["composer", "composer-ace-step", "composer-stable-audio"]
+    expected = ",".join(f"{name}={url(tier)}" for name, tier in zip(named, tiers, strict=True))
+    assert gateway["GATEWAY_COMPOSERS"] == expected
+    assert "GATEWAY_COMPOSER_URLS" not in gateway  # every composer is named instead
+    (ace_step,) = pod_spec(deployments["composer-ace-step"])["containers"]
+    env = env_of(ace_step)
+    assert env["COMPOSER_BACKEND"] == "diffusers"
+    assert env["COMPOSER_MODEL"] == "/models/acestep-v15-xl-turbo-diffusers"
+    assert "COMPOSER_LOG_LEVEL" not in env  # the default composer's settings stay its own
+    assert ace_step["resources"]["limits"]["memory"] == "48Gi"
+    assert ace_step["resources"]["limits"]["nvidia.com/gpu"] == 1  # the composer's, inherited
+    scalers = {tier_of(h): h["spec"] for h in of_kind(objects, "HorizontalPodAutoscaler")}
+    assert scalers["composer-ace-step"]["maxReplicas"] == 4  # its own override
+    assert scalers["composer-stable-audio"]["maxReplicas"] == 8  # autoscaling.composer's
+    metric = scalers["composer-ace-step"]["metrics"][0]["pods"]["metric"]["name"]
+    assert metric == "composer_queue_depth"
+
+
+@pytest.mark.parametrize(
+    ("setting", "complaint"),
+    [
+        ("moreComposers[0].name=musicgen", "named twice"),
+        ("moreComposers[0].name=Ace_Step", "pattern"),
+        ("moreComposers[0].gpus=0", "minimum"),
+        ("moreComposers[0].modle=/models/x", "additional properties"),
+    ],
+)
+def test_bad_more_composers_are_refused(setting: str, complaint: str) -> None:
+    result = run_helm("template", "ww", str(CHART), *profile_args("songs"), f"--set={setting}")
+    assert result.returncode != 0
+    assert complaint.lower() in result.stderr.lower(), result.stderr
 
 
 KEDA_SPEC_KEYS = {
@@ -231,7 +275,7 @@ def test_keda_scaled_objects_are_well_formed() -> None:
     """What KEDA's CRD schema would check, for the fields the chart writes."""
     objects = render("keda")
     scaled = of_kind(objects, "ScaledObject")
-    assert {tier_of(s) for s in scaled} == {"gateway", *MODEL_TIERS}
+    assert {tier_of(s) for s in scaled} == {"gateway", *model_tiers("keda")}
     for obj in scaled:
         assert obj["apiVersion"] == "keda.sh/v1alpha1"
         spec: dict[str, Any] = obj["spec"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 import shlex
 
-from tests.deploy.chart import REPO, run_tool
+import yaml
+
+from tests.deploy.chart import CHART, REPO, run_tool
 
 
 def scale_out_commands() -> list[str]:
@@ -27,3 +29,13 @@ def test_the_scale_out_commands_run_without_a_cluster() -> None:
         if tool == "helm":
             assert "kind: HorizontalPodAutoscaler" in result.stdout
             assert "weavewave-jobs-db" in result.stdout
+
+
+def test_the_more_composers_example_is_the_songs_profile() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("\n## Scale out\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
+    assert block is not None
+    example = yaml.safe_load(block[1])["moreComposers"]
+    profile = yaml.safe_load((CHART / "ci" / "songs-values.yaml").read_text())["moreComposers"]
+    assert example == profile[: len(example)]  # what the chart's tests render

@@ -62,3 +62,36 @@ capabilities: {drop: [ALL]}
 {{- fail "More than one gateway replica needs jobs.database.secretName (PostgreSQL): SQLite jobs belong to one process." -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The model tiers as a JSON list: the captioner, the composer, then one tier per entry of
+moreComposers (`composer-<name>`), each entry's keys over the composer's values (its `env`
+its own: another model's settings do not carry over) and its `autoscaling` over
+autoscaling.composer. Every model template ranges over this one list. */}}
+{{- define "weavewave.modelTiers" -}}
+{{- $a := .Values.autoscaling -}}
+{{- $tiers := list (dict "tier" "captioner" "prefix" "CAPTIONER" "values" .Values.captioner "scale" $a.captioner) (dict "tier" "composer" "prefix" "COMPOSER" "values" .Values.composer "scale" $a.composer) -}}
+{{- $names := list .Values.composer.name -}}
+{{- range $more := .Values.moreComposers -}}
+{{- if has $more.name $names -}}
+{{- fail (printf "moreComposers: %q is named twice (composer.name is %q)." $more.name $.Values.composer.name) -}}
+{{- end -}}
+{{- $names = append $names $more.name -}}
+{{- $values := mergeOverwrite (deepCopy $.Values.composer) (omit (deepCopy $more) "autoscaling") -}}
+{{- $_ := set $values "env" (deepCopy ($more.env | default dict)) -}}
+{{- $scale := mergeOverwrite (deepCopy $a.composer) (deepCopy ($more.autoscaling | default dict)) -}}
+{{- $tiers = append $tiers (dict "tier" (printf "composer-%s" $more.name) "prefix" "COMPOSER" "values" $values "scale" $scale) -}}
+{{- end -}}
+{{- toJson $tiers -}}
+{{- end -}}
+
+{{/* GATEWAY_COMPOSERS when more than one composer is deployed: name=url, the default first. */}}
+{{- define "weavewave.namedComposers" -}}
+{{- $named := list -}}
+{{- range $m := include "weavewave.modelTiers" . | fromJsonArray -}}
+{{- if eq $m.prefix "COMPOSER" -}}
+{{- $url := printf "http://%s:%v" (include "weavewave.tierName" (dict "root" $ "tier" $m.tier)) (int $m.values.port) -}}
+{{- $named = append $named (printf "%s=%s" $m.values.name $url) -}}
+{{- end -}}
+{{- end -}}
+{{- join "," $named -}}
+{{- end -}}
