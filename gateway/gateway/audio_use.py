@@ -2,8 +2,9 @@
 
 The client says it with `audio_use`, or leaves `auto`: every use the served models support — the
 captioner hears it when its model hears, and the composer uses it the first way its model
-offers, in this order: as a melody (MusicGen-melody), as a timbre reference (ACE-Step). A cover
-or a repaint remakes the clip itself, so it is done only when asked for. A use the served
+offers, in this order: as a melody (MusicGen-melody), as a timbre reference (ACE-Step). A cover,
+a repaint or a continuation remakes or extends the clip itself, so it is done only when asked
+for. A use the served
 models cannot honour is a 422 naming what they can, never a clip quietly dropped;
 `X-WeaveWave-Audio-Use` says what was done.
 """
@@ -16,7 +17,13 @@ from typing import Any
 from gateway.protocol import AudioUse
 from weavewave_common.errors import InvalidInput
 
-COMPOSER_USES = (AudioUse.MELODY, AudioUse.REFERENCE, AudioUse.COVER, AudioUse.REPAINT)
+COMPOSER_USES = (
+    AudioUse.MELODY,
+    AudioUse.REFERENCE,
+    AudioUse.COVER,
+    AudioUse.REPAINT,
+    AudioUse.CONTINUE,
+)
 AUTO_COMPOSER_USES = (AudioUse.MELODY, AudioUse.REFERENCE)
 """What `auto` lets the composer do with a clip, the first its model offers."""
 

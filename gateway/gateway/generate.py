@@ -86,7 +86,8 @@ def _wants_song(form: ParsedForm) -> bool:
 
 
 def reuse_fields(use: AudioUse, knobs: Knobs) -> dict[str, str]:
-    """The composer's fields for a clip it reuses (`reference`, `cover`, `repaint`)."""
+    """The composer's fields for a clip it reuses (`reference`, `cover`, `repaint`,
+    `continue`: the clip's own length says where the new music starts)."""
     fields = {"audio_use": use.value}
     if use is AudioUse.COVER:
         fields["cover_strength"] = f"{knobs.cover_strength:g}"

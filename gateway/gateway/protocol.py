@@ -31,7 +31,7 @@ class AudioUse(StrEnum):
     captioner that hears; a melody for a melody composer, else a timbre reference for one that
     takes it); `ignore`: none; any other: that use alone, 422 when the served models cannot —
     `heard`, `melody`, `reference` (its timbre), `cover` (a new version of it), `repaint` (it,
-    with a span made anew)."""
+    with a span made anew), `continue` (it as the start, the rest made after it)."""
 
     AUTO = "auto"
     HEARD = "heard"
@@ -39,6 +39,7 @@ class AudioUse(StrEnum):
     REFERENCE = "reference"
     COVER = "cover"
     REPAINT = "repaint"
+    CONTINUE = "continue"
     IGNORE = "ignore"
 
 

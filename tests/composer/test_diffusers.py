@@ -222,6 +222,39 @@ def test_ace_step_reuses_a_clip_three_ways(ace_step: MusicBackend) -> None:
     assert not np.allclose(repainted[:, 30000:66000], clip[:, 30000:66000], atol=1e-2)
 
 
+def test_stable_audio_3_covers_repaints_and_continues_a_clip(tiny_stable_audio_3: Path) -> None:
+    from composer.backends import SourceAudio
+
+    backend = load_backend(BackendOptions("diffusers", str(tiny_stable_audio_3)))
+    assert backend.audio_uses == ("cover", "repaint", "continue")
+    clip = stereo_tone(2.0, rate=44100)
+
+    def with_clip(use: str, clip: np.ndarray = clip, **knobs: float) -> np.ndarray:
+        request = GenerationRequest(
+            "ambient pads",
+            GenerationParams(duration_s=2.0, seed=5),
+            source=SourceAudio(clip, use, **knobs),
+        )
+        (audio,) = generate(backend, [request])
+        assert audio.shape == (2, 88200)
+        return audio
+
+    (plain,) = generate(backend, [GenerationRequest("ambient pads", GenerationParams(2.0, 5))])
+    close, loose = with_clip("cover", strength=0.9), with_clip("cover", strength=0.1)
+    # audio-to-audio starts from the clip's latents: the closer, the nearer the clip's decode
+    assert not np.allclose(close, plain, atol=1e-3) and not np.allclose(close, loose, atol=1e-3)
+    assert np.abs(close - clip).mean() < np.abs(loose - clip).mean()
+    repainted = with_clip("repaint", start_s=0.5, end_s=1.5)
+    np.testing.assert_array_equal(repainted[:, :22050], clip[:, :22050])  # bit for bit
+    np.testing.assert_array_equal(repainted[:, 66150:], clip[:, 66150:])
+    assert not np.allclose(repainted[:, 26000:62000], clip[:, 26000:62000], atol=1e-2)
+    # continue: the first 0.75 s are the clip's, the rest is made after it
+    head = clip[:, :33075]
+    continued = with_clip("continue", head, start_s=0.75, end_s=2.0)
+    np.testing.assert_array_equal(continued[:, :33075], head)
+    assert np.abs(continued[:, 34000:]).max() > 1e-3  # new audio, not the clip's silence
+
+
 def test_the_service_takes_a_clip_to_reuse_and_refuses_what_it_cannot(
     kind: str, diffusion_composer: RunningService
 ) -> None:
@@ -229,6 +262,19 @@ def test_the_service_takes_a_clip_to_reuse_and_refuses_what_it_cannot(
 
     (card,) = httpx.get(f"{diffusion_composer.url}/v1/models").json()["models"]
     clip = {"audio": ("hum.wav", wav_bytes(1.5, rate=48000), "audio/wav")}
+    url = f"{diffusion_composer.url}/v1/compose"
+    if kind == "stable-audio-3":
+        assert card["audio_uses"] == ["cover", "repaint", "continue"]
+        base = {"description": "pads", "duration": "2", "seed": "3", "format": "wav"}
+        going = httpx.post(url, data={**base, "audio_use": "continue"}, files=clip, timeout=120)
+        assert going.status_code == 200, going.text
+        with av.open(io.BytesIO(going.content)) as container:
+            assert container.streams.audio[0].rate == 44100
+        short = {**base, "duration": "1", "audio_use": "continue"}
+        refused = httpx.post(url, data=short, files=clip, timeout=60)
+        assert refused.status_code == 422
+        assert refused.json()["error"]["code"] == "continue_nothing_left"
+        return
     if kind != "ace-step":
         assert card["audio_uses"] == []
         refused = httpx.post(
@@ -239,7 +285,6 @@ def test_the_service_takes_a_clip_to_reuse_and_refuses_what_it_cannot(
         assert refused.json()["error"]["code"] == "audio_use_unsupported"
         return
     assert card["audio_uses"] == ["reference", "cover", "repaint"]
-    url = f"{diffusion_composer.url}/v1/compose"
     base = {"description": "pop, upbeat", "duration": "2", "seed": "3"}
     covered = httpx.post(url, data={**base, "audio_use": "cover"}, files=clip, timeout=120)
     assert covered.status_code == 200, covered.text

@@ -4,6 +4,7 @@ to the composer, which sings them in 48 kHz stereo, on `/generate` and on jobs."
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 from collections.abc import Iterator
@@ -11,7 +12,9 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from urllib.parse import unquote
 
+import av
 import httpx
+import numpy as np
 import pytest
 
 from tests.e2e.conftest import Stack, venv_python
@@ -237,3 +240,44 @@ def test_each_diffusion_composer_serves_generate(every_composer: str, kind: str)
         assert refused.status_code == 422, refused.text
         # the model's own cap (the composer's), or the gateway's where that is lower
         assert refused.json()["error"]["code"] in ("duration_too_long", "duration_out_of_range")
+
+
+def pcm_of(body: bytes) -> np.ndarray:
+    """A 16-bit WAV's samples [channels, N]."""
+    with av.open(io.BytesIO(body), mode="r") as container:
+        stream = container.streams.audio[0]
+        frames = [f.to_ndarray().reshape(-1) for f in container.decode(stream)]
+        channels = stream.channels
+    return np.concatenate(frames).reshape(-1, channels).T
+
+
+def test_stable_audio_3_continues_a_clip_through_the_gateway(every_composer: str) -> None:
+    from tests.media_factory import wav_bytes
+
+    (card,) = [
+        c
+        for c in httpx.get(f"{every_composer}/models").json()["composers"]
+        if c["name"] == "stable-audio-3"
+    ]
+    assert card["audio_uses"] == ["cover", "repaint", "continue"]
+    clip = wav_bytes(0.75, rate=44100, freq=220.0)
+    data = {"description": "a tune", "duration": "2", "seed": "4", "model": "stable-audio-3"}
+    response = httpx.post(
+        f"{every_composer}/compose",
+        data={**data, "audio_use": "continue"},
+        files={"audio": ("start.wav", clip, "audio/wav")},
+        timeout=300,
+    )
+    assert response.status_code == 200, response.text
+    assert response.headers["x-weavewave-audio-use"] == "continue"
+    music = pcm_of(response.content)
+    assert music.shape == (2, 88200)
+    given = np.frombuffer(clip[44:], dtype="<i2")  # the tone, mono: both channels carry it
+    # The clip itself, as the composer sends it: bit for bit out of the model, then through the
+    # peak limiter every stream passes (it may only turn the level down, never reshape).
+    for head in music[:, : given.size].astype(np.float64):
+        assert np.corrcoef(head, given)[0, 1] > 0.999
+        assert np.abs(head).max() <= np.abs(given).max() + 1
+    assert np.abs(music[:, given.size + 2000 :]).max() > 30  # then music made after it
+    unasked = httpx.post(f"{every_composer}/compose", data=data, timeout=300)
+    assert unasked.status_code == 200 and unasked.content != response.content

@@ -18,7 +18,9 @@ from weavewave_common.errors import InvalidInput
 
 AUTO, HEARD, MELODY, IGNORE = AudioUse.AUTO, AudioUse.HEARD, AudioUse.MELODY, AudioUse.IGNORE
 REFERENCE, COVER, REPAINT = AudioUse.REFERENCE, AudioUse.COVER, AudioUse.REPAINT
+CONTINUE = AudioUse.CONTINUE
 ACE_STEP = [REFERENCE, COVER, REPAINT]
+STABLE_AUDIO_3 = [COVER, REPAINT, CONTINUE]
 
 
 @pytest.mark.parametrize(
@@ -33,6 +35,8 @@ ACE_STEP = [REFERENCE, COVER, REPAINT]
         (MELODY, True, [MELODY], AudioPlan(hear=False, composer_use=MELODY)),
         (COVER, True, ACE_STEP, AudioPlan(hear=False, composer_use=COVER)),
         (REPAINT, False, ACE_STEP, AudioPlan(hear=False, composer_use=REPAINT)),
+        (CONTINUE, True, STABLE_AUDIO_3, AudioPlan(hear=False, composer_use=CONTINUE)),
+        (AUTO, False, STABLE_AUDIO_3, AudioPlan(hear=False)),  # it only remakes or extends
     ],
 )
 def test_a_choice_the_models_can_honour_is_planned(
@@ -49,6 +53,7 @@ def test_a_choice_the_models_can_honour_is_planned(
         (MELODY, False, [], "none (use audio_use=ignore)"),
         (MELODY, True, ACE_STEP, "they can: heard, reference, cover, repaint"),
         (COVER, False, [MELODY], "they can: melody"),
+        (CONTINUE, True, ACE_STEP, "they can: heard, reference, cover, repaint"),
     ],
 )
 def test_a_choice_they_cannot_honour_is_a_422_naming_what_they_can(

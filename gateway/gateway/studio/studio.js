@@ -116,6 +116,7 @@ const AUDIO_USES = {
   melody: "a melody to follow",
   reference: "its sound: the music borrows its timbre",
   cover: "a new version of it",
+  continue: "the start: the music goes on from it",
 };
 // repaint needs a span (repaint_start/end): the API has it, the studio leaves it out.
 

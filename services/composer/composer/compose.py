@@ -151,12 +151,21 @@ class Composer:
         )
         samples = decoded.samples if decoded.samples.ndim == 2 else decoded.samples[None]
         assert request.audio_use is not None
+        start_s, end_s = request.repaint_start or 0.0, request.repaint_end or 0.0
+        if request.audio_use == "continue":  # made anew: everything after the clip
+            start_s, end_s = samples.shape[-1] / self._backend.sample_rate, request.duration
+            if start_s >= end_s:
+                raise InvalidInput(
+                    f"audio: the clip ({start_s:.2f} s) is as long as the music asked for "
+                    f"({end_s:g} s): there is nothing to continue; ask for a longer duration.",
+                    code="continue_nothing_left",
+                )
         return SourceAudio(
             samples=samples,
             use=request.audio_use,
             strength=request.cover_strength,
-            start_s=request.repaint_start or 0.0,
-            end_s=request.repaint_end or 0.0,
+            start_s=start_s,
+            end_s=end_s,
         )
 
     async def compose(

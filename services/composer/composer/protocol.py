@@ -55,11 +55,12 @@ class ComposeRequest(BaseModel):
         pattern=TIME_SIGNATURE_PATTERN,
         description="e.g. `4/4`; singing models only.",
     )
-    audio_use: Literal["reference", "cover", "repaint"] | None = Field(
+    audio_use: Literal["reference", "cover", "repaint", "continue"] | None = Field(
         None,
         description="What the `audio` upload is for: its timbre (`reference`), a new version "
-        "of it (`cover`), or it with a span made anew (`repaint`); `GET /v1/models` lists "
-        "what the model can do.",
+        "of it (`cover`), it with a span made anew (`repaint`), or it as the start of the "
+        "music, the rest made after it (`continue`); `GET /v1/models` lists what the model "
+        "can do.",
     )
     cover_strength: float = Field(
         1.0, ge=0, le=1, description="cover: how closely the music follows the clip."
@@ -104,7 +105,7 @@ class ModelCard(BaseModel):
     sings: bool = False
     """Whether the model sings lyrics (MusicGen does not)."""
     audio_uses: list[str] = []
-    """What an `audio` upload can be used for (`reference`, `cover`, `repaint`)."""
+    """What an `audio` upload can be used for (`reference`, `cover`, `repaint`, `continue`)."""
     max_duration_s: float
     loaded: bool
 

@@ -51,18 +51,19 @@ class Song:
 
 @dataclass(frozen=True)
 class SourceAudio:
-    """A clip the music reuses: its timbre (`reference`), the whole of it (`cover`), or all but
-    a span that is made anew (`repaint`)."""
+    """A clip the music reuses: its timbre (`reference`), the whole of it (`cover`), all but
+    a span that is made anew (`repaint`), or it as the music's start (`continue`: the span made
+    anew is from the clip's end to the requested length)."""
 
     samples: npt.NDArray[np.float32]
     """[channels, N] in [-1, 1] at the model's sample rate."""
     use: str
-    """`reference`, `cover` or `repaint`."""
+    """`reference`, `cover`, `repaint` or `continue`."""
     strength: float = 1.0
     """cover: how closely the music follows the clip (0: not at all, 1: most)."""
     start_s: float = 0.0
     end_s: float = 0.0
-    """repaint: the span made anew, seconds."""
+    """repaint, continue: the span made anew, seconds."""
 
 
 @dataclass(frozen=True)

@@ -63,6 +63,26 @@ def on_step(step_done: Callable[[int], None]) -> dict[str, Any]:
     return {"callback": lambda step, _, __: step_done(step), "callback_steps": 1}
 
 
+def kept_outside(
+    audio: torch.Tensor, clip: torch.Tensor, source: SourceAudio, rate: int
+) -> torch.Tensor:
+    """The clip itself (fitted to the audio's length) outside the span made anew
+    (`source.start_s`..`end_s`), bit for bit — the pipelines only condition on it: their own
+    decode of the kept audio differs — with 20 ms crossfades inside the span so its edges do
+    not click."""
+    samples = audio.shape[-1]
+    clip = fitted(clip.to(audio.dtype), samples)
+    start, end = round(source.start_s * rate), min(samples, round(source.end_s * rate))
+    fade = min(round(0.02 * rate), max(0, (end - start) // 2))
+    weight = torch.zeros(samples, dtype=audio.dtype, device=audio.device)
+    weight[start:end] = 1.0
+    if fade:
+        ramp = torch.linspace(0.0, 1.0, fade + 2, dtype=audio.dtype, device=audio.device)[1:-1]
+        weight[start : start + fade] = ramp
+        weight[end - fade : end] = ramp.flip(0)
+    return clip + weight * (audio - clip)
+
+
 def pipeline_class(model: str) -> str:
     """The pipeline class a diffusers folder (or cached hub id) names in `model_index.json`."""
     from huggingface_hub import hf_hub_download
@@ -241,7 +261,7 @@ class AceStepBackend(PipelineBackend):
         ).audios
         if first.source is not None and first.source.use == "repaint":
             assert clip is not None
-            return self._kept_outside(audio, clip, first.source)
+            return kept_outside(audio, clip, first.source, self.sample_rate)
         return audio
 
     def _reuse(
@@ -268,25 +288,6 @@ class AceStepBackend(PipelineBackend):
             "repainting_start": source.start_s,
             "repainting_end": source.end_s,
         }
-
-    def _kept_outside(
-        self, audio: torch.Tensor, clip: torch.Tensor, source: SourceAudio
-    ) -> torch.Tensor:
-        """The clip itself (fitted to the audio's length) outside the repainted span, bit for
-        bit (the pipeline only conditions on it: its own decode of the kept audio differs), with
-        20 ms crossfades inside the span so its edges do not click."""
-        rate = self.sample_rate
-        samples = audio.shape[-1]
-        clip = fitted(clip.to(audio.dtype), samples)
-        start, end = round(source.start_s * rate), min(samples, round(source.end_s * rate))
-        fade = min(round(0.02 * rate), max(0, (end - start) // 2))
-        weight = torch.zeros(samples, dtype=audio.dtype, device=audio.device)
-        weight[start:end] = 1.0
-        if fade:
-            ramp = torch.linspace(0.0, 1.0, fade + 2, dtype=audio.dtype, device=audio.device)[1:-1]
-            weight[start : start + fade] = ramp
-            weight[end - fade : end] = ramp.flip(0)
-        return clip + weight * (audio - clip)
 
 
 class StableAudioBackend(PipelineBackend):
@@ -398,14 +399,40 @@ def decode_in_windows(vae: Any, latents: torch.Tensor, window: int = DECODE_WIND
 class StableAudio3Backend(PipelineBackend):
     """Stable Audio 3: 44.1 kHz stereo, up to 380 s (medium; the small checkpoint is made for
     120 s: set `COMPOSER_MAX_DURATION_S`). The distilled checkpoints bake guidance in (8
-    ping-pong steps); the base one uses `guidance`. Decoded in windows (`decode_in_windows`)."""
+    ping-pong steps); the base one uses `guidance`. Decoded in windows (`decode_in_windows`).
+
+    A clip is reused with the checkpoint's two other pipelines (the same modules): a `cover`
+    is audio-to-audio (the clip's latents noised to `1 - cover_strength`, then denoised), a
+    `repaint` or a `continue` is inpainting (the span made anew is masked; for `continue`,
+    everything after the clip), with the kept audio pasted back bit for bit."""
 
     pipeline_class = "StableAudio3Pipeline"
     longest_s = 380.0
+    least_noise = 0.05
+    """A cover's smallest noise level (the pipeline needs some): at strength 1, nearly the clip."""
+
+    def __init__(self, pipe: Any, options: BackendOptions) -> None:
+        super().__init__(pipe, options)
+        import diffusers
+
+        self._variants = {
+            use: kind(**pipe.components)
+            for use, kind in (
+                ("cover", diffusers.StableAudio3AudioToAudioPipeline),
+                ("repaint", diffusers.StableAudio3InpaintPipeline),
+                ("continue", diffusers.StableAudio3InpaintPipeline),
+            )
+        }
+        for variant in self._variants.values():
+            variant.set_progress_bar_config(disable=True)
 
     @property
     def max_duration_s(self) -> float | None:
         return min(self.longest_s, float(self._pipe.duration_embedder.config.max_val))
+
+    @property
+    def audio_uses(self) -> tuple[str, ...]:
+        return ("cover", "repaint", "continue")
 
     @property
     def guided(self) -> bool:
@@ -418,18 +445,34 @@ class StableAudio3Backend(PipelineBackend):
         steps: int,
         step_done: Callable[[int], None],
     ) -> torch.Tensor:
-        latents: torch.Tensor = self._pipe(
+        first = batch[0]
+        samples = self.samples_for(first.params.duration_s)
+        common = {
             **on_step_end(step_done),
-            prompt=[r.description for r in batch],
-            duration=self._seconds_asked(batch[0]),
-            num_inference_steps=steps,
-            guidance_scale=batch[0].params.guidance if self.guided else 1.0,
-            generator=generators,
-            output_type="latent",
-        ).audios
-        samples = self.samples_for(batch[0].params.duration_s)
-        audio = decode_in_windows(self._pipe.vae, latents)
-        return audio[..., :samples].clamp(-1.0, 1.0)  # as the pipeline's own decode
+            "prompt": [r.description for r in batch],
+            "duration": self._seconds_asked(first),
+            "num_inference_steps": steps,
+            "generator": generators,
+            "output_type": "latent",
+        }
+        source = first.source
+        if source is None:
+            guidance = first.params.guidance if self.guided else 1.0
+            latents = self._pipe(**common, guidance_scale=guidance).audios
+        else:  # a request with a clip is batched alone; its variants take no guidance
+            clip = torch.from_numpy(source.samples).to(self._device)  # float32, pasted back
+            audio = fitted(clip, samples)[None].to(self._pipe.vae.dtype)
+            reuse: dict[str, Any] = {"audio": audio}
+            if source.use == "cover":
+                reuse["init_noise_level"] = max(self.least_noise, 1.0 - source.strength)
+            else:
+                reuse["mask_start_seconds"] = source.start_s
+                reuse["mask_end_seconds"] = source.end_s
+            latents = self._variants[source.use](**common, **reuse).audios
+        decoded = decode_in_windows(self._pipe.vae, latents)[..., :samples].clamp(-1.0, 1.0)
+        if source is not None and source.use in ("repaint", "continue"):
+            return kept_outside(decoded, clip, source, self.sample_rate)
+        return decoded
 
 
 BACKENDS: dict[str, type[PipelineBackend]] = {
