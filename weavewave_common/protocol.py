@@ -104,6 +104,9 @@ VOCAL_LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
 """A language a singing composer takes: an ISO 639 code, optionally with a region (`pt-BR`)."""
 TIME_SIGNATURE_PATTERN = r"^[1-9][0-9]?/(1|2|4|8|16)$"
 """A time signature a singing composer takes (`4/4`, `6/8`)."""
+STYLE_EXCERPT_S = (1.5, 3.0, 4.5)
+"""A style excerpt's shortest, default and longest length, seconds (MusicGen-Style's training
+range)."""
 
 
 class MusicBrief(BaseModel):

@@ -144,8 +144,8 @@ class ServedComposer(BaseModel):
     sings: bool = Field(description="It sings lyrics.")
     takes_melody: bool = Field(description="It follows an audio clip as a melody.")
     audio_uses: list[AudioUse] = Field(
-        description="What it can do with an audio clip (`melody`, `reference`, `cover`, "
-        "`repaint`, `continue`)."
+        description="What it can do with an audio clip (`melody`, `style`, `reference`, "
+        "`cover`, `repaint`, `continue`)."
     )
     sample_rate: int | None = Field(description="Hz (null: not answering).")
     channels: int | None = Field(description="1 or 2 (null: not answering).")

@@ -2,7 +2,8 @@
 
 The client says it with `audio_use`, or leaves `auto`: every use the served models support — the
 captioner hears it when its model hears, and the composer uses it the first way its model
-offers, in this order: as a melody (MusicGen-melody), as a timbre reference (ACE-Step). A cover,
+offers, in this order: as a melody (MusicGen-melody), as a style (MusicGen-Style: an excerpt
+from the clip's middle), as a timbre reference (ACE-Step). A cover,
 a repaint or a continuation remakes or extends the clip itself, so it is done only when asked
 for. A use the served
 models cannot honour is a 422 naming what they can, never a clip quietly dropped;
@@ -19,12 +20,13 @@ from weavewave_common.errors import InvalidInput
 
 COMPOSER_USES = (
     AudioUse.MELODY,
+    AudioUse.STYLE,
     AudioUse.REFERENCE,
     AudioUse.COVER,
     AudioUse.REPAINT,
     AudioUse.CONTINUE,
 )
-AUTO_COMPOSER_USES = (AudioUse.MELODY, AudioUse.REFERENCE)
+AUTO_COMPOSER_USES = (AudioUse.MELODY, AudioUse.STYLE, AudioUse.REFERENCE)
 """What `auto` lets the composer do with a clip, the first its model offers."""
 
 

@@ -87,15 +87,18 @@ def _wants_song(form: ParsedForm) -> bool:
 
 def reuse_fields(use: AudioUse, knobs: Knobs) -> dict[str, str]:
     """The composer's fields for a clip it reuses (`reference`, `cover`, `repaint`,
-    `continue`: the clip's own length says where the new music starts)."""
+    `continue`: the clip's own length says where the new music starts, `style`)."""
     fields = {"audio_use": use.value}
     if use is AudioUse.COVER:
         fields["cover_strength"] = f"{knobs.cover_strength:g}"
-    if use is AudioUse.REPAINT:
-        for name in ("repaint_start", "repaint_end"):
-            value = getattr(knobs, name)
-            if value is not None:
-                fields[name] = f"{value:g}"
+    named = {
+        AudioUse.REPAINT: ("repaint_start", "repaint_end"),
+        AudioUse.STYLE: ("style_start", "style_length", "text_guidance"),
+    }
+    for name in named.get(use, ()):
+        value = getattr(knobs, name)
+        if value is not None:
+            fields[name] = f"{value:g}"
     return fields
 
 

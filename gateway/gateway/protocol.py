@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from weavewave_common.protocol import NORMALIZE_DESCRIPTION, Normalize
+from weavewave_common.protocol import NORMALIZE_DESCRIPTION, STYLE_EXCERPT_S, Normalize
 
 DESCRIPTION_HEADER = "X-WeaveWave-Description"
 BRIEF_HEADER = "X-WeaveWave-Brief"
@@ -31,7 +31,8 @@ class AudioUse(StrEnum):
     captioner that hears; a melody for a melody composer, else a timbre reference for one that
     takes it); `ignore`: none; any other: that use alone, 422 when the served models cannot —
     `heard`, `melody`, `reference` (its timbre), `cover` (a new version of it), `repaint` (it,
-    with a span made anew), `continue` (it as the start, the rest made after it)."""
+    with a span made anew), `continue` (it as the start, the rest made after it), `style` (the
+    style of an excerpt of it, MusicGen-Style)."""
 
     AUTO = "auto"
     HEARD = "heard"
@@ -40,6 +41,7 @@ class AudioUse(StrEnum):
     COVER = "cover"
     REPAINT = "repaint"
     CONTINUE = "continue"
+    STYLE = "style"
     IGNORE = "ignore"
 
 
@@ -83,6 +85,25 @@ class Knobs(BaseModel):
     )
     repaint_end: float | None = Field(
         None, gt=0, description="audio_use=repaint: and ends here, seconds."
+    )
+    style_start: float | None = Field(
+        None,
+        ge=0,
+        description="audio_use=style: the excerpt heard starts here, seconds (default: the "
+        "excerpt is the clip's middle).",
+    )
+    style_length: float = Field(
+        STYLE_EXCERPT_S[1],
+        ge=STYLE_EXCERPT_S[0],
+        le=STYLE_EXCERPT_S[2],
+        description="audio_use=style: the excerpt's length, seconds.",
+    )
+    text_guidance: float | None = Field(
+        None,
+        ge=1,
+        le=15,
+        description="audio_use=style: double classifier-free guidance, the text pushed this "
+        "much more than the style (unset: one `guidance` over both).",
     )
 
 

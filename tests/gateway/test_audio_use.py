@@ -18,7 +18,7 @@ from weavewave_common.errors import InvalidInput
 
 AUTO, HEARD, MELODY, IGNORE = AudioUse.AUTO, AudioUse.HEARD, AudioUse.MELODY, AudioUse.IGNORE
 REFERENCE, COVER, REPAINT = AudioUse.REFERENCE, AudioUse.COVER, AudioUse.REPAINT
-CONTINUE = AudioUse.CONTINUE
+CONTINUE, STYLE = AudioUse.CONTINUE, AudioUse.STYLE
 ACE_STEP = [REFERENCE, COVER, REPAINT]
 STABLE_AUDIO_3 = [COVER, REPAINT, CONTINUE]
 
@@ -37,6 +37,7 @@ STABLE_AUDIO_3 = [COVER, REPAINT, CONTINUE]
         (REPAINT, False, ACE_STEP, AudioPlan(hear=False, composer_use=REPAINT)),
         (CONTINUE, True, STABLE_AUDIO_3, AudioPlan(hear=False, composer_use=CONTINUE)),
         (AUTO, False, STABLE_AUDIO_3, AudioPlan(hear=False)),  # it only remakes or extends
+        (AUTO, True, [STYLE], AudioPlan(hear=True, composer_use=STYLE)),  # MusicGen-Style
     ],
 )
 def test_a_choice_the_models_can_honour_is_planned(
@@ -54,6 +55,7 @@ def test_a_choice_the_models_can_honour_is_planned(
         (MELODY, True, ACE_STEP, "they can: heard, reference, cover, repaint"),
         (COVER, False, [MELODY], "they can: melody"),
         (CONTINUE, True, ACE_STEP, "they can: heard, reference, cover, repaint"),
+        (STYLE, False, [MELODY], "they can: melody"),
     ],
 )
 def test_a_choice_they_cannot_honour_is_a_422_naming_what_they_can(

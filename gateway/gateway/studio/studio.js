@@ -114,6 +114,7 @@ async function offerComposers() {
 const AUDIO_USES = {
   heard: "being heard: the brief follows it",
   melody: "a melody to follow",
+  style: "its style: the music follows an excerpt of it",
   reference: "its sound: the music borrows its timbre",
   cover: "a new version of it",
   continue: "the start: the music goes on from it",

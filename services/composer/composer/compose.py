@@ -30,7 +30,7 @@ from composer.scheduler import Scheduler, Ticket
 from weavewave_common.audio import decode_audio
 from weavewave_common.deadline import DeadlineExceeded, idle_bounded
 from weavewave_common.errors import InvalidInput, PayloadTooLarge
-from weavewave_common.protocol import Normalize
+from weavewave_common.protocol import STYLE_EXCERPT_S, Normalize
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +152,8 @@ class Composer:
         samples = decoded.samples if decoded.samples.ndim == 2 else decoded.samples[None]
         assert request.audio_use is not None
         start_s, end_s = request.repaint_start or 0.0, request.repaint_end or 0.0
+        if request.audio_use == "style":
+            start_s, end_s = self._excerpt(request, samples.shape[-1] / self._backend.sample_rate)
         if request.audio_use == "continue":  # made anew: everything after the clip
             start_s, end_s = samples.shape[-1] / self._backend.sample_rate, request.duration
             if start_s >= end_s:
@@ -167,6 +169,29 @@ class Composer:
             start_s=start_s,
             end_s=end_s,
         )
+
+    @staticmethod
+    def _excerpt(request: ComposeRequest, clip_s: float) -> tuple[float, float]:
+        """The style excerpt's window: `style_length` (at most the clip) from `style_start`,
+        by default the clip's middle; 422 when the clip or the window cannot hold one."""
+        shortest = STYLE_EXCERPT_S[0]
+        if clip_s < shortest:
+            raise InvalidInput(
+                f"audio: the clip ({clip_s:.2f} s) is shorter than a style excerpt "
+                f"({shortest:g} s at least).",
+                code="style_clip_too_short",
+            )
+        length = min(request.style_length, clip_s)
+        start = request.style_start
+        if start is None:
+            start = (clip_s - length) / 2
+        if start + length > clip_s + 1e-6:
+            raise InvalidInput(
+                f"style_start, style_length: the excerpt ({start:g} s + {length:g} s) must lie "
+                f"inside the clip ({clip_s:.2f} s).",
+                code="style_window_invalid",
+            )
+        return start, start + length
 
     async def compose(
         self,
@@ -194,8 +219,15 @@ class Composer:
             clip = Melody(decoded.samples, decoded.sample_rate)
         params = request.to_params()
         song = request.song if self._backend.sings else None
-        # the pipelines take one clip per call: a request with its own shares a batch with none
-        group = next(_ALONE) if source else self._backend.batch_group(description, song)
+        group = self._backend.batch_group(description, song)
+        if source is not None and source.use == "style":
+            # the excerpt's length (in samples, as the backend cuts it) is the style
+            # conditioner's, set per batch: rows of one length share one
+            samples = round((source.end_s - source.start_s) * self._backend.sample_rate)
+            group = hash(("style", samples, group))
+        elif source is not None:
+            # the pipelines take one clip per call: a request with its own shares a batch with none
+            group = next(_ALONE)
         total = self._backend.samples_for(params.duration_s)
         encoder = open_encoder(  # before the ticket: a format that fails to open queues nothing
             request.format, self._backend.sample_rate, self._backend.channels, total

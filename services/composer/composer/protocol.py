@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from composer.backends import GenerationParams, Song
 from weavewave_common.protocol import (
     NORMALIZE_DESCRIPTION,
+    STYLE_EXCERPT_S,
     TIME_SIGNATURE_PATTERN,
     VOCAL_LANGUAGE_PATTERN,
     AudioFormat,
@@ -55,18 +56,37 @@ class ComposeRequest(BaseModel):
         pattern=TIME_SIGNATURE_PATTERN,
         description="e.g. `4/4`; singing models only.",
     )
-    audio_use: Literal["reference", "cover", "repaint", "continue"] | None = Field(
+    audio_use: Literal["reference", "cover", "repaint", "continue", "style"] | None = Field(
         None,
         description="What the `audio` upload is for: its timbre (`reference`), a new version "
-        "of it (`cover`), it with a span made anew (`repaint`), or it as the start of the "
-        "music, the rest made after it (`continue`); `GET /v1/models` lists what the model "
-        "can do.",
+        "of it (`cover`), it with a span made anew (`repaint`), it as the start of the "
+        "music, the rest made after it (`continue`), or the style of an excerpt of it "
+        "(`style`); `GET /v1/models` lists what the model can do.",
     )
     cover_strength: float = Field(
         1.0, ge=0, le=1, description="cover: how closely the music follows the clip."
     )
     repaint_start: float | None = Field(None, ge=0, description="repaint: from, seconds.")
     repaint_end: float | None = Field(None, gt=0, description="repaint: to, seconds.")
+    style_start: float | None = Field(
+        None,
+        ge=0,
+        description="style: where the excerpt heard starts, seconds (default: "
+        "the excerpt is the clip's middle).",
+    )
+    style_length: float = Field(
+        STYLE_EXCERPT_S[1],
+        ge=STYLE_EXCERPT_S[0],
+        le=STYLE_EXCERPT_S[2],
+        description="style: the excerpt's length, seconds (what the model was trained on).",
+    )
+    text_guidance: float | None = Field(
+        None,
+        ge=1,
+        le=15,
+        description="style: double classifier-free guidance, the text pushed this much more "
+        "than the style (unset: one `guidance` over both).",
+    )
 
     @property
     def song(self) -> Song | None:
@@ -91,6 +111,7 @@ class ComposeRequest(BaseModel):
             top_k=self.top_k,
             top_p=self.top_p,
             guidance=self.guidance,
+            text_guidance=self.text_guidance if self.audio_use == "style" else None,
         )
 
 

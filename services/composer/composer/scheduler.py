@@ -73,11 +73,13 @@ class Ticket:
 
 def compatible(a: GenerationRequest, b: GenerationRequest) -> bool:
     """Whether two requests can share one batch without changing each other's audio: one
-    guidance scale, batch group and duration, melody or not. The duration because audiocraft's
-    token loop feeds a row's delay-pattern padding only where the whole batch ends: a shorter
-    row's last frames would hear tokens past its end and differ from its solo run."""
+    guidance scale (and text guidance), batch group and duration, melody or not. The duration
+    because audiocraft's token loop feeds a row's delay-pattern padding only where the whole
+    batch ends: a shorter row's last frames would hear tokens past its end and differ from its
+    solo run."""
     return (
         a.params.guidance == b.params.guidance
+        and a.params.text_guidance == b.params.text_guidance
         and a.batch_group == b.batch_group
         and a.params.duration_s == b.params.duration_s
         and (a.melody is None) == (b.melody is None)

@@ -22,12 +22,22 @@ stereo, 4 sources) with 4 channels and one transformer layer, random weights and
 (random biases dominate such a small separator's stems, and the chroma would then be the same
 for every melody).
 
+`--style` builds the MusicGen-Style variant (`facebook/musicgen-style`, conditioner/style2music):
+the style conditioner (MERT features of a 1.5-4.5 s excerpt -> a transformer encoder -> a
+6-stream residual quantiser, 3 used at inference -> 5 Hz tokens), the excerpt and the text both
+prepended. audiocraft loads MERT as `AutoModel.from_pretrained("m-a-p/MERT-v1-95M")`; the builder
+writes that entry to the hub cache as MERT's HuBERT shape (24 kHz in, conv strides 5·2^6 = 320
+-> 75 frames a second, 768 wide, which audiocraft's projection expects) with one tiny layer,
+in transformers' `HubertModel` (MERT's own code lives on the hub; its outputs are HuBERT's). The
+quantiser's codebooks are written initialised (random, as after training: an uninitialised one
+would fit itself to the first excerpt it hears).
+
 `--preset small-shape` gives the language model and codec musicgen-small's sizes (1024 wide,
 24 layers, 16 heads, 2048 codes; random weights) for benchmarks; the T5 stays tiny.
 
 Usage::
 
-    python -m composer.tiny_audiocraft OUT_DIR [--seed 1234] [--melody | --stereo]
+    python -m composer.tiny_audiocraft OUT_DIR [--seed 1234] [--melody | --style | --stereo]
         [--preset small-shape]
 """
 
@@ -134,6 +144,46 @@ MELODY_CONDITIONING: dict[str, Any] = {
 }
 """What `facebook/musicgen-melody` changes in the LM config (conditioner/chroma2music)."""
 
+STYLE_CONDITIONING: dict[str, Any] = {
+    "classifier_free_guidance": {"training_dropout": 0.1, "inference_coef": 3.0},
+    "attribute_dropout": {
+        "args": {"active_on_eval": False},
+        "text": {"description": 0.4},
+        "wav": {"self_wav": 0.4},
+    },
+    "fuser": MELODY_CONDITIONING["fuser"],  # the excerpt's tokens and the text, prepended
+    "conditioners": {
+        "self_wav": {
+            "model": "style",
+            "style": {
+                "model_name": "mert",
+                "transformer_scale": "xsmall",  # the released model: `default` (512 x 8)
+                "sample_rate": 32000,
+                "encodec_checkpoint": "//pretrained/facebook/encodec_32khz",
+                "encodec_n_q": 3,
+                "length": 3.0,
+                "ds_factor": 15,  # MERT's 75 Hz -> 5 Hz style tokens
+                "n_q_out": 6,
+                "eval_q": 3,
+                "q_dropout": True,
+                "bins": 1024,
+                "varying_lengths": [1.5, 4.5],
+                "batch_norm": True,
+                "compute_mask": True,
+                "num_codebooks_lm": 4,
+                "ds_rate_compression": 640,
+                "use_middle_of_segment": False,
+                "rvq_threshold_ema_dead_code": 0.1,
+            },
+        },
+        "description": LM_CFG["conditioners"]["description"],
+    },
+}
+"""What `facebook/musicgen-style` changes in the LM config (conditioner/style2music)."""
+
+MERT_REPO = "m-a-p/MERT-v1-95M"
+"""Where audiocraft's style conditioner loads its feature extractor from (hard-coded there)."""
+
 HTDEMUCS_SIGNATURE = "955717e8"
 HTDEMUCS_KWARGS: dict[str, Any] = {
     "sources": ["drums", "bass", "other", "vocals"],
@@ -201,6 +251,48 @@ def write_htdemucs_cache(cache: Path, seed: int) -> None:
     (snapshot / "htdemucs.yaml").write_text(f"models: ['{HTDEMUCS_SIGNATURE}']\n")
 
 
+def write_mert_cache(cache: Path, seed: int) -> None:
+    """A tiny random MERT (HuBERT-shaped, 768 wide, 75 Hz at 24 kHz) as the hub's MERT-v1-95M."""
+    import torch
+    from transformers import HubertConfig, HubertModel
+
+    snapshot = _hub_snapshot(cache, MERT_REPO)
+    config = HubertConfig(
+        hidden_size=768,  # audiocraft's projection from MERT is Linear(768, dim)
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        conv_dim=(16,) * 7,
+        conv_kernel=(10, 3, 3, 3, 3, 2, 2),
+        conv_stride=(5, 2, 2, 2, 2, 2, 2),  # 320 samples a frame: 75 Hz at 24 kHz
+        num_conv_pos_embeddings=16,
+        num_conv_pos_embedding_groups=16,
+        feat_extract_norm="group",
+        hidden_dropout=0.0,
+        attention_dropout=0.0,
+        activation_dropout=0.0,
+        feat_proj_dropout=0.0,
+        layerdrop=0.0,
+        mask_time_prob=0.0,
+    )
+    torch.manual_seed(seed)
+    HubertModel(config).save_pretrained(str(snapshot))
+
+
+def _initialised_codebooks(lm: Any) -> None:
+    """The style quantiser's codebooks as after training: random, marked initialised."""
+    import torch
+
+    rvq = lm.condition_provider.conditioners["self_wav"].rvq
+    with torch.no_grad():
+        for layer in rvq.vq.layers:
+            codebook = layer._codebook
+            codebook.embed.normal_()
+            codebook.embed_avg.copy_(codebook.embed)
+            codebook.cluster_size.fill_(1.0)
+            codebook.inited.fill_(1.0)
+
+
 def write_encodec_cache(cache: Path, preset: str, seed: int) -> None:
     """A random transformers EnCodec as the hub's `facebook/encodec_32khz`."""
     import torch
@@ -243,14 +335,16 @@ def write_t5_cache(cache: Path, vocab: list[tuple[str, float]], spiece: Path, se
     return cache
 
 
-def lm_config(preset: str, melody: bool, stereo: bool) -> dict[str, Any]:
+def lm_config(preset: str, melody: bool, stereo: bool, style: bool = False) -> dict[str, Any]:
     """The language model's config: the preset's sizes, the variant's conditioning and layout."""
     if preset not in ("tiny", "small-shape"):
         raise ValueError(f"unknown preset {preset!r}")
     lm = dict(LM_CFG["transformer_lm"])
     if preset == "small-shape":
         lm.update(dim=1024, num_heads=16, num_layers=24, hidden_scale=4)
-    cfg = {**LM_CFG, **MELODY_CONDITIONING} if melody else dict(LM_CFG)
+    cfg = dict(LM_CFG)
+    if melody or style:
+        cfg.update(MELODY_CONDITIONING if melody else STYLE_CONDITIONING)
     if stereo:
         lm["n_q"] = 8
         cfg["channels"] = 2
@@ -269,9 +363,13 @@ def build(
     melody: bool = False,
     preset: str = "tiny",
     stereo: bool = False,
+    style: bool = False,
 ) -> Path:
-    """Write `state_dict.bin` and `compression_state_dict.bin` to `out`, and the tiny T5 (and
-    for `melody` the tiny HTDemucs) to `hub_cache` (default `out/hf-cache`)."""
+    """Write `state_dict.bin` and `compression_state_dict.bin` to `out`, and the tiny T5 (for
+    `melody` the tiny HTDemucs, for `style` the tiny MERT) to `hub_cache` (default
+    `out/hf-cache`)."""
+    if melody and style:
+        raise ValueError("one conditioning variant: melody or style")
     import os
 
     import torch
@@ -288,9 +386,11 @@ def build(
     vocab = train_tokenizer(out)
     write_t5_cache(cache, vocab, out / "spiece.model", seed)
     write_encodec_cache(cache, preset, seed)
-    lm_cfg = lm_config(preset, melody, stereo)
+    lm_cfg = lm_config(preset, melody, stereo, style)
     if melody:
         write_htdemucs_cache(cache, seed)
+    if style:
+        write_mert_cache(cache, seed)
     from composer.backends.audiocraft_compat import install
 
     install()
@@ -300,9 +400,19 @@ def build(
     torch.save({"pretrained": ENCODEC_REPO}, out / "compression_state_dict.bin")
     torch.manual_seed(seed)
     lm = builders.get_lm_model(OmegaConf.create({**lm_cfg, "device": "cpu", "dtype": "float32"}))
+    if style:
+        _initialised_codebooks(lm)
     package = {"xp.cfg": OmegaConf.create(lm_cfg), "best_state": lm.state_dict()}
     torch.save(package, out / "state_dict.bin")
-    variant = "MusicGen-melody" if melody else "MusicGen-stereo" if stereo else "MusicGen"
+    variant = (
+        "MusicGen-melody"
+        if melody
+        else "MusicGen-Style"
+        if style
+        else "MusicGen-stereo"
+        if stereo
+        else "MusicGen"
+    )
     logger.info("built a tiny audiocraft %s (random weights) in %s", variant, out)
     return out
 
@@ -315,9 +425,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--melody", action="store_true", help="the musicgen-melody variant")
     parser.add_argument("--preset", choices=["tiny", "small-shape"], default="tiny")
     parser.add_argument("--stereo", action="store_true", help="the musicgen-stereo layout")
+    parser.add_argument("--style", action="store_true", help="the musicgen-style variant")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    build(args.out, args.seed, args.hub_cache, args.melody, args.preset, args.stereo)
+    build(args.out, args.seed, args.hub_cache, args.melody, args.preset, args.stereo, args.style)
 
 
 if __name__ == "__main__":

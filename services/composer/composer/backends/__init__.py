@@ -25,6 +25,9 @@ class GenerationParams:
     top_k: int = 250
     top_p: float = 0.0
     guidance: float = 3.0
+    text_guidance: float | None = None
+    """With a style clip: double classifier-free guidance, the text pushed this much more than
+    the style (MusicGen-Style's beta); None: one guidance over both."""
 
 
 @dataclass(frozen=True)
@@ -52,18 +55,19 @@ class Song:
 @dataclass(frozen=True)
 class SourceAudio:
     """A clip the music reuses: its timbre (`reference`), the whole of it (`cover`), all but
-    a span that is made anew (`repaint`), or it as the music's start (`continue`: the span made
-    anew is from the clip's end to the requested length)."""
+    a span that is made anew (`repaint`), it as the music's start (`continue`: the span made
+    anew is from the clip's end to the requested length), or the style of an excerpt of it
+    (`style`: the excerpt is `start_s`..`end_s`)."""
 
     samples: npt.NDArray[np.float32]
     """[channels, N] in [-1, 1] at the model's sample rate."""
     use: str
-    """`reference`, `cover`, `repaint` or `continue`."""
+    """`reference`, `cover`, `repaint`, `continue` or `style`."""
     strength: float = 1.0
     """cover: how closely the music follows the clip (0: not at all, 1: most)."""
     start_s: float = 0.0
     end_s: float = 0.0
-    """repaint, continue: the span made anew, seconds."""
+    """repaint, continue: the span made anew; style: the excerpt heard; seconds."""
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,13 @@ by standing in for audiocraft's top-k sampler during the batch. Audio longer tha
 extension does, melody included: each window hears the melody from its own start, looped when
 the clip is shorter (`MusicGen._generate_tokens`). Runs on CPU torch 2.13 with
 `audiocraft_compat` (see there).
+
+MusicGen-Style (`facebook/musicgen-style`) is served here too: its conditioner hears an excerpt
+of the clip (`SourceAudio` with `use="style"`: the window `start_s`..`end_s`, cut here, so the
+conditioner's own random excerpt has nothing to choose from) and the text, with double
+classifier-free guidance when `text_guidance` is set (`cfg_coef_beta`: how much more the text
+counts than the style). The excerpt's length is the conditioner's setting: a batch's rows share
+it (the composer groups them so).
 """
 
 from __future__ import annotations
@@ -21,7 +28,7 @@ from typing import Any
 
 import torch
 
-from composer.backends import BackendOptions, BatchSink, Melody, Song
+from composer.backends import BackendOptions, BatchSink, Melody, Song, SourceAudio
 from composer.backends.sampling import module_device, sample
 from composer.backends.streaming import RowState, undelay
 from composer.backends.windowed import Window, WindowedBackend
@@ -57,8 +64,18 @@ class AudiocraftBackend(WindowedBackend):
         return int(self._model.audio_channels)
 
     @property
+    def _audio_conditioner(self) -> str | None:
+        """The class of the model's audio conditioner (chroma or style), or None."""
+        conditioners = self._model.lm.condition_provider.conditioners
+        return type(conditioners["self_wav"]).__name__ if "self_wav" in conditioners else None
+
+    @property
     def supports_melody(self) -> bool:
-        return "self_wav" in self._model.lm.condition_provider.conditioners
+        return self._audio_conditioner not in (None, "StyleConditioner")
+
+    @property
+    def audio_uses(self) -> tuple[str, ...]:
+        return ("style",) if self._audio_conditioner == "StyleConditioner" else ()
 
     def batch_group(self, description: str, song: Song | None = None) -> int | None:
         """The description's length in T5 tokens. audiocraft pads a batch's texts to the longest
@@ -87,6 +104,13 @@ class AudiocraftBackend(WindowedBackend):
             window.step(sink, undelay(torch.cat(columns, dim=-1), self._delays))
 
         params = [r.request.params for r in rows]
+        excerpts = [
+            m for r, m in zip(rows, melodies, strict=True) if r.request.source and m is not None
+        ]
+        if excerpts:  # the conditioner cuts this many samples (the row's whole excerpt)
+            length = (int(excerpts[0].shape[-1]) + 0.5) / self.sample_rate
+            eval_q = self._model.lm.condition_provider.conditioners["self_wav"].eval_q
+            self._model.set_style_conditioner_params(eval_q=eval_q, excerpt_length=length)
         with self._hooked(on_step, params), self._model.autocast:  # fp16 on GPU, as audiocraft
             codes = self._model.lm.generate(
                 window.prompt,
@@ -97,13 +121,17 @@ class AudiocraftBackend(WindowedBackend):
                 top_k=1,
                 top_p=0.0,
                 cfg_coef=params[0].guidance,
+                cfg_coef_beta=params[0].text_guidance,
             )
         window.finish(sink, codes, self.keep_frames)
 
     def _melody_for(self, window: Window, row: RowState) -> torch.Tensor | None:
         """The row's melody for this window [C, T] at the model's rate, as audiocraft would
         condition it: the whole clip when one window holds the row, otherwise one window's
-        length of it from the window's start time, the clip looped."""
+        length of it from the window's start time, the clip looped. A style row's excerpt is
+        the same in every window."""
+        if row.request.source is not None:
+            return self._excerpt(row.request.source)
         melody: Melody | None = row.request.melody
         if melody is None:
             return None
@@ -116,6 +144,13 @@ class AudiocraftBackend(WindowedBackend):
         start = round((row.done_frames - window.prompt_frames) * self._hop)
         positions = torch.arange(start, start + self.samples_for(self._options.window_s))
         return wav[..., positions.to(wav.device) % wav.shape[-1]]
+
+    def _excerpt(self, source: SourceAudio) -> torch.Tensor:
+        """The style excerpt [C, T]: the clip (at the model's rate) from `start_s` to `end_s`,
+        its length in samples from the window's length alone (so equal windows cut equally)."""
+        start = round(source.start_s * self.sample_rate)
+        length = round((source.end_s - source.start_s) * self.sample_rate)
+        return torch.from_numpy(source.samples[:, start : start + length]).to(self._model.device)
 
     @contextmanager
     def _hooked(self, on_step: Callable[[torch.Tensor], None], params: list[Any]) -> Iterator[None]:

@@ -1,6 +1,6 @@
 """What audiocraft imports but cannot load beside CPU torch 2.13, supplied in torch alone.
 
-audiocraft 1.3.0 imports `xformers.ops` at module level (MusicGen's `memory_efficient` layers
+audiocraft 1.4 imports `xformers.ops` at module level (MusicGen's `memory_efficient` layers
 use it only as a marker; attention itself runs on torch's SDPA) and `torchaudio` at module level
 (text-to-music needs none of it; chroma needs a spectrogram). PyPI's torchaudio is built for
 another torch and its C++ ops fail to load. `install()` registers small replacements, only for
@@ -69,9 +69,12 @@ def install() -> None:
         sys.modules["xformers.ops"] = ops
     if not _importable("torchaudio"):
         transforms = _module("torchaudio.transforms", Spectrogram=Spectrogram)
-        functional = _module("torchaudio.functional")
+        filtering = _module("torchaudio.functional.filtering")  # training losses only
+        functional = _module("torchaudio.functional", filtering=filtering)
+        functional.__path__ = []  # a package: `torchaudio.functional.filtering` imports
         sys.modules["torchaudio"] = _module(
             "torchaudio", transforms=transforms, functional=functional
         )
         sys.modules["torchaudio.transforms"] = transforms
         sys.modules["torchaudio.functional"] = functional
+        sys.modules["torchaudio.functional.filtering"] = filtering
