@@ -281,3 +281,17 @@ def test_stable_audio_3_continues_a_clip_through_the_gateway(every_composer: str
     assert np.abs(music[:, given.size + 2000 :]).max() > 30  # then music made after it
     unasked = httpx.post(f"{every_composer}/compose", data=data, timeout=300)
     assert unasked.status_code == 200 and unasked.content != response.content
+    # its other two uses of a clip, each by name, each other music
+    whole = {"audio": ("whole.wav", wav_bytes(2.0, rate=44100, freq=220.0), "audio/wav")}
+    bodies = {response.content}
+    for fields in (
+        {"audio_use": "cover", "cover_strength": "0.7"},
+        {"audio_use": "repaint", "repaint_start": "0.5", "repaint_end": "1.5"},
+    ):
+        reused = httpx.post(
+            f"{every_composer}/compose", data={**data, **fields}, files=whole, timeout=300
+        )
+        assert reused.status_code == 200, reused.text
+        assert reused.headers["x-weavewave-audio-use"] == fields["audio_use"]
+        bodies.add(reused.content)
+    assert len(bodies) == 3
