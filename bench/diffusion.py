@@ -3,9 +3,10 @@
 Per model, on its tiny build (real audio geometry, tiny widths) through the composer's own
 backend: seconds of compute per second of audio for a 10 s clip, a batch of 4 against the same
 4 one after another, and the peak memory (max RSS of a fresh process) generating a short and the
-longest allowed clip. `--real-shape` adds ACE-Step at its real sizes with random weights: one
-denoiser step and one VAE decode of 10 s, extrapolated to a whole clip and labelled so (Stable
-Audio Open's real DiT takes over a minute a step on this CPU: left out).
+longest allowed clip. `--real-shape` adds ACE-Step and Stable Audio 3 at their real sizes with
+random weights: one denoiser step and one decode of 10 s, extrapolated to a whole clip and
+labelled so (Stable Audio Open's real DiT takes over a minute a step on this CPU: left out
+here; bench/gpu/run.py --diffusion times all three on a GPU).
 
     python bench/diffusion.py [--seconds 10] [--steps 8] [--real-shape] [--models ace-step,...]
 """
@@ -118,6 +119,32 @@ def tiny(
     }
 
 
+def clock(device: str) -> Any:
+    """A timer that waits for the device's queued work first."""
+    import torch
+
+    def synced() -> float:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        return time.perf_counter()
+
+    return synced
+
+
+def extrapolated(
+    model: str, params: float, step: float, decode: float, steps: int, seconds: float
+) -> dict[str, Any]:
+    """One step's and one decode's times -> a whole clip's, labelled as extrapolated."""
+    total = steps * step + decode
+    return {
+        "model": f"{model} real shape ({params:.2f}B denoiser, random weights)",
+        "denoiser_step_s": step,
+        "decode_s": decode,
+        "extrapolated_clip_s": total,
+        "seconds_per_audio_second": total / seconds,
+    }
+
+
 def real_shape_ace_step(
     seconds: float, steps: int, device: str = "cpu", dtype: str = "float32"
 ) -> dict[str, Any]:
@@ -128,12 +155,7 @@ def real_shape_ace_step(
     from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
 
     kind = getattr(torch, dtype)
-
-    def synced() -> float:
-        if device.startswith("cuda"):
-            torch.cuda.synchronize()
-        return time.perf_counter()
-
+    synced = clock(device)
     torch.manual_seed(0)
     dit = AceStepTransformer1DModel().eval()  # the real defaults: 2048 wide, 24 layers
     vae = AutoencoderOobleck(
@@ -167,14 +189,112 @@ def real_shape_ace_step(
         vae.decode(latents.transpose(1, 2))
         decode = synced() - started
     params = sum(p.numel() for p in dit.parameters()) / 1e9
-    total = steps * step + decode
-    return {
-        "model": f"ace-step real shape ({params:.2f}B DiT, random weights, {dtype}, {device})",
-        "denoiser_step_s": step,
-        "decode_s": decode,
-        "extrapolated_clip_s": total,
-        "seconds_per_audio_second": total / seconds,
-    }
+    return extrapolated(f"ace-step, {dtype}, {device}", params, step, decode, steps, seconds)
+
+
+Sizes = dict[str, Any] | None
+"""Config overrides for a real-shape function's denoiser or decoder (a test runs them small)."""
+
+
+def real_shape_stable_audio(
+    seconds: float,
+    steps: int,
+    device: str = "cpu",
+    dtype: str = "float32",
+    dit_sizes: Sizes = None,
+    vae_sizes: Sizes = None,
+) -> dict[str, Any]:
+    """Stable Audio Open's real DiT and Oobleck (the classes' defaults are 1.0's sizes, random
+    weights): one guided step (a batch of two) over the whole 47.55 s window it always
+    denoises, and one decode of that window; `seconds` only divides the cost."""
+    import torch
+    from diffusers import AutoencoderOobleck, StableAudioDiTModel
+    from diffusers.models.embeddings import get_1d_rotary_pos_embed
+
+    kind = getattr(torch, dtype)
+    synced = clock(device)
+    torch.manual_seed(0)
+    dit = StableAudioDiTModel(**(dit_sizes or {})).eval().to(device, kind)
+    vae = AutoencoderOobleck(**(vae_sizes or {})).eval().to(device, kind)
+    config = dit.config
+    frames = int(config.sample_size)  # 1024 latent frames: 47.55 s at 44.1 kHz / 2048
+    latents = torch.randn(2, config.in_channels, frames, device=device, dtype=kind)  # guided
+    text = torch.randn(2, 130, config.cross_attention_input_dim, device=device, dtype=kind)
+    global_states = torch.randn(2, 1, config.global_states_input_dim, device=device, dtype=kind)
+    rotary = get_1d_rotary_pos_embed(
+        dit.config.attention_head_dim // 2, frames + 1, use_real=True, repeat_interleave_real=False
+    )
+    rotary = tuple(r.to(device) for r in rotary)
+    with torch.inference_mode():
+        started = synced()
+        dit(
+            latents,
+            torch.ones(1, device=device, dtype=kind),
+            encoder_hidden_states=text,
+            global_hidden_states=global_states,
+            rotary_embedding=rotary,
+            return_dict=False,
+        )
+        step = synced() - started
+        started = synced()
+        vae.decode(latents[:1])
+        decode = synced() - started
+    params = sum(p.numel() for p in dit.parameters()) / 1e9
+    name = f"stable-audio, {dtype}, {device}"
+    return extrapolated(name, params, step, decode, steps, seconds)
+
+
+def real_shape_stable_audio_3(
+    seconds: float,
+    steps: int,
+    device: str = "cpu",
+    dtype: str = "float32",
+    dit_sizes: Sizes = None,
+    vae_sizes: Sizes = None,
+) -> dict[str, Any]:
+    """Stable Audio 3 medium's real DiT and SAME (the classes' defaults, random weights): one
+    step (distilled: unguided) and the composer's windowed decode of `seconds`."""
+    import math
+
+    import torch
+    from diffusers import AutoencoderSAME, StableAudio3DiTModel
+
+    from composer.backends.diffusion import decode_in_windows
+
+    kind = getattr(torch, dtype)
+    synced = clock(device)
+    torch.manual_seed(0)
+    dit = StableAudio3DiTModel(**(dit_sizes or {})).eval().to(device, kind)
+    vae = AutoencoderSAME(**(vae_sizes or {})).eval().to(device, kind)
+    config = dit.config
+    frames = math.ceil(seconds * vae.config.sampling_rate / vae.downsampling_ratio)
+    latents = torch.randn(1, config.io_channels, frames, device=device, dtype=kind)
+    text = torch.randn(1, 129, config.cond_token_dim, device=device, dtype=kind)  # + duration
+    global_states = torch.randn(1, config.global_cond_dim, device=device, dtype=kind)
+    with torch.inference_mode():
+        started = synced()
+        dit(
+            latents,
+            torch.ones(1, device=device, dtype=kind),
+            encoder_hidden_states=text,
+            global_hidden_states=global_states,
+            return_dict=False,
+        )
+        step = synced() - started
+        started = synced()
+        decode_in_windows(vae, latents)
+        decode = synced() - started
+    params = sum(p.numel() for p in dit.parameters()) / 1e9
+    name = f"stable-audio-3, {dtype}, {device}"
+    return extrapolated(name, params, step, decode, steps, seconds)
+
+
+REAL_SHAPES = {
+    "ace-step": real_shape_ace_step,
+    "stable-audio": real_shape_stable_audio,
+    "stable-audio-3": real_shape_stable_audio_3,
+}
+"""The real shapes timed (AudioLDM 2's real UNet config is not the class default: left out)."""
 
 
 def main() -> None:
@@ -197,14 +317,16 @@ def main() -> None:
                 f"-> {r['batch4_speedup']:.2f}x; peak RSS {r['peak_rss_mb_short']:.0f} MB at "
                 f"{args.seconds:g} s, {r['peak_rss_mb_longest']:.0f} MB at {r['longest_s']:g} s"
             )
-    if args.real_shape:
-        r = real_shape_ace_step(args.seconds, args.steps)
-        results.append(r)
-        say(
-            f"{r['model']}: one step {r['denoiser_step_s']:.1f} s, decode of {args.seconds:g} s "
-            f"{r['decode_s']:.1f} s -> extrapolated {args.steps} steps + decode "
-            f"{r['extrapolated_clip_s']:.0f} s, {r['seconds_per_audio_second']:.1f} s per audio s"
-        )
+    if args.real_shape:  # Stable Audio Open's real DiT: over a minute a step here (GPU only)
+        for name in ("ace-step", "stable-audio-3"):
+            r = REAL_SHAPES[name](args.seconds, args.steps)
+            results.append(r)
+            say(
+                f"{r['model']}: one step {r['denoiser_step_s']:.1f} s, decode of "
+                f"{args.seconds:g} s {r['decode_s']:.1f} s -> extrapolated {args.steps} steps + "
+                f"decode {r['extrapolated_clip_s']:.0f} s, "
+                f"{r['seconds_per_audio_second']:.1f} s per audio s"
+            )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 

@@ -13,9 +13,11 @@ stereo, float16 on CUDA) it checks and prints:
   audio), first-chunk latency, peak GPU memory, and how many streams each keep 50 steps/s.
 
 Melody rows step through the same code with a prefix (tests/composer/test_engine_melody.py)
-and are not timed here. `--diffusion` adds ACE-Step's real shape (random weights): one
-denoiser step and one 10 s decode on the device, extrapolated to a clip's real-time factor
-(it needs the diffusers wheel carried to the machine). CI runs it on the CPU at the tiny shape:
+and are not timed here. `--diffusion` adds the diffusion composers' real shapes (random
+weights: ACE-Step, Stable Audio Open, Stable Audio 3): one denoiser step and one decode on the
+device, extrapolated to a clip's real-time factor (it needs the diffusers wheel carried to the
+machine; AudioLDM 2's real UNet config is not the class default, so it is left out). CI runs
+it on the CPU at the tiny shape:
 
     python bench/gpu/run.py --device cpu --shape tiny --batches 1 2 --long-seconds 4 \
         --window-s 2 --stride-s 1
@@ -210,7 +212,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--stride-s", type=float, default=18.0)
     parser.add_argument("--cuda-graphs", action="store_true", help="also time captured steps")
     parser.add_argument("--graph-batches", type=int, nargs="+", default=[1, 8])
-    parser.add_argument("--diffusion", action="store_true", help="also time ACE-Step's shape")
+    parser.add_argument("--diffusion", action="store_true", help="also time the diffusion shapes")
     parser.add_argument("--out", type=Path, help="write the figures here as JSON")
     args = parser.parse_args(argv)
     args.dtype = args.dtype or ("float16" if args.device.startswith("cuda") else "float32")
@@ -224,29 +226,35 @@ def main(argv: list[str] | None = None) -> None:
             if args.device.startswith("cuda"):
                 torch.cuda.empty_cache()
     if args.diffusion:
-        results.append(diffusion(args))
+        results.extend(diffusion(args))
     if args.out:
         args.out.write_text(json.dumps(results, indent=2))
 
 
-def diffusion(args: argparse.Namespace) -> dict[str, Any]:
-    """ACE-Step's real-shape step and decode on the device: the song composer's speed."""
+def diffusion(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """The diffusion composers' real-shape steps and decodes on the device (ACE-Step's 10 s,
+    Stable Audio Open's whole 47.55 s window, Stable Audio 3's 10 s with the windowed decode),
+    each extrapolated to 8 steps and a real-time factor."""
     try:
         import diffusers  # noqa: F401 - not on the GPU image unless its wheel is carried
     except ImportError as exc:
-        print(f"== ace-step: skipped ({exc}; carry the diffusers wheel)")
-        return {"model": "ace-step", "skipped": str(exc)}
-    from bench.diffusion import real_shape_ace_step
+        print(f"== diffusion: skipped ({exc}; carry the diffusers wheel)")
+        return [{"model": "diffusion", "skipped": str(exc)}]
+    from bench.diffusion import REAL_SHAPES
 
     shape = 10.0
-    result = real_shape_ace_step(shape, 8, args.device, args.dtype)
-    print(
-        f"== {result['model']}: one step {result['denoiser_step_s'] * 1e3:.0f} ms, decode of "
-        f"{shape:g} s {result['decode_s'] * 1e3:.0f} ms -> 8 steps + decode "
-        f"{result['extrapolated_clip_s']:.2f} s, real-time factor "
-        f"{1 / result['seconds_per_audio_second']:.1f}x"
-    )
-    return result
+    results = []
+    for name, timed in REAL_SHAPES.items():
+        seconds = 47.55 if name == "stable-audio" else shape
+        result = timed(seconds, 8, args.device, args.dtype)
+        print(
+            f"== {result['model']}: one step {result['denoiser_step_s'] * 1e3:.0f} ms, decode "
+            f"of {seconds:g} s {result['decode_s'] * 1e3:.0f} ms -> 8 steps + decode "
+            f"{result['extrapolated_clip_s']:.2f} s, real-time factor "
+            f"{1 / result['seconds_per_audio_second']:.1f}x"
+        )
+        results.append(result)
+    return results
 
 
 if __name__ == "__main__":
