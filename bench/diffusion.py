@@ -131,6 +131,28 @@ def clock(device: str) -> Any:
     return synced
 
 
+def once(synced: Any, call: Any) -> float:
+    """Seconds one `call()` takes on the device (`synced`: a `clock`)."""
+    started = synced()
+    call()
+    elapsed: float = synced() - started
+    return elapsed
+
+
+def measured(
+    model: str, dit: Any, step: Any, decode: Any, run: tuple[Any, int, float]
+) -> dict[str, Any]:
+    """Time one denoiser `step()` and one `decode()` (no gradients) and extrapolate to a clip of
+    `run` = (clock, steps, seconds)."""
+    import torch
+
+    synced, steps, seconds = run
+    with torch.inference_mode():
+        step_s, decode_s = once(synced, step), once(synced, decode)
+    params = sum(p.numel() for p in dit.parameters()) / 1e9
+    return extrapolated(model, params, step_s, decode_s, steps, seconds)
+
+
 def extrapolated(
     model: str, params: float, step: float, decode: float, steps: int, seconds: float
 ) -> dict[str, Any]:
@@ -174,22 +196,20 @@ def real_shape_ace_step(
     # tags, lyrics and timbre after the condition encoder
     text = torch.randn(1, 300, 2048, device=device, dtype=kind)
     ones = torch.ones(1, device=device, dtype=kind)
-    with torch.inference_mode():
-        started = synced()
-        dit(
+    return measured(
+        f"ace-step, {dtype}, {device}",
+        dit,
+        lambda: dit(
             hidden_states=latents,
             timestep=ones,
             timestep_r=ones,
             encoder_hidden_states=text,
             context_latents=context,
             return_dict=False,
-        )
-        step = synced() - started
-        started = synced()
-        vae.decode(latents.transpose(1, 2))
-        decode = synced() - started
-    params = sum(p.numel() for p in dit.parameters()) / 1e9
-    return extrapolated(f"ace-step, {dtype}, {device}", params, step, decode, steps, seconds)
+        ),
+        lambda: vae.decode(latents.transpose(1, 2)),
+        (synced, steps, seconds),
+    )
 
 
 Sizes = dict[str, Any] | None
@@ -225,23 +245,20 @@ def real_shape_stable_audio(
         dit.config.attention_head_dim // 2, frames + 1, use_real=True, repeat_interleave_real=False
     )
     rotary = tuple(r.to(device) for r in rotary)
-    with torch.inference_mode():
-        started = synced()
-        dit(
+    return measured(
+        f"stable-audio, {dtype}, {device}",
+        dit,
+        lambda: dit(
             latents,
             torch.ones(1, device=device, dtype=kind),
             encoder_hidden_states=text,
             global_hidden_states=global_states,
             rotary_embedding=rotary,
             return_dict=False,
-        )
-        step = synced() - started
-        started = synced()
-        vae.decode(latents[:1])
-        decode = synced() - started
-    params = sum(p.numel() for p in dit.parameters()) / 1e9
-    name = f"stable-audio, {dtype}, {device}"
-    return extrapolated(name, params, step, decode, steps, seconds)
+        ),
+        lambda: vae.decode(latents[:1]),
+        (synced, steps, seconds),
+    )
 
 
 def real_shape_stable_audio_3(
@@ -271,22 +288,19 @@ def real_shape_stable_audio_3(
     latents = torch.randn(1, config.io_channels, frames, device=device, dtype=kind)
     text = torch.randn(1, 129, config.cond_token_dim, device=device, dtype=kind)  # + duration
     global_states = torch.randn(1, config.global_cond_dim, device=device, dtype=kind)
-    with torch.inference_mode():
-        started = synced()
-        dit(
+    return measured(
+        f"stable-audio-3, {dtype}, {device}",
+        dit,
+        lambda: dit(
             latents,
             torch.ones(1, device=device, dtype=kind),
             encoder_hidden_states=text,
             global_hidden_states=global_states,
             return_dict=False,
-        )
-        step = synced() - started
-        started = synced()
-        decode_in_windows(vae, latents)
-        decode = synced() - started
-    params = sum(p.numel() for p in dit.parameters()) / 1e9
-    name = f"stable-audio-3, {dtype}, {device}"
-    return extrapolated(name, params, step, decode, steps, seconds)
+        ),
+        lambda: decode_in_windows(vae, latents),
+        (synced, steps, seconds),
+    )
 
 
 REAL_SHAPES = {

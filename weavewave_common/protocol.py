@@ -179,3 +179,37 @@ AUDIO_MEDIA_TYPES = {
     AudioFormat.MP3: "audio/mpeg",
     AudioFormat.OGG: "audio/ogg",
 }
+
+
+class ClipUseFields(BaseModel):
+    """The knobs of a clip's use (`audio_use`), one definition for the gateway's forms and the
+    composer's: a cover's strength, a repainted span, a style excerpt and its guidance."""
+
+    cover_strength: float = Field(
+        1.0, ge=0, le=1, description="audio_use=cover: how closely the music follows the clip."
+    )
+    repaint_start: float | None = Field(
+        None, ge=0, description="audio_use=repaint: the span made anew starts here, seconds."
+    )
+    repaint_end: float | None = Field(
+        None, gt=0, description="audio_use=repaint: and ends here, seconds."
+    )
+    style_start: float | None = Field(
+        None,
+        ge=0,
+        description="audio_use=style: the excerpt heard starts here, seconds (default: the "
+        "excerpt is the clip's middle).",
+    )
+    style_length: float = Field(
+        STYLE_EXCERPT_S[1],
+        ge=STYLE_EXCERPT_S[0],
+        le=STYLE_EXCERPT_S[2],
+        description="audio_use=style: the excerpt's length, seconds (MusicGen-Style's range).",
+    )
+    text_guidance: float | None = Field(
+        None,
+        ge=1,
+        le=15,
+        description="audio_use=style: double classifier-free guidance, the text pushed this "
+        "much more than the style (unset: one `guidance` over both).",
+    )

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from weavewave_common.protocol import NORMALIZE_DESCRIPTION, STYLE_EXCERPT_S, Normalize
+from weavewave_common.protocol import NORMALIZE_DESCRIPTION, ClipUseFields, Normalize
 
 DESCRIPTION_HEADER = "X-WeaveWave-Description"
 BRIEF_HEADER = "X-WeaveWave-Brief"
@@ -45,7 +45,7 @@ class AudioUse(StrEnum):
     IGNORE = "ignore"
 
 
-class Knobs(BaseModel):
+class Knobs(ClipUseFields):
     """Generation settings shared by /generate and /compose (multipart text fields)."""
 
     model: str | None = Field(
@@ -76,34 +76,6 @@ class Knobs(BaseModel):
         AudioUse.AUTO,
         description="What the audio upload is for (`GET /models` lists what the served models "
         "can do; `X-WeaveWave-Audio-Use` says what was done).",
-    )
-    cover_strength: float = Field(
-        1.0, ge=0, le=1, description="audio_use=cover: how closely the music follows the clip."
-    )
-    repaint_start: float | None = Field(
-        None, ge=0, description="audio_use=repaint: the span made anew starts here, seconds."
-    )
-    repaint_end: float | None = Field(
-        None, gt=0, description="audio_use=repaint: and ends here, seconds."
-    )
-    style_start: float | None = Field(
-        None,
-        ge=0,
-        description="audio_use=style: the excerpt heard starts here, seconds (default: the "
-        "excerpt is the clip's middle).",
-    )
-    style_length: float = Field(
-        STYLE_EXCERPT_S[1],
-        ge=STYLE_EXCERPT_S[0],
-        le=STYLE_EXCERPT_S[2],
-        description="audio_use=style: the excerpt's length, seconds.",
-    )
-    text_guidance: float | None = Field(
-        None,
-        ge=1,
-        le=15,
-        description="audio_use=style: double classifier-free guidance, the text pushed this "
-        "much more than the style (unset: one `guidance` over both).",
     )
 
 

@@ -5,7 +5,6 @@ and a composer serving the tiny ACE-Step. The lyrics the captioner writes are th
 from __future__ import annotations
 
 import json
-import subprocess
 import threading
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -20,7 +19,7 @@ from captioner.app import create_app
 from captioner.config import CaptionerSettings
 from tests.captioner.test_brief_chain import ScriptedEngine
 from tests.captioner.test_song_brief import SONG, WRITTEN
-from tests.e2e.conftest import venv_python
+from tests.e2e.conftest import tiny_composer, venv_python
 from tests.media_factory import image_bytes
 from weavewave_common.supervise import RunningService, free_port, run_service
 
@@ -54,17 +53,8 @@ def captioner_serving(engine: ScriptedEngine) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def ace_step(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    model = tmp_path_factory.mktemp("models") / "tiny-ace-step"
-    build = [venv_python("composer"), "-m", "composer.tiny_model", str(model), "--kind", "ace-step"]
-    subprocess.run(build, check=True, capture_output=True)
-    port = free_port()
-    env = {
-        "COMPOSER_BACKEND": "diffusers",
-        "COMPOSER_MODEL": str(model),
-        "COMPOSER_PORT": str(port),
-    }
-    log = tmp_path_factory.mktemp("logs") / "composer-ace-step.log"
-    with run_service("composer", env, log, port, 120, python=venv_python("composer")) as composer:
+    build = ["composer.tiny_model", "--kind", "ace-step"]
+    with tiny_composer(build, "diffusers", "tiny-ace-step", tmp_path_factory) as composer:
         yield composer
 
 

@@ -15,22 +15,20 @@ from composer.backends import BackendOptions, GenerationParams, GenerationReques
 from tests.composer.sinks import RecordingSink
 
 
-@pytest.fixture(scope="session")
-def tiny_audiocraft(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("models") / "tiny-audiocraft"
+def build_tiny_audiocraft(tmp_path_factory: pytest.TempPathFactory, name: str, *flags: str) -> Path:
+    """A tiny audiocraft package (`composer.tiny_audiocraft`, its hub entries in the session's
+    hub cache), built in a process of its own."""
+    out = tmp_path_factory.mktemp("models") / name
+    command = ["-m", "composer.tiny_audiocraft", str(out), *flags, "--hub-cache"]
     subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "composer.tiny_audiocraft",
-            str(out),
-            "--hub-cache",
-            os.environ["HF_HUB_CACHE"],
-        ],
-        check=True,
-        capture_output=True,
+        [sys.executable, *command, os.environ["HF_HUB_CACHE"]], check=True, capture_output=True
     )
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_audiocraft(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_audiocraft(tmp_path_factory, "tiny-audiocraft")
 
 
 def backend(model: Path, **overrides: float) -> object:
@@ -126,12 +124,7 @@ def test_the_package_has_the_hubs_layout(tiny_audiocraft: Path) -> None:
 
 @pytest.fixture(scope="session")
 def tiny_audiocraft_stereo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("models") / "tiny-audiocraft-stereo"
-    command = ["-m", "composer.tiny_audiocraft", str(out), "--stereo", "--hub-cache"]
-    subprocess.run(
-        [sys.executable, *command, os.environ["HF_HUB_CACHE"]], check=True, capture_output=True
-    )
-    return out
+    return build_tiny_audiocraft(tmp_path_factory, "tiny-audiocraft-stereo", "--stereo")
 
 
 def test_stereo_streams_two_channels_alone_as_batched(tiny_audiocraft_stereo: Path) -> None:

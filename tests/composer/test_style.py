@@ -5,9 +5,6 @@ real process with `audio_use=style` and its knobs."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +22,7 @@ from composer.backends import (
 )
 from tests.composer.conftest import serve_composer
 from tests.composer.sinks import RecordingSink
+from tests.composer.test_backend_audiocraft import build_tiny_audiocraft
 from weavewave_common.supervise import RunningService
 
 pytestmark = pytest.mark.timeout(300)
@@ -34,12 +32,7 @@ RATE = 32000
 
 @pytest.fixture(scope="module")
 def tiny_style(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("models") / "tiny-musicgen-style"
-    command = ["-m", "composer.tiny_audiocraft", str(out), "--style", "--hub-cache"]
-    subprocess.run(
-        [sys.executable, *command, os.environ["HF_HUB_CACHE"]], check=True, capture_output=True
-    )
-    return out
+    return build_tiny_audiocraft(tmp_path_factory, "tiny-musicgen-style", "--style")
 
 
 @pytest.fixture(scope="module")

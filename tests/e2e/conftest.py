@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +20,23 @@ VENVS = REPO / ".venv"
 
 def venv_python(service: str) -> str:
     return str(VENVS / service / "bin" / "python")
+
+
+@contextmanager
+def tiny_composer(
+    build: list[str], backend: str, name: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RunningService]:
+    """A composer process of its own serving a tiny build: `build` is the builder's module and
+    flags (its output folder goes first), run from the composer's environment."""
+    model = tmp_path_factory.mktemp("models") / name
+    module, *flags = build
+    command = [venv_python("composer"), "-m", module, str(model), *flags]
+    subprocess.run(command, check=True, capture_output=True)
+    port = free_port()
+    env = {"COMPOSER_BACKEND": backend, "COMPOSER_MODEL": str(model), "COMPOSER_PORT": str(port)}
+    log = tmp_path_factory.mktemp("logs") / f"composer-{name}.log"
+    with run_service("composer", env, log, port, 120, python=venv_python("composer")) as composer:
+        yield composer
 
 
 @dataclass

@@ -37,6 +37,16 @@ def jobs_gateway(
         yield gateway
 
 
+@contextmanager
+def composers_gateway(
+    stack: Stack, tmp_path_factory: Any, composers: dict[str, str]
+) -> Iterator[RunningService]:
+    """A jobs gateway knowing `composers` ({name: url}, the first the default) by name."""
+    named = ",".join(f"{name}={url}" for name, url in composers.items())
+    with jobs_gateway(stack, tmp_path_factory.mktemp("jobs"), GATEWAY_COMPOSERS=named) as gateway:
+        yield gateway
+
+
 def submit(url: str, data: dict[str, str], files: Any = None) -> dict[str, Any]:
     response = httpx.post(f"{url}/jobs", data=data, files=files, timeout=60)
     assert response.status_code == 202, response.text

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -17,35 +16,22 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.e2e.conftest import Stack, venv_python
-from tests.e2e.jobs import jobs_gateway, seconds_of, submit, wait_for
+from tests.e2e.conftest import Stack, tiny_composer
+from tests.e2e.jobs import composers_gateway, jobs_gateway, seconds_of, submit, wait_for
 from tests.e2e.test_studio import SHOTS, downloaded, studio_page
-from weavewave_common.supervise import RunningService, free_port, run_service
+from weavewave_common.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 
 LYRICS = "[verse]\nLanterns in the rain,\nwe walk on\n\n[chorus]\nStay, stay"
 
 
-@contextmanager
 def diffusion_composer(
     kind: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[RunningService]:
+) -> AbstractContextManager[RunningService]:
     """A composer process serving the tiny build of diffusion model `kind`."""
-    model = tmp_path_factory.mktemp("models") / f"tiny-{kind}"
-    build = [venv_python("composer"), "-m", "composer.tiny_model", str(model), "--kind", kind]
-    subprocess.run(build, check=True, capture_output=True)
-    port = free_port()
-    env = {
-        "COMPOSER_BACKEND": "diffusers",
-        "COMPOSER_MODEL": str(model),
-        "COMPOSER_PORT": str(port),
-    }
-    log = tmp_path_factory.mktemp("logs") / f"composer-{kind}.log"
-    with run_service(
-        "composer", env, log, port, ready_timeout_s=120, python=venv_python("composer")
-    ) as composer:
-        yield composer
+    build = ["composer.tiny_model", "--kind", kind]
+    return tiny_composer(build, "diffusers", f"tiny-{kind}", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -111,9 +97,8 @@ def two_composers(
     stack: Stack, song_composer: RunningService, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """A gateway knowing MusicGen (the stack's, the default) and ACE-Step by name."""
-    named = f"musicgen={stack.composer.url},ace-step={song_composer.url}"
-    jobs = tmp_path_factory.mktemp("jobs")
-    with jobs_gateway(stack, jobs, GATEWAY_COMPOSERS=named) as gateway:
+    named = {"musicgen": stack.composer.url, "ace-step": song_composer.url}
+    with composers_gateway(stack, tmp_path_factory, named) as gateway:
         yield gateway.url
 
 
@@ -212,9 +197,7 @@ def every_composer(
         for kind in DIFFUSION:
             composer = services.enter_context(diffusion_composer(kind, tmp_path_factory))
             named[kind] = composer.url
-        jobs = tmp_path_factory.mktemp("jobs")
-        composers = ",".join(f"{name}={url}" for name, url in named.items())
-        with jobs_gateway(stack, jobs, GATEWAY_COMPOSERS=composers) as gateway:
+        with composers_gateway(stack, tmp_path_factory, named) as gateway:
             yield gateway.url
 
 

@@ -6,35 +6,24 @@ and jobs."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from urllib.parse import unquote
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import Stack, venv_python
-from tests.e2e.jobs import jobs_gateway, seconds_of, submit, wait_for
+from tests.e2e.conftest import Stack, tiny_composer
+from tests.e2e.jobs import composers_gateway, seconds_of, submit, wait_for
 from tests.media_factory import image_bytes, wav_bytes
-from weavewave_common.supervise import RunningService, free_port, run_service
+from weavewave_common.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
 
 @pytest.fixture(scope="module")
 def style_composer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    model = tmp_path_factory.mktemp("models") / "tiny-musicgen-style"
-    build = ["-m", "composer.tiny_audiocraft", str(model), "--style"]
-    hub_cache = ["--hub-cache", os.environ["HF_HUB_CACHE"]]
-    subprocess.run([venv_python("composer"), *build, *hub_cache], check=True, capture_output=True)
-    port = free_port()
-    env = {
-        "COMPOSER_BACKEND": "audiocraft",
-        "COMPOSER_MODEL": str(model),
-        "COMPOSER_PORT": str(port),
-    }
-    log = tmp_path_factory.mktemp("logs") / "composer-style.log"
-    with run_service("composer", env, log, port, 120, python=venv_python("composer")) as composer:
+    build = ["composer.tiny_audiocraft", "--style", "--hub-cache", os.environ["HF_HUB_CACHE"]]
+    with tiny_composer(build, "audiocraft", "tiny-musicgen-style", tmp_path_factory) as composer:
         yield composer
 
 
@@ -42,9 +31,8 @@ def style_composer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running
 def style_gateway(
     stack: Stack, style_composer: RunningService, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
-    named = f"musicgen={stack.composer.url},style={style_composer.url}"
-    jobs = tmp_path_factory.mktemp("jobs")
-    with jobs_gateway(stack, jobs, GATEWAY_COMPOSERS=named) as gateway:
+    named = {"musicgen": stack.composer.url, "style": style_composer.url}
+    with composers_gateway(stack, tmp_path_factory, named) as gateway:
         yield gateway.url
 
 

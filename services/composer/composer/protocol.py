@@ -10,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from composer.backends import GenerationParams, Song
 from weavewave_common.protocol import (
     NORMALIZE_DESCRIPTION,
-    STYLE_EXCERPT_S,
     TIME_SIGNATURE_PATTERN,
     VOCAL_LANGUAGE_PATTERN,
     AudioFormat,
+    ClipUseFields,
     Normalize,
 )
 
@@ -21,7 +21,7 @@ SEED_MAX = 2**31 - 1
 LYRICS_MAX_CHARS = 4000
 
 
-class ComposeRequest(BaseModel):
+class ComposeRequest(ClipUseFields):
     """What a client may set. `duration` is capped by the service's settings, not here."""
 
     model_config = ConfigDict(frozen=True)
@@ -62,30 +62,6 @@ class ComposeRequest(BaseModel):
         "of it (`cover`), it with a span made anew (`repaint`), it as the start of the "
         "music, the rest made after it (`continue`), or the style of an excerpt of it "
         "(`style`); `GET /v1/models` lists what the model can do.",
-    )
-    cover_strength: float = Field(
-        1.0, ge=0, le=1, description="cover: how closely the music follows the clip."
-    )
-    repaint_start: float | None = Field(None, ge=0, description="repaint: from, seconds.")
-    repaint_end: float | None = Field(None, gt=0, description="repaint: to, seconds.")
-    style_start: float | None = Field(
-        None,
-        ge=0,
-        description="style: where the excerpt heard starts, seconds (default: "
-        "the excerpt is the clip's middle).",
-    )
-    style_length: float = Field(
-        STYLE_EXCERPT_S[1],
-        ge=STYLE_EXCERPT_S[0],
-        le=STYLE_EXCERPT_S[2],
-        description="style: the excerpt's length, seconds (what the model was trained on).",
-    )
-    text_guidance: float | None = Field(
-        None,
-        ge=1,
-        le=15,
-        description="style: double classifier-free guidance, the text pushed this much more "
-        "than the style (unset: one `guidance` over both).",
     )
 
     @property
