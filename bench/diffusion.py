@@ -5,10 +5,11 @@ backend: seconds of compute per second of audio for a 10 s clip, a batch of 4 ag
 4 one after another, and the peak memory (max RSS of a fresh process) generating a short and the
 longest allowed clip. `--real-shape` adds ACE-Step and Stable Audio 3 at their real sizes with
 random weights: one denoiser step and one decode of 10 s, extrapolated to a whole clip and
-labelled so (Stable Audio Open's real DiT takes over a minute a step on this CPU: left out
-here; bench/gpu/run.py --diffusion times all three on a GPU).
+labelled so (Stable Audio Open's real DiT takes over a minute a step on this CPU: only when
+named, `--real-shape stable-audio`; bench/gpu/run.py --diffusion times all three on a GPU).
 
-    python bench/diffusion.py [--seconds 10] [--steps 8] [--real-shape] [--models ace-step,...]
+    python bench/diffusion.py [--seconds 10] [--steps 8] [--real-shape [ace-step,...]]
+        [--models ace-step,...]
 """
 
 from __future__ import annotations
@@ -316,7 +317,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--models", default="ace-step,stable-audio,audioldm2,stable-audio-3")
-    parser.add_argument("--real-shape", action="store_true")
+    parser.add_argument(
+        "--real-shape",
+        nargs="?",
+        const="ace-step,stable-audio-3",
+        default="",
+        help="also time these real shapes (default: ace-step,stable-audio-3; stable-audio takes "
+        "over a minute a step here)",
+    )
     parser.add_argument("--longest", type=float, help="the long clip's seconds (default: max)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
@@ -331,16 +339,17 @@ def main() -> None:
                 f"-> {r['batch4_speedup']:.2f}x; peak RSS {r['peak_rss_mb_short']:.0f} MB at "
                 f"{args.seconds:g} s, {r['peak_rss_mb_longest']:.0f} MB at {r['longest_s']:g} s"
             )
-    if args.real_shape:  # Stable Audio Open's real DiT: over a minute a step here (GPU only)
-        for name in ("ace-step", "stable-audio-3"):
-            r = REAL_SHAPES[name](args.seconds, args.steps)
-            results.append(r)
-            say(
-                f"{r['model']}: one step {r['denoiser_step_s']:.1f} s, decode of "
-                f"{args.seconds:g} s {r['decode_s']:.1f} s -> extrapolated {args.steps} steps + "
-                f"decode {r['extrapolated_clip_s']:.0f} s, "
-                f"{r['seconds_per_audio_second']:.1f} s per audio s"
-            )
+    for name in [k for k in args.real_shape.split(",") if k]:
+        if name not in REAL_SHAPES:
+            parser.error(f"--real-shape: {name!r} is not one of {', '.join(REAL_SHAPES)}")
+        seconds = 47.55 if name == "stable-audio" else args.seconds  # its whole window, always
+        r = REAL_SHAPES[name](seconds, args.steps)
+        results.append(r)
+        say(
+            f"{r['model']}: one step {r['denoiser_step_s']:.1f} s, decode of {seconds:g} s "
+            f"{r['decode_s']:.1f} s -> extrapolated {args.steps} steps + decode "
+            f"{r['extrapolated_clip_s']:.0f} s, {r['seconds_per_audio_second']:.1f} s per audio s"
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
 
