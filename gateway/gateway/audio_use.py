@@ -3,10 +3,9 @@
 The client says it with `audio_use`, or leaves `auto`: every use the served models support — the
 captioner hears it when its model hears, and the composer uses it the first way its model
 offers, in this order: as a melody (MusicGen-melody), as a style (MusicGen-Style: an excerpt
-from the clip's middle), as a timbre reference (ACE-Step). A cover,
-a repaint or a continuation remakes or extends the clip itself, so it is done only when asked
-for. A use the served
-models cannot honour is a 422 naming what they can, never a clip quietly dropped;
+from the clip's middle), as a timbre reference (ACE-Step). A cover, a repaint or a continuation
+remakes or extends the clip itself, so it is done only when asked for. A use the served models
+cannot honour is a 422 naming what they can, never a clip quietly dropped;
 `X-WeaveWave-Audio-Use` says what was done.
 """
 

@@ -89,9 +89,8 @@ def reuse_fields(use: AudioUse, knobs: Knobs) -> dict[str, str]:
     """The composer's fields for a clip it reuses (`reference`, `cover`, `repaint`,
     `continue`: the clip's own length says where the new music starts, `style`)."""
     fields = {"audio_use": use.value}
-    if use is AudioUse.COVER:
-        fields["cover_strength"] = f"{knobs.cover_strength:g}"
     named = {
+        AudioUse.COVER: ("cover_strength",),
         AudioUse.REPAINT: ("repaint_start", "repaint_end"),
         AudioUse.STYLE: ("style_start", "style_length", "text_guidance"),
     }

@@ -28,11 +28,11 @@ class OutputFormat(StrEnum):
 
 class AudioUse(StrEnum):
     """What an audio upload is for. `auto`: every use the served models support (heard by a
-    captioner that hears; a melody for a melody composer, else a timbre reference for one that
-    takes it); `ignore`: none; any other: that use alone, 422 when the served models cannot —
-    `heard`, `melody`, `reference` (its timbre), `cover` (a new version of it), `repaint` (it,
-    with a span made anew), `continue` (it as the start, the rest made after it), `style` (the
-    style of an excerpt of it, MusicGen-Style)."""
+    captioner that hears; a melody for a melody composer, else a style for a style composer,
+    else a timbre reference for one that takes it); `ignore`: none; any other: that use alone,
+    422 when the served models cannot — `heard`, `melody`, `reference` (its timbre), `cover` (a
+    new version of it), `repaint` (it, with a span made anew), `continue` (it as the start, the
+    rest made after it), `style` (the style of an excerpt of it, MusicGen-Style)."""
 
     AUTO = "auto"
     HEARD = "heard"

@@ -151,11 +151,12 @@ class Composer:
         )
         samples = decoded.samples if decoded.samples.ndim == 2 else decoded.samples[None]
         assert request.audio_use is not None
+        clip_s = samples.shape[-1] / self._backend.sample_rate
         start_s, end_s = request.repaint_start or 0.0, request.repaint_end or 0.0
         if request.audio_use == "style":
-            start_s, end_s = self._excerpt(request, samples.shape[-1] / self._backend.sample_rate)
+            start_s, end_s = self._excerpt(request, clip_s)
         if request.audio_use == "continue":  # made anew: everything after the clip
-            start_s, end_s = samples.shape[-1] / self._backend.sample_rate, request.duration
+            start_s, end_s = clip_s, request.duration
             if start_s >= end_s:
                 raise InvalidInput(
                     f"audio: the clip ({start_s:.2f} s) is as long as the music asked for "
@@ -223,7 +224,7 @@ class Composer:
         if source is not None and source.use == "style":
             # the excerpt's length (in samples, as the backend cuts it) is the style
             # conditioner's, set per batch: rows of one length share one
-            samples = round((source.end_s - source.start_s) * self._backend.sample_rate)
+            _, samples = source.span_samples(self._backend.sample_rate)
             group = hash(("style", samples, group))
         elif source is not None:
             # the pipelines take one clip per call: a request with its own shares a batch with none

@@ -102,7 +102,8 @@ class ModelCard(BaseModel):
     sings: bool = False
     """Whether the model sings lyrics (MusicGen does not)."""
     audio_uses: list[str] = []
-    """What an `audio` upload can be used for (`reference`, `cover`, `repaint`, `continue`)."""
+    """What an `audio` upload can be used for (`reference`, `cover`, `repaint`, `continue`,
+    `style`)."""
     max_duration_s: float
     loaded: bool
 

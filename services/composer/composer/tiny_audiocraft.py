@@ -279,36 +279,18 @@ def write_mert_cache(cache: Path, seed: int) -> None:
     HubertModel(config).save_pretrained(str(snapshot))
 
 
-def _initialised_codebooks(lm: Any) -> None:
-    """The style quantiser's codebooks as after training: random, marked initialised."""
-    import torch
-
-    rvq = lm.condition_provider.conditioners["self_wav"].rvq
-    with torch.no_grad():
-        for layer in rvq.vq.layers:
-            codebook = layer._codebook
-            codebook.embed.normal_()
-            codebook.embed_avg.copy_(codebook.embed)
-            codebook.cluster_size.fill_(1.0)
-            codebook.inited.fill_(1.0)
-
-
 def write_encodec_cache(cache: Path, preset: str, seed: int) -> None:
     """A random transformers EnCodec as the hub's `facebook/encodec_32khz`."""
     import torch
     from transformers import EncodecModel
 
-    from composer.tiny_model import musicgen_config
+    from composer.tiny_model import musicgen_config, trained_codebooks
 
     snapshot = _hub_snapshot(cache, ENCODEC_REPO)
     config = musicgen_config(preset, 2).audio_encoder
     torch.manual_seed(seed)
     model = EncodecModel(config)
-    with torch.no_grad():  # random codebooks, as after training (zeros decode to silence)
-        for layer in model.quantizer.layers:
-            layer.codebook.embed.normal_()
-            layer.codebook.embed_avg.copy_(layer.codebook.embed)
-            layer.codebook.cluster_size.fill_(1.0)
+    trained_codebooks(layer.codebook for layer in model.quantizer.layers)
     model.save_pretrained(str(snapshot))
 
 
@@ -374,7 +356,7 @@ def build(
 
     import torch
 
-    from composer.tiny_model import train_tokenizer
+    from composer.tiny_model import train_tokenizer, trained_codebooks
 
     if out.exists():
         shutil.rmtree(out)
@@ -400,8 +382,9 @@ def build(
     torch.save({"pretrained": ENCODEC_REPO}, out / "compression_state_dict.bin")
     torch.manual_seed(seed)
     lm = builders.get_lm_model(OmegaConf.create({**lm_cfg, "device": "cpu", "dtype": "float32"}))
-    if style:
-        _initialised_codebooks(lm)
+    if style:  # the style quantiser's, as after training
+        rvq = lm.condition_provider.conditioners["self_wav"].rvq
+        trained_codebooks(layer._codebook for layer in rvq.vq.layers)
     package = {"xp.cfg": OmegaConf.create(lm_cfg), "best_state": lm.state_dict()}
     torch.save(package, out / "state_dict.bin")
     variant = (

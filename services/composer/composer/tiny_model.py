@@ -190,6 +190,20 @@ def musicgen_config(
     return config
 
 
+def trained_codebooks(codebooks: Any) -> None:
+    """Vector-quantiser codebooks as after training: random entries, marked filled. Untrained
+    ones are zeros (EnCodec: every code would decode to silence) or wait to k-means-fit the
+    first input they see (audiocraft's residual quantiser)."""
+    import torch
+
+    with torch.no_grad():
+        for codebook in codebooks:
+            codebook.embed.normal_()
+            codebook.embed_avg.copy_(codebook.embed)
+            codebook.cluster_size.fill_(1.0)
+            codebook.inited.fill_(1.0)
+
+
 def random_model(config: Any, seed: int) -> Any:
     """A `MusicgenForConditionalGeneration` (or its melody kind) with random weights (on torch's
     default device)."""
@@ -207,11 +221,8 @@ def random_model(config: Any, seed: int) -> Any:
         model = MusicgenForConditionalGeneration(config)
     # EnCodec's codebooks start at zero (training fills them by k-means): random ones make every
     # code decode to a different sound, as in a trained model.
+    trained_codebooks(layer.codebook for layer in model.audio_encoder.quantizer.layers)
     with torch.no_grad():
-        for layer in model.audio_encoder.quantizer.layers:
-            layer.codebook.embed.normal_()
-            layer.codebook.embed_avg.copy_(layer.codebook.embed)
-            layer.codebook.cluster_size.fill_(1.0)
         if config.model_type == "musicgen_melody":
             # At its initial 0.02 scale the chroma projection is lost beside the sinusoidal
             # positions and the melody would change nothing; a trained one is not.

@@ -69,6 +69,11 @@ class SourceAudio:
     end_s: float = 0.0
     """repaint, continue: the span made anew; style: the excerpt heard; seconds."""
 
+    def span_samples(self, rate: int) -> tuple[int, int]:
+        """`start_s`..`end_s` at `rate` as (first sample, length): the length from the span's
+        own length alone, so that spans of one length cover one number of samples."""
+        return round(self.start_s * rate), round((self.end_s - self.start_s) * rate)
+
 
 @dataclass(frozen=True)
 class GenerationRequest:

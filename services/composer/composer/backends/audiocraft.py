@@ -104,11 +104,12 @@ class AudiocraftBackend(WindowedBackend):
             window.step(sink, undelay(torch.cat(columns, dim=-1), self._delays))
 
         params = [r.request.params for r in rows]
-        excerpts = [
-            m for r, m in zip(rows, melodies, strict=True) if r.request.source and m is not None
-        ]
-        if excerpts:  # the conditioner cuts this many samples (the row's whole excerpt)
-            length = (int(excerpts[0].shape[-1]) + 0.5) / self.sample_rate
+        excerpt = next(
+            (m for r, m in zip(rows, melodies, strict=True) if r.request.source and m is not None),
+            None,
+        )
+        if excerpt is not None:  # the conditioner cuts this many samples (the whole excerpt)
+            length = (int(excerpt.shape[-1]) + 0.5) / self.sample_rate
             eval_q = self._model.lm.condition_provider.conditioners["self_wav"].eval_q
             self._model.set_style_conditioner_params(eval_q=eval_q, excerpt_length=length)
         with self._hooked(on_step, params), self._model.autocast:  # fp16 on GPU, as audiocraft
@@ -148,8 +149,7 @@ class AudiocraftBackend(WindowedBackend):
     def _excerpt(self, source: SourceAudio) -> torch.Tensor:
         """The style excerpt [C, T]: the clip (at the model's rate) from `start_s` to `end_s`,
         its length in samples from the window's length alone (so equal windows cut equally)."""
-        start = round(source.start_s * self.sample_rate)
-        length = round((source.end_s - source.start_s) * self.sample_rate)
+        start, length = source.span_samples(self.sample_rate)
         return torch.from_numpy(source.samples[:, start : start + length]).to(self._model.device)
 
     @contextmanager

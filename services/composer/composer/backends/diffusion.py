@@ -415,16 +415,11 @@ class StableAudio3Backend(PipelineBackend):
         super().__init__(pipe, options)
         import diffusers
 
-        self._variants = {
-            use: kind(**pipe.components)
-            for use, kind in (
-                ("cover", diffusers.StableAudio3AudioToAudioPipeline),
-                ("repaint", diffusers.StableAudio3InpaintPipeline),
-                ("continue", diffusers.StableAudio3InpaintPipeline),
-            )
-        }
-        for variant in self._variants.values():
+        variation = diffusers.StableAudio3AudioToAudioPipeline(**pipe.components)
+        inpainting = diffusers.StableAudio3InpaintPipeline(**pipe.components)
+        for variant in (variation, inpainting):
             variant.set_progress_bar_config(disable=True)
+        self._variants = {"cover": variation, "repaint": inpainting, "continue": inpainting}
 
     @property
     def max_duration_s(self) -> float | None:
