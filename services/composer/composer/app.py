@@ -43,7 +43,12 @@ def load_served_model(settings: ComposerSettings) -> tuple[ModelInfo, Scheduler]
         from composer.engine.runner import EngineScheduler
 
         model = TransformersBackend.load(options, settings.max_text_tokens)
-        core = model.engine(settings.max_batch_size, settings.fixed_shapes, settings.cuda_graphs)
+        core = model.engine(
+            settings.max_batch_size,
+            settings.fixed_shapes,
+            settings.cuda_graphs,
+            threaded_delivery=True,
+        )
         return model, EngineScheduler(core, settings.max_queue, model.condition)
     backend = load_backend(options)
     scheduler = BatchScheduler(

@@ -49,9 +49,15 @@ class TransformersBackend(PlainModel):
         )
 
     def engine(
-        self, slots: int, fixed_shapes: bool = False, cuda_graphs: bool = False
+        self,
+        slots: int,
+        fixed_shapes: bool = False,
+        cuda_graphs: bool = False,
+        threaded_delivery: bool = False,
     ) -> EngineCore:
-        return EngineCore(self.model, self.geometry, slots, fixed_shapes, cuda_graphs)
+        return EngineCore(
+            self.model, self.geometry, slots, fixed_shapes, cuda_graphs, threaded_delivery
+        )
 
     @property
     def name(self) -> str:

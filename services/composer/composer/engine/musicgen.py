@@ -93,6 +93,16 @@ def delays_of(model: Any) -> list[int]:
     return [int((row == -1).nonzero()[0]) - 1 for row in pattern.reshape(k, -1)]
 
 
+def keep_fp32(model: Any) -> None:
+    """The codec and the text encoder in float32 whatever the language model's dtype, as
+    audiocraft keeps its compression model: a half-precision codec raises the audio's noise
+    floor (bf16's 8-bit mantissa is audible), and T5 overflows in float16 (transformers keeps
+    its feed-forward output in float32 for that reason). Both run once per chunk or request,
+    so their cost is small beside the decoder's steps."""
+    model.audio_encoder.float()
+    model.text_encoder.float()
+
+
 class MusicgenStepModel:
     """A loaded transformers MusicGen, driven one step (or one prefill) at a time."""
 
@@ -111,8 +121,10 @@ class MusicgenStepModel:
         self.num_chroma = int(config.num_chroma) if self.melody else 0
         self.prefix_capacity = self.chroma_length + max_text_tokens if self.melody else 0
         """Positions a window's prefix may take before its token columns."""
+        keep_fp32(model)
         self.device = model.device
-        self.dtype = model.dtype
+        self.dtype = model.decoder.dtype
+        """The language model's dtype (the codec and T5 stay in float32)."""
         self.codebooks = int(config.decoder.num_codebooks)
         self.channels = int(config.decoder.audio_channels)
         self.sample_rate = int(config.audio_encoder.sampling_rate)
@@ -174,7 +186,7 @@ class MusicgenStepModel:
         """[1, T, D]: T5's states, projected to the decoder's width where they differ."""
         model = self.model
         inputs = self.tokenize(description).to(self.device)
-        states = model.text_encoder(**inputs).last_hidden_state
+        states = model.text_encoder(**inputs).last_hidden_state.to(self.dtype)
         project = model.text_encoder.config.hidden_size != model.decoder.config.hidden_size
         if project and getattr(model.decoder.config, "cross_attention_hidden_size", None) is None:
             states = model.enc_to_dec_proj(states)
@@ -226,15 +238,19 @@ class MusicgenStepModel:
         self,
         hidden: torch.Tensor,
         cache: SlotCache,
-        rows: slice,
+        slots: slice,
         write: Any,
         keys_until: int,
         self_mask: torch.Tensor | None,
         causal: bool,
         text_until: int,
     ) -> torch.Tensor:
-        """Every decoder layer over `rows` of the cache; `write(layer, k, v)` stores new K/V."""
-        cross_mask = cache.cross_mask[rows, None, None, :text_until]
+        """Every decoder layer over the rows of `slots`; `write(layer, k, v)` stores new K/V.
+
+        Cross-attention is computed for the conditional rows only (even rows): the
+        unconditional row's text is zero and fully masked, its attention output zero."""
+        rows = slice(2 * slots.start, 2 * slots.stop)
+        cross_mask = cache.cross_mask[slots, None, None, :text_until]
         for i, layer in enumerate(self._decoder.layers):
             attn = layer.self_attn
             x = layer.self_attn_layer_norm(hidden)
@@ -242,8 +258,8 @@ class MusicgenStepModel:
             write(i, self._split(attn.k_proj(x)), self._split(attn.v_proj(x)))
             out = F.scaled_dot_product_attention(
                 q,
-                cache.keys[i, rows, :, :keys_until],
-                cache.values[i, rows, :, :keys_until],
+                cache.keys[i][rows, :, :keys_until],
+                cache.values[i][rows, :, :keys_until],
                 attn_mask=self_mask,
                 scale=attn.scaling,
                 is_causal=causal,
@@ -252,14 +268,15 @@ class MusicgenStepModel:
             if not self.melody:  # MusicGen's text is cross-attended; a melody model's is a prefix
                 cross = layer.encoder_attn
                 x = layer.encoder_attn_layer_norm(hidden)
-                out = F.scaled_dot_product_attention(
-                    self._split(cross.q_proj(x)),
-                    cache.cross_keys[i, rows, :, :text_until],
-                    cache.cross_values[i, rows, :, :text_until],
+                conditional = F.scaled_dot_product_attention(
+                    self._split(cross.q_proj(x))[0::2],
+                    cache.cross_keys[i, slots, :, :text_until],
+                    cache.cross_values[i, slots, :, :text_until],
                     attn_mask=cross_mask,
                     scale=cross.scaling,
                 )
-                hidden = hidden + cross.out_proj(self._merge(out))
+                out = torch.stack([conditional, torch.zeros_like(conditional)], dim=1)
+                hidden = hidden + cross.out_proj(self._merge(out.flatten(0, 1)))
             x = layer.final_layer_norm(hidden)
             hidden = hidden + layer.fc2(layer.activation_fn(layer.fc1(x)))
         return self._decoder.layer_norm(hidden)
@@ -284,32 +301,36 @@ class MusicgenStepModel:
         hidden = hidden + self._positions(torch.arange(t, device=self.device).expand(2, t))
 
         def write(layer: int, k: torch.Tensor, v: torch.Tensor) -> None:
-            cache.keys[layer, rows, :, :t] = k
-            cache.values[layer, rows, :, :t] = v
+            cache.keys[layer][rows, :, :t] = k
+            cache.values[layer][rows, :, :t] = v
 
-        self._layers(hidden, cache, rows, write, t, None, t > 1, cache.text_tokens)
+        slots = slice(slot, slot + 1)
+        self._layers(hidden, cache, slots, write, t, None, t > 1, cache.text_tokens)
 
     def step(
-        self, cache: SlotCache, ids: torch.Tensor, positions: torch.Tensor, fixed: bool = False
+        self,
+        cache: SlotCache,
+        ids: torch.Tensor,
+        positions: torch.Tensor,
+        keys_until: int,
+        text_until: int,
+        masked: bool,
     ) -> torch.Tensor:
         """One column for the first n slots: ids [n, K] at positions [n] -> float32 logits
         [n, 2, K, V] (conditional, unconditional).
 
-        By default attention reads only as far as the furthest row (and no mask when every row
-        is at the same position, as `generate`'s own step). `fixed` reads the whole cache and
-        text buffers under masks instead: every step of a given n has the same shapes and no
-        host sync, which is what CUDA graphs need."""
+        Attention reads keys [0, keys_until) and text [0, text_until): the caller knows the
+        rows' positions on the host, so nothing is read back from the device. `masked` (rows at
+        different positions, or a fixed-shape step reading the whole cache) masks each row's
+        keys beyond its own position. A fixed-shape step (the whole cache and text buffer,
+        always masked) has the same shapes for a given n and no host sync: what CUDA graphs
+        need."""
         n = int(ids.shape[0])
-        rows = slice(0, 2 * n)
         pos = positions.repeat_interleave(2)
         ids = ids.repeat_interleave(2, dim=0)[..., None]
         hidden = self._tokens(ids) + self._positions(pos[:, None])
         mask = None
-        if fixed:
-            keys_until, text_until = cache.positions, cache.text_capacity
-        else:
-            keys_until, text_until = int(positions.max()) + 1, cache.text_tokens
-        if fixed or bool((positions != keys_until - 1).any()):  # rows at different positions
+        if masked:
             span = torch.arange(keys_until, device=self.device)
             mask = (span[None, :] <= pos[:, None])[:, None, None, :]
         index = torch.arange(2 * n, device=self.device)
@@ -318,7 +339,8 @@ class MusicgenStepModel:
             cache.keys[layer][index, :, pos] = k[:, :, 0]
             cache.values[layer][index, :, pos] = v[:, :, 0]
 
-        hidden = self._layers(hidden, cache, rows, write, keys_until, mask, False, text_until)
+        slots = slice(0, n)
+        hidden = self._layers(hidden, cache, slots, write, keys_until, mask, False, text_until)
         logits = torch.stack([head(hidden) for head in self._heads], dim=1)  # [2n, K, 1, V]
         return logits[:, :, -1].float().view(n, 2, self.codebooks, -1)
 

@@ -13,35 +13,15 @@ wait for each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
-import numpy as np
-import numpy.typing as npt
 import torch
 
 from composer.backends import GenerationRequest
-from composer.backends.sampling import sample
-from composer.backends.streaming import LOOKAHEAD_FRAMES, Decode, RowDecoder, undelay
+from composer.backends.streaming import LOOKAHEAD_FRAMES, RowDecoder, undelay
+from composer.engine.delivery import Delivery, Listener
 from composer.engine.musicgen import Condition
 
 SAMPLED = -1
-
-
-class Listener(Protocol):
-    """Where a row's audio goes (a ticket on the event loop, or a test's recorder)."""
-
-    @property
-    def cancelled(self) -> bool:
-        """True once nobody is waiting for this row any more."""
-
-    def emit(self, samples: npt.NDArray[np.float32]) -> None:
-        """New audio: float32 [channels, N]."""
-
-    def finish(self) -> None:
-        """All audio was emitted."""
-
-    def fail(self, error: BaseException) -> None:
-        """Generation failed; no more audio will come."""
 
 
 @dataclass(frozen=True)
@@ -101,18 +81,20 @@ class Row:
         request: GenerationRequest,
         listener: Listener,
         geometry: Geometry,
-        decode: Decode,
+        delivery: Delivery,
         device: torch.device,
         condition: Condition | None = None,
     ) -> None:
         self.request = request
         self.listener = listener
+        self.failed = False
+        """Set by the delivery when the row's logits went non-finite: it leaves at once."""
         self.condition = condition or Condition()
         self.window = 0
         self.offset = self.condition.prefix_length
         """Positions the window's prefix takes before its first column (melody checkpoints)."""
         self._g = geometry
-        self._decode = decode
+        self._delivery = delivery
         self._device = device
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(request.params.seed)
@@ -139,7 +121,7 @@ class Row:
         """Whether the window's prefix and prompt are in the cache (nothing to feed: at once)."""
         self._chunk = g.frames(g.chunk_s)
         self.decoder = RowDecoder(
-            self._decode,
+            None,
             hop=g.hop,
             chunk=self._chunk,
             context=g.frames(g.decode_context_s),
@@ -172,21 +154,18 @@ class Row:
     def window_done(self) -> bool:
         return self.fed + 1 == int(self.grid.shape[-1])
 
-    def advance(self, logits: torch.Tensor) -> None:
-        """Sample the next column from logits [2, K, V] (conditional, unconditional), keep the
-        pattern's known cells, and emit whatever audio is complete."""
-        params = self.request.params
-        conditional, unconditional = logits[0], logits[1]
-        guided = unconditional + params.guidance * (conditional - unconditional)
-        tokens = sample(guided, params, self.generator)
+    def advance(self, tokens: torch.Tensor, healthy: torch.Tensor) -> None:
+        """Write the sampled column, tokens [K] (the pattern's known cells kept), and emit
+        whatever audio is complete (to the delivery, which decodes it); `healthy` is the row's
+        device flag (all logits finite so far), sent along with each chunk."""
         column = self.fed + 1
         known = self.grid[:, column]
         self.grid[:, column] = torch.where(known == SAMPLED, tokens, known)
         self.fed = column
         if self._complete_frames() - LOOKAHEAD_FRAMES - self.decoder.emitted >= self._chunk:
-            chunk = self.decoder.update(self._codes(), self._limit)
-            if chunk is not None:
-                self.listener.emit(chunk)
+            cut = self.decoder.next_cut(self._codes(), self._limit)
+            if cut is not None:
+                self._delivery.emit(self, cut, healthy)
 
     @property
     def _limit(self) -> int:
@@ -200,13 +179,13 @@ class Row:
         """The window's complete frames so far, undelayed: codes [K, F]."""
         return undelay(self.grid[None, :, : self.fed + 1], self._g.delays)[0, :, : self._limit]
 
-    def close_window(self) -> None:
+    def close_window(self, healthy: torch.Tensor) -> None:
         """After a window's last column: flush its audio, then open the next window (prompted
         with this one's tail) or finish."""
         codes = self._codes()
-        rest = self.decoder.finish(codes, self._limit)
+        rest = self.decoder.last_cut(codes, self._limit)
         if rest is not None:
-            self.listener.emit(rest)
+            self._delivery.emit(self, rest, healthy)
         self.done_frames += self.new_frames
         remaining = self.total_frames - self.done_frames
         if remaining <= 0:

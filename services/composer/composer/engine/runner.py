@@ -36,7 +36,7 @@ IDLE_POLL_S = 0.5
 
 
 class TicketListener:
-    """A row's audio, handed from the model thread to its ticket on the event loop."""
+    """A row's audio, handed from the delivery thread to its ticket on the event loop."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, ticket: Ticket) -> None:
         self._loop = loop
@@ -98,6 +98,7 @@ class EngineScheduler:
                 queued.ticket.cancel()
             self._wake.notify()
         await anyio.to_thread.run_sync(self._thread.join)
+        await anyio.to_thread.run_sync(self._core.close)
         self._encoder.shutdown(wait=False, cancel_futures=True)
 
     def submit(self, request: GenerationRequest) -> Ticket:
