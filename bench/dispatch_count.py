@@ -29,7 +29,7 @@ SYNCS = {
 """Op name -> the host syncs one call makes on a GPU."""
 
 
-class DispatchCount(TorchDispatchMode):
+class DispatchCount(TorchDispatchMode):  # type: ignore[misc]
     """`with DispatchCount() as count: ...`; then `count.ops` (every ATen op by name),
     `count.total` and `count.syncs`."""
 

@@ -22,6 +22,8 @@ from composer.engine.core import EngineCore
 from composer.engine.delivery import NonFiniteLogits
 from tests.composer.test_engine import Recorder, load, request, solo
 
+pytestmark = pytest.mark.engine
+
 
 @pytest.fixture(scope="module")
 def windowed(tiny_musicgen: Path) -> TransformersBackend:
@@ -128,15 +130,15 @@ def test_a_row_whose_logits_are_not_finite_fails_alone(windowed: TransformersBac
     (The NaN is injected into one slot's text keys: no real weights produce it on demand.)"""
     good, bad = request("lofi beat", 1.0, 3), request("sad cello", 1.0, 4)
     core = EngineCore(windowed.model, windowed.geometry, 2)
-    recs = [Recorder(), FailRecorder()]
-    core.admit(good, recs[0], windowed.condition(good))
-    core.admit(bad, recs[1], windowed.condition(bad))
+    kept, failing = Recorder(), FailRecorder()
+    core.admit(good, kept, windowed.condition(good))
+    core.admit(bad, failing, windowed.condition(bad))
     core.cache.cross_keys[:, 1] = float("nan")
     while core.rows:
         core.step()
-    assert isinstance(recs[1].error, NonFiniteLogits) and not recs[1].finished
-    assert recs[0].finished
-    np.testing.assert_array_equal(recs[0].audio(), solo(windowed, good))
+    assert isinstance(failing.error, NonFiniteLogits) and not failing.finished
+    assert kept.finished
+    np.testing.assert_array_equal(kept.audio(), solo(windowed, good))
 
 
 def test_the_codec_and_t5_stay_float32_under_a_half_precision_lm(tiny_musicgen: Path) -> None:
@@ -197,3 +199,30 @@ def test_every_bucket_warms_up_before_serving(windowed: TransformersBackend) -> 
     while core.rows:
         core.step()
     np.testing.assert_array_equal(rec.audio(), solo(windowed, r))
+
+
+@pytest.mark.timeout(300)
+def test_the_service_warms_every_bucket_before_it_is_ready(
+    tiny_musicgen: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Fixed shapes on the CPU (the same warm-up that compiles and captures on CUDA): /readyz
+    turns true only after each bucket ran, said in the log and timed in /metrics; then a
+    request is served on those buckets."""
+    import httpx
+
+    from tests.composer.conftest import serve_composer
+    from tests.metrics import metric
+
+    settings = {"fixed_shapes": "true", "max_batch_size": "3", "window_s": "2"}
+    with serve_composer("transformers", tiny_musicgen, tmp_path_factory, **settings) as service:
+        log = service.log()
+        assert "engine: 3 slots, CUDA graphs off" in log
+        for bucket in (1, 2, 3):
+            assert f"engine warm-up: bucket of {bucket} rows ready" in log
+        assert metric(service.url, "composer_engine_warmup_seconds") > 0
+        response = httpx.post(
+            f"{service.url}/v1/compose",
+            data={"description": "lofi", "duration": "1", "seed": "3", "format": "wav"},
+            timeout=120,
+        )
+        assert response.status_code == 200, response.text

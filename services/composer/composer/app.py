@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import anyio
 from fastapi import FastAPI
 
-from composer import api
+from composer import api, metrics
 from composer.backends import BackendOptions, ModelInfo, load_backend
 from composer.compose import ComposeLimits, Composer
 from composer.config import ComposerSettings
 from composer.deps import ComposerState
+from composer.engine.sizing import CPU_SLOTS
 from composer.scheduler import BatchScheduler, Scheduler
 from weavewave_common.service import build_service_app
+
+logger = logging.getLogger(__name__)
 
 
 def backend_options(settings: ComposerSettings) -> BackendOptions:
@@ -44,20 +48,28 @@ def load_served_model(settings: ComposerSettings) -> tuple[ModelInfo, Scheduler]
 
         model = TransformersBackend.load(options, settings.max_text_tokens)
         core = model.engine(
-            settings.max_batch_size,
+            model.slots(settings.max_batch_size),
             settings.fixed_shapes,
-            settings.cuda_graphs,
+            settings.graphs(),
             threaded_delivery=True,
         )
+        logger.info(
+            "engine: %d slots, CUDA graphs %s", core.slots, "on" if core.cuda_graphs else "off"
+        )
+        metrics.WARMUP_SECONDS.set(core.warm_up(_bucket_ready))
         return model, EngineScheduler(core, settings.max_queue, model.condition)
     backend = load_backend(options)
     scheduler = BatchScheduler(
         backend,
-        max_batch_size=settings.max_batch_size,
+        max_batch_size=CPU_SLOTS if settings.max_batch_size == "auto" else settings.max_batch_size,
         max_wait_s=settings.batch_window_ms / 1000,
         max_queue=settings.max_queue,
     )
     return backend, scheduler
+
+
+def _bucket_ready(bucket: int, seconds: float) -> None:
+    logger.info("engine warm-up: bucket of %d rows ready after %.1f s", bucket, seconds)
 
 
 def create_app(settings: ComposerSettings) -> FastAPI:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,15 +50,19 @@ class ComposerSettings(BaseSettings):
     batch_window_ms: float = Field(
         50.0, ge=0, description="audiocraft only: how long a batch waits for more requests, ms."
     )
-    max_batch_size: int = Field(
-        4, ge=1, le=64, description="Requests generated together (the engine's slots)."
+    max_batch_size: Annotated[int, Field(ge=1, le=128)] | Literal["auto"] = Field(
+        "auto",
+        description="Requests generated together (the engine's slots); auto: from free GPU "
+        "memory on CUDA (docs: the engine), 4 elsewhere.",
     )
     max_queue: int = Field(32, ge=1, description="Requests waiting before 503 Busy.")
     fixed_shapes: bool = Field(
         False, description="Engine steps on bucketed slot counts and whole-window caches."
     )
-    cuda_graphs: bool = Field(
-        False, description="Capture the engine step in CUDA graphs (implies fixed shapes)."
+    cuda_graphs: bool | Literal["auto"] = Field(
+        "auto",
+        description="Capture the engine step in CUDA graphs (implies fixed shapes); auto: on "
+        "CUDA devices.",
     )
     diffusion_steps: int = Field(
         8, ge=1, le=200, description="diffusers only: denoising steps per clip."
@@ -73,3 +77,9 @@ class ComposerSettings(BaseSettings):
         True, description="Melody checkpoints: chroma of the melody's non-drum stems (demucs)."
     )
     max_request_bytes: int = Field(32 * 1024 * 1024, description="Largest request body, bytes.")
+
+    def graphs(self) -> bool:
+        """Whether the engine captures CUDA graphs (`auto`: on CUDA devices)."""
+        if self.cuda_graphs == "auto":
+            return self.device.startswith("cuda")
+        return self.cuda_graphs

@@ -33,3 +33,7 @@ QUEUE_WAIT = Histogram(
     "From submission to a slot.",
     buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
+WARMUP_SECONDS = Gauge(
+    "composer_engine_warmup_seconds",
+    "Start-up time spent compiling and capturing every slot bucket before /readyz turned true.",
+)

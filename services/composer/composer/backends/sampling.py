@@ -35,7 +35,7 @@ def module_device(module: torch.nn.Module) -> torch.device:
 
 
 def host_to_device(
-    values: Sequence[float] | Sequence[int], dtype: torch.dtype, device: torch.device
+    values: Sequence[float], dtype: torch.dtype, device: torch.device
 ) -> torch.Tensor:
     """A small host list on `device` without blocking: through pinned memory on CUDA (a copy
     from pageable memory waits for the stream), as is on the CPU."""
@@ -69,7 +69,7 @@ class RowKnobs:
         top_p = [p.top_p if 0 < p.top_p < 1 else TOP_P_OFF for p in params]
         n = len(params)
 
-        def column(values: list[float] | list[int], dtype: torch.dtype) -> torch.Tensor:
+        def column(values: Sequence[float], dtype: torch.dtype) -> torch.Tensor:
             return host_to_device(values, dtype, device).view(n, 1, 1)
 
         return cls(

@@ -15,6 +15,7 @@ from composer.engine.conditions import Conditioner
 from composer.engine.core import EngineCore
 from composer.engine.musicgen import MusicgenStepModel
 from composer.engine.rows import Geometry
+from composer.engine.sizing import auto_slots, slot_bytes
 
 
 class TransformersBackend(PlainModel):
@@ -58,6 +59,13 @@ class TransformersBackend(PlainModel):
         return EngineCore(
             self.model, self.geometry, slots, fixed_shapes, cuda_graphs, threaded_delivery
         )
+
+    def slots(self, setting: int | str) -> int:
+        """The engine's slots: `setting`, or for `auto` what the device's memory holds."""
+        if setting != "auto":
+            return int(setting)
+        positions = self.model.prefix_capacity + self.geometry.positions
+        return auto_slots(slot_bytes(self.model, positions), self.model.device)
 
     @property
     def name(self) -> str:

@@ -100,5 +100,5 @@ class SlotCache:
     ) -> int:
         """Memory one slot takes: two rows of self K/V over every position, one row of cross
         K/V over the text buffer (what `COMPOSER_MAX_BATCH_SIZE=auto` divides free memory by)."""
-        width = heads * head_dim * torch.empty((), dtype=dtype).element_size()
+        width = heads * head_dim * int(torch.empty((), dtype=dtype).element_size())
         return layers * 2 * width * (2 * positions + text_tokens)
