@@ -20,8 +20,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "services" / "composer"))
@@ -132,35 +136,39 @@ def clock(device: str) -> Any:
     return synced
 
 
-def once(synced: Any, call: Any) -> float:
-    """Seconds one `call()` takes on the device (`synced`: a `clock`)."""
-    started = synced()
-    call()
-    elapsed: float = synced() - started
-    return elapsed
+@dataclass
+class RealShape:
+    """One diffusion composer built at its real sizes (random weights) on a device: one
+    denoiser `step()` and one `decode()` of its latents, and the shapes they must return."""
+
+    name: str
+    denoiser: Any
+    step: Callable[[], Any]
+    decode: Callable[[], Any]
+    step_shape: tuple[int, ...]
+    audio_shape: tuple[int, ...]
+
+    @property
+    def params_b(self) -> float:
+        return float(sum(p.numel() for p in self.denoiser.parameters())) / 1e9
 
 
-def measured(
-    model: str, dit: Any, step: Any, decode: Any, run: tuple[Any, int, float]
-) -> dict[str, Any]:
-    """Time one denoiser `step()` and one `decode()` (no gradients) and extrapolate to a clip of
-    `run` = (clock, steps, seconds)."""
+def measured(shape: RealShape, steps: int, seconds: float, device: str) -> dict[str, Any]:
+    """One step and one decode, each once (no warm-up: the CPU's times are steady), extrapolated
+    to a clip of `steps` steps and `seconds` of audio. bench/gpu/run.py times them warm."""
     import torch
 
-    synced, steps, seconds = run
+    synced = clock(device)
     with torch.inference_mode():
-        step_s, decode_s = once(synced, step), once(synced, decode)
-    params = sum(p.numel() for p in dit.parameters()) / 1e9
-    return extrapolated(model, params, step_s, decode_s, steps, seconds)
-
-
-def extrapolated(
-    model: str, params: float, step: float, decode: float, steps: int, seconds: float
-) -> dict[str, Any]:
-    """One step's and one decode's times -> a whole clip's, labelled as extrapolated."""
+        started = synced()
+        shape.step()
+        step = synced() - started
+        started = synced()
+        shape.decode()
+        decode = synced() - started
     total = steps * step + decode
     return {
-        "model": f"{model} real shape ({params:.2f}B denoiser, random weights)",
+        "model": f"{shape.name} real shape ({shape.params_b:.2f}B denoiser, random weights)",
         "denoiser_step_s": step,
         "decode_s": decode,
         "extrapolated_clip_s": total,
@@ -168,36 +176,58 @@ def extrapolated(
     }
 
 
+ACE_STEP_XL = {
+    "hidden_size": 2560,
+    "intermediate_size": 9728,
+    "num_hidden_layers": 32,
+    "num_attention_heads": 20,
+    "num_key_value_heads": 4,
+    "head_dim": 128,
+    "encoder_hidden_size": 2048,
+}
+"""The XL turbo DiT's class (the one `COMPOSER_MODEL` names in compose): 2560 wide, its
+condition encoder 2048 wide; its published config is not reachable offline, so layers, heads
+and the MLP follow the 4B-class layout (about 3.6B parameters)."""
+
+OOBLECK_48K = {
+    "encoder_hidden_size": 128,
+    "downsampling_ratios": [2, 4, 4, 6, 10],
+    "channel_multiples": [1, 2, 4, 8, 16],
+    "decoder_channels": 128,
+    "decoder_input_channels": 64,
+    "audio_channels": 2,
+    "sampling_rate": 48000,
+}
+"""ACE-Step's VAE: 48 kHz stereo, 1920 samples a latent frame."""
+
+
 def real_shape_ace_step(
-    seconds: float, steps: int, device: str = "cpu", dtype: str = "float32"
-) -> dict[str, Any]:
-    """ACE-Step's real DiT and VAE sizes (random weights): one step and one decode, on
-    `device` (bench/gpu/run.py times it on a GPU in float16)."""
+    seconds: float,
+    device: str = "cpu",
+    dtype: str = "float32",
+    dit_sizes: Sizes = None,
+    vae_sizes: Sizes = None,
+) -> RealShape:
+    """ACE-Step XL's DiT and its VAE (the VAE in float32, as the composer runs it)."""
     import torch
     from diffusers import AutoencoderOobleck
     from diffusers.models.transformers.ace_step_transformer import AceStepTransformer1DModel
 
     kind = getattr(torch, dtype)
-    synced = clock(device)
     torch.manual_seed(0)
-    dit = AceStepTransformer1DModel().eval()  # the real defaults: 2048 wide, 24 layers
-    vae = AutoencoderOobleck(
-        encoder_hidden_size=128,
-        downsampling_ratios=[2, 4, 4, 6, 10],
-        channel_multiples=[1, 2, 4, 8, 16],
-        decoder_channels=128,
-        decoder_input_channels=64,
-        audio_channels=2,
-        sampling_rate=48000,
-    ).eval()
-    dit, vae = dit.to(device, kind), vae.to(device, kind)
+    sizes = dit_sizes if dit_sizes is not None else ACE_STEP_XL
+    dit = AceStepTransformer1DModel(**sizes).eval().to(device, kind)
+    vae = AutoencoderOobleck(**{**OOBLECK_48K, **(vae_sizes or {})}).eval().to(device)
+    vae.enable_tiling()
     frames = round(seconds * 25)
-    latents = torch.randn(1, frames, 64, device=device, dtype=kind)
-    context = torch.randn(1, frames, 128, device=device, dtype=kind)
-    # tags, lyrics and timbre after the condition encoder
-    text = torch.randn(1, 300, 2048, device=device, dtype=kind)
+    channels = int(dit.config.audio_acoustic_hidden_dim)
+    latents = torch.randn(1, frames, channels, device=device, dtype=kind)
+    context = torch.randn(1, frames, int(dit.config.in_channels) - channels, device=device)
+    width = int(dit.config.encoder_hidden_size or dit.config.hidden_size)
+    text = torch.randn(1, 300, width, device=device, dtype=kind)  # tags, lyrics, timbre
     ones = torch.ones(1, device=device, dtype=kind)
-    return measured(
+    samples = frames * int(np.prod(vae.config.downsampling_ratios))
+    return RealShape(
         f"ace-step, {dtype}, {device}",
         dit,
         lambda: dit(
@@ -205,11 +235,12 @@ def real_shape_ace_step(
             timestep=ones,
             timestep_r=ones,
             encoder_hidden_states=text,
-            context_latents=context,
+            context_latents=context.to(kind),
             return_dict=False,
-        ),
-        lambda: vae.decode(latents.transpose(1, 2)),
-        (synced, steps, seconds),
+        )[0],
+        lambda: vae.decode(latents.transpose(1, 2).float()).sample,
+        step_shape=(1, frames, channels),
+        audio_shape=(1, 2, samples),
     )
 
 
@@ -219,12 +250,11 @@ Sizes = dict[str, Any] | None
 
 def real_shape_stable_audio(
     seconds: float,
-    steps: int,
     device: str = "cpu",
     dtype: str = "float32",
     dit_sizes: Sizes = None,
     vae_sizes: Sizes = None,
-) -> dict[str, Any]:
+) -> RealShape:
     """Stable Audio Open's real DiT and Oobleck (the classes' defaults are 1.0's sizes, random
     weights): one guided step (a batch of two) over the whole 47.55 s window it always
     denoises, and one decode of that window; `seconds` only divides the cost."""
@@ -233,10 +263,9 @@ def real_shape_stable_audio(
     from diffusers.models.embeddings import get_1d_rotary_pos_embed
 
     kind = getattr(torch, dtype)
-    synced = clock(device)
     torch.manual_seed(0)
     dit = StableAudioDiTModel(**(dit_sizes or {})).eval().to(device, kind)
-    vae = AutoencoderOobleck(**(vae_sizes or {})).eval().to(device, kind)
+    vae = AutoencoderOobleck(**(vae_sizes or {})).eval().to(device)
     config = dit.config
     frames = int(config.sample_size)  # 1024 latent frames: 47.55 s at 44.1 kHz / 2048
     latents = torch.randn(2, config.in_channels, frames, device=device, dtype=kind)  # guided
@@ -246,7 +275,7 @@ def real_shape_stable_audio(
         dit.config.attention_head_dim // 2, frames + 1, use_real=True, repeat_interleave_real=False
     )
     rotary = tuple(r.to(device) for r in rotary)
-    return measured(
+    return RealShape(
         f"stable-audio, {dtype}, {device}",
         dit,
         lambda: dit(
@@ -256,20 +285,20 @@ def real_shape_stable_audio(
             global_hidden_states=global_states,
             rotary_embedding=rotary,
             return_dict=False,
-        ),
-        lambda: vae.decode(latents[:1]),
-        (synced, steps, seconds),
+        )[0],
+        lambda: vae.decode(latents[:1].float()).sample,
+        step_shape=(2, int(config.out_channels), frames),
+        audio_shape=(1, int(vae.config.audio_channels), frames * int(vae.hop_length)),
     )
 
 
 def real_shape_stable_audio_3(
     seconds: float,
-    steps: int,
     device: str = "cpu",
     dtype: str = "float32",
     dit_sizes: Sizes = None,
     vae_sizes: Sizes = None,
-) -> dict[str, Any]:
+) -> RealShape:
     """Stable Audio 3 medium's real DiT and SAME (the classes' defaults, random weights): one
     step (distilled: unguided) and the composer's windowed decode of `seconds`."""
     import math
@@ -280,16 +309,16 @@ def real_shape_stable_audio_3(
     from composer.backends.diffusion import decode_in_windows
 
     kind = getattr(torch, dtype)
-    synced = clock(device)
     torch.manual_seed(0)
     dit = StableAudio3DiTModel(**(dit_sizes or {})).eval().to(device, kind)
-    vae = AutoencoderSAME(**(vae_sizes or {})).eval().to(device, kind)
+    vae = AutoencoderSAME(**(vae_sizes or {})).eval().to(device)
     config = dit.config
     frames = math.ceil(seconds * vae.config.sampling_rate / vae.downsampling_ratio)
     latents = torch.randn(1, config.io_channels, frames, device=device, dtype=kind)
     text = torch.randn(1, 129, config.cond_token_dim, device=device, dtype=kind)  # + duration
     global_states = torch.randn(1, config.global_cond_dim, device=device, dtype=kind)
-    return measured(
+    channels = int(vae.config.audio_channels) if "audio_channels" in vae.config else 2
+    return RealShape(
         f"stable-audio-3, {dtype}, {device}",
         dit,
         lambda: dit(
@@ -298,18 +327,69 @@ def real_shape_stable_audio_3(
             encoder_hidden_states=text,
             global_hidden_states=global_states,
             return_dict=False,
-        ),
-        lambda: decode_in_windows(vae, latents),
-        (synced, steps, seconds),
+        )[0],
+        lambda: decode_in_windows(vae, latents.float()),
+        step_shape=(1, int(config.io_channels), frames),
+        audio_shape=(1, channels, frames * int(vae.downsampling_ratio)),
     )
 
 
-REAL_SHAPES = {
+REAL_SHAPES: dict[str, Callable[..., RealShape]] = {
     "ace-step": real_shape_ace_step,
     "stable-audio": real_shape_stable_audio,
     "stable-audio-3": real_shape_stable_audio_3,
 }
 """The real shapes timed (AudioLDM 2's real UNet config is not the class default: left out)."""
+
+SMALL_SIZES: dict[str, dict[str, Sizes]] = {
+    "ace-step": {
+        "dit_sizes": {
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 2,
+            "num_key_value_heads": 1,
+            "head_dim": 32,
+            "encoder_hidden_size": 48,
+        },
+        "vae_sizes": {"encoder_hidden_size": 8, "decoder_channels": 8},
+    },
+    "stable-audio": {
+        "dit_sizes": {
+            "sample_size": 64,
+            "num_layers": 1,
+            "attention_head_dim": 8,
+            "num_attention_heads": 2,
+            "num_key_value_attention_heads": 1,
+            "cross_attention_dim": 16,
+            "time_proj_dim": 8,
+            "global_states_input_dim": 32,
+            "cross_attention_input_dim": 16,
+        },
+        "vae_sizes": {"decoder_channels": 4, "channel_multiples": [1, 1, 1, 1, 1]},
+    },
+    "stable-audio-3": {
+        "dit_sizes": {
+            "io_channels": 8,
+            "embed_dim": 32,
+            "depth": 1,
+            "num_heads": 4,
+            "cond_token_dim": 16,
+            "global_cond_dim": 16,
+            "local_add_cond_dim": 9,
+            "timestep_features_dim": 16,
+            "num_memory_tokens": 4,
+        },
+        "vae_sizes": {
+            "encoder_channels": 16,
+            "encoder_c_mults": (1,),
+            "encoder_transformer_depths": (1,),
+            "latent_dim": 8,
+            "dim_heads": 8,
+        },
+    },
+}
+"""The real-shape code at small widths: what tests and `--shape tiny` run on the CPU."""
 
 
 def main() -> None:
@@ -343,7 +423,7 @@ def main() -> None:
         if name not in REAL_SHAPES:
             parser.error(f"--real-shape: {name!r} is not one of {', '.join(REAL_SHAPES)}")
         seconds = 47.55 if name == "stable-audio" else args.seconds  # its whole window, always
-        r = REAL_SHAPES[name](seconds, args.steps)
+        r = measured(REAL_SHAPES[name](seconds), args.steps, seconds, "cpu")
         results.append(r)
         say(
             f"{r['model']}: one step {r['denoiser_step_s']:.1f} s, decode of {seconds:g} s "

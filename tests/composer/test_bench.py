@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,90 +60,71 @@ def test_the_diffusion_benchmark_prints_its_ratios() -> None:
     assert "ace-step (tiny):" in out and "s per audio s" in out and "4 sequential" in out, out
 
 
-def test_the_real_shape_timings_run_their_own_code_at_small_sizes() -> None:
-    """What the GPU check times at the real sizes (bench/gpu/run.py --diffusion), run through
-    here at small widths so a wrong call is found before a GPU's minutes are spent."""
-    sys.path.insert(0, str(ROOT))
-    from bench.diffusion import real_shape_stable_audio, real_shape_stable_audio_3
-
-    small_dit = {
-        "sample_size": 64,
-        "num_layers": 1,
-        "attention_head_dim": 8,
-        "num_attention_heads": 2,
-        "num_key_value_attention_heads": 1,
-        "cross_attention_dim": 16,
-        "time_proj_dim": 8,
-        "global_states_input_dim": 32,
-        "cross_attention_input_dim": 16,
-    }
-    small_vae = {"decoder_channels": 4, "channel_multiples": [1, 1, 1, 1, 1]}
-    sao = real_shape_stable_audio(1.0, 8, dit_sizes=small_dit, vae_sizes=small_vae)
-    small_dit3 = {
-        "io_channels": 8,
-        "embed_dim": 32,
-        "depth": 1,
-        "num_heads": 4,
-        "cond_token_dim": 16,
-        "global_cond_dim": 16,
-        "local_add_cond_dim": 9,
-        "timestep_features_dim": 16,
-        "num_memory_tokens": 4,
-    }
-    small_same = {
-        "encoder_channels": 16,
-        "encoder_c_mults": (1,),
-        "encoder_transformer_depths": (1,),
-        "latent_dim": 8,
-        "dim_heads": 8,
-    }
-    sa3 = real_shape_stable_audio_3(30.0, 8, dit_sizes=small_dit3, vae_sizes=small_same)
-    for result in (sao, sa3):
-        assert result["denoiser_step_s"] > 0 and result["decode_s"] > 0
-        expected = 8 * result["denoiser_step_s"] + result["decode_s"]
-        assert result["extrapolated_clip_s"] == expected
-        assert "random weights" in result["model"]
+GPU_CHECK = [sys.executable, str(ROOT / "bench" / "gpu" / "run.py"), "--device", "cpu"]
+TINY = ["--shape", "tiny", "--steps", "5", "--window-s", "2", "--stride-s", "1"]
+PART_ARGS = {
+    "musicgen": ["--batches", "1", "2", "--long-seconds", "3"],
+    "graphs": ["--graph-batches", "1", "2", "--ratio-layers", "1", "--ratio-slots", "8"],
+    "diffusion": ["--diffusion-seconds", "2"],
+}
+EVERY_PART = {
+    "device",
+    "dtype",
+    "batches",
+    "streams_at_50_steps_per_s",
+    "graphs_captured",
+    "host_syncs_per_step",
+    "aten_ops_per_step",
+    "peak_memory_bytes",
+    "failures",
+}
 
 
-def test_the_gpu_check_runs_on_the_cpu_at_the_tiny_shape(tmp_path: Path) -> None:
-    """bench/gpu/run.py is meant for a GPU machine; here it must run end to end all the same."""
-    import json
+def gpu_check(part: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [*GPU_CHECK, "--part", part, *TINY, *PART_ARGS[part], *extra, "--out", str(out)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
 
-    figures = tmp_path / "gpu.json"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "gpu" / "run.py"),
-            "--device",
-            "cpu",
-            "--shape",
-            "tiny",
-            "--batches",
-            "1",
-            "2",
-            "--steps",
-            "5",
-            "--long-seconds",
-            "3",
-            "--window-s",
-            "2",
-            "--stride-s",
-            "1",
-            "--out",
-            str(figures),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    mono, stereo = json.loads(figures.read_text())
-    for result, channels in ((mono, 1), (stereo, 2)):
-        assert result["alone_equals_joined"] is True  # exact on the CPU
-        assert result["long"] == {
-            "seconds": 3.0,
-            "channels": channels,
-            "exact_length": True,
-            "finite": True,
-        }
-        assert [b["batch"] for b in result["batches"]] == [1, 2]
+
+@pytest.mark.parametrize("part", sorted(PART_ARGS))
+def test_every_part_of_the_gpu_check_runs_on_the_cpu_at_the_tiny_shape(
+    part: str, tmp_path: Path
+) -> None:
+    """bench/gpu/run.py is meant for a GPU machine; here each part runs end to end, passes
+    its checks and writes the figures the device run must bring back."""
+    out = tmp_path / f"{part}.json"
+    done = gpu_check(part, out)
+    assert done.returncode == 0, done.stdout + done.stderr
+    figures = json.loads(out.read_text())
+    assert EVERY_PART <= set(figures) and figures["failures"] == []
+    assert figures["device"] == "cpu" and figures["dtype"] == "float32"
+    if part == "musicgen":
+        mono, stereo = figures["models"]
+        for result, channels in ((mono, 1), (stereo, 2)):
+            assert result["generate_equal_frames"] == 10
+            assert result["joined_equal_fraction"] == 1.0  # exact on the CPU
+            assert result["long"] == {
+                "seconds": 3.0,
+                "channels": channels,
+                "exact_length": True,
+                "finite": True,
+            }
+        assert [b["batch"] for b in figures["batches"]] == [1, 2]
+        assert figures["host_syncs_per_step"] == {"1": 0.0, "2": 0.0}
+        assert figures["aten_ops_per_step"]["2"] > figures["aten_ops_per_step"]["1"] > 0
+    if part == "graphs":
+        assert figures["compiled_over_eager_step"] > 0
+        assert figures["graphs_captured"] is False  # no CUDA here
+    if part == "diffusion":
+        names = [m["model"].split(",")[0] for m in figures["models"]]
+        assert names == ["ace-step", "stable-audio", "stable-audio-3"]
+
+
+def test_a_failed_check_fails_the_gpu_check_and_is_kept(tmp_path: Path) -> None:
+    """More frames asked to agree than the check compares (one second, 50): it must fail,
+    say so, keep the failure in its figures and exit 1."""
+    out = tmp_path / "musicgen.json"
+    done = gpu_check("musicgen", out, "--agree-frames", "60")
+    assert done.returncode == 1
+    assert "check FAILED" in done.stdout
+    failures = json.loads(out.read_text())["failures"]
+    assert failures and "greedy engine == generate" in failures[0]

@@ -314,3 +314,66 @@ def test_stable_audio_3_decodes_in_windows_as_it_would_whole(tiny_stable_audio_3
         windowed = decode_in_windows(vae, latents, window=64)  # five windows
     assert windowed.shape == whole.shape == (1, 2, 300 * 4096)
     torch.testing.assert_close(windowed, whole, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["stable-audio", "stable-audio-3"])
+def test_stable_audio_batches_prompts_of_any_length(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    """Before: rows were grouped by token length, so free-text briefs never shared a batch.
+    The pipelines pad every prompt to a fixed length: each row still equals its solo run."""
+    model: Path = request.getfixturevalue(f"tiny_{name.replace('-', '_')}")
+    backend = load_backend(BackendOptions("diffusers", str(model)))
+    rows = [song("pads", 1.0, 5), song("a slow string quartet under soft summer rain", 1.0, 6)]
+    assert len({backend.batch_group(r.description, r.song) for r in rows}) == 1
+    alone = [generate(backend, [r])[0] for r in rows]
+    for one, many in zip(alone, generate(backend, rows), strict=True):
+        np.testing.assert_allclose(many, one, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(KINDS))
+def test_the_audio_decoder_runs_in_float32_under_a_bfloat16_denoiser(
+    name: str, request: pytest.FixtureRequest
+) -> None:
+    """Before: every component was loaded in the one dtype, so the VAE decoded in bf16. Now
+    the VAE (and AudioLDM 2's vocoder) stay float32; a clip to reuse still encodes into the
+    denoiser's dtype (Stable Audio 3's cover, ACE-Step's repaint)."""
+    import torch
+
+    from composer.backends import SourceAudio
+
+    model: Path = request.getfixturevalue(f"tiny_{name.replace('-', '_')}")
+    backend = load_backend(BackendOptions("diffusers", str(model), dtype="bfloat16"))
+    pipe = backend._pipe  # type: ignore[attr-defined]
+    assert {p.dtype for p in pipe.vae.parameters()} == {torch.float32}
+    denoiser = pipe.unet if name == "audioldm2" else pipe.transformer
+    assert {p.dtype for p in denoiser.parameters()} == {torch.bfloat16}
+    rate, channels = KINDS[name][:2]
+    requests = [song("pop, upbeat", 1.0, 5)]
+    if name in ("ace-step", "stable-audio-3"):
+        use = {"ace-step": "repaint", "stable-audio-3": "cover"}[name]
+        clip = SourceAudio(stereo_tone(1.0, rate), use, start_s=0.25, end_s=0.75)
+        requests.append(GenerationRequest("pop", GenerationParams(1.0, 5), source=clip))
+    for r in requests:
+        (audio,) = generate(backend, [r])
+        assert audio.dtype == np.float32 and audio.shape == (channels, rate)
+        assert np.isfinite(audio).all()
+
+
+def test_ace_step_decodes_a_long_song_in_tiles_equal_to_the_whole(
+    ace_step: MusicBackend,
+) -> None:
+    """Before: a 600 s song was decoded in one call (its activations grow with the song)."""
+    import torch
+
+    vae = ace_step._pipe.vae  # type: ignore[attr-defined]
+    assert vae.use_tiling
+    latents = torch.randn(1, vae.config.decoder_input_channels, 700)  # 28 s: two tiles
+    with torch.inference_mode():
+        tiled = vae.decode(latents).sample
+        vae.use_tiling = False
+        try:
+            whole = vae.decode(latents).sample
+        finally:
+            vae.use_tiling = True
+    torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)

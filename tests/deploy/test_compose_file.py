@@ -173,3 +173,11 @@ def test_the_composer_image_runs_the_torch_the_tests_run() -> None:
     # Only torch itself is swapped: torchmetrics and the rest keep the lock's pins.
     assert "grep -vE '^torch==' services/composer/requirements-cpu.lock" in dockerfile
     assert any(line.startswith("torchmetrics==") for line in lock)
+
+
+def test_the_composer_image_has_the_c_compiler_triton_needs() -> None:
+    """Before: a slim image without one, where every compiled (CUDA-graph) step raises."""
+    dockerfile = (REPO / "services/composer/Dockerfile").read_text()
+    install = next(line for line in dockerfile.splitlines() if "apt-get install" in line)
+    assert "gcc" in install.split() and "libc6-dev" in install.split()
+    assert dockerfile.index("apt-get install") < dockerfile.index("USER weavewave")

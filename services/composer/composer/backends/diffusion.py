@@ -3,8 +3,10 @@
 A diffusion model denoises every row of a batch over the same steps and the same latent length,
 so a batch forms at the start (the static `BatchScheduler`), and only requests that cannot change
 each other's audio share one: the same duration and steps, the same song metadata (the pipeline
-takes bpm, key and time signature once per call) and the same token lengths (shorter texts are
-padded, and the padding leaks into a row's audio). Each row has its own generator, so a seed
+takes bpm, key and time signature once per call) and, for ACE-Step and AudioLDM 2, the same token
+lengths (they pad to the batch's longest text, and the padding leaks into a row's audio; Stable
+Audio Open and 3 pad every prompt to a fixed length, so any prompts share a batch). The audio
+decoder runs in float32 whatever the denoiser's dtype. Each row has its own generator, so a seed
 gives the same audio alone or batched. Progress is reported per denoising step; when every row
 of a batch is cancelled the callback stops the pipeline at the next step. The audio exists only
 once the last step is decoded; it is then streamed in chunks.
@@ -102,6 +104,35 @@ def load_pipeline_backend(options: BackendOptions) -> MusicBackend:
     return BACKENDS[kind].load(options)
 
 
+def decode_in_float32(pipe: Any, dtype: torch.dtype) -> None:
+    """The audio decoder (the VAE, and AudioLDM 2's vocoder) in float32 whatever the
+    denoiser's dtype: a half-precision decode is audible (bf16 keeps 8 bits of mantissa), and
+    it costs one call a clip. The VAE's decode takes the denoiser's latents in float32; its
+    encode (a clip to reuse) hands its latents back in the denoiser's dtype, as the pipelines
+    expect of a VAE of their own dtype."""
+    vae = pipe.vae.float()
+    if getattr(pipe, "vocoder", None) is not None:
+        pipe.vocoder.float()
+    if dtype == torch.float32:
+        return
+    decode, encode = vae.decode, vae.encode
+
+    def decode_float32(latents: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        return decode(latents.float(), *args, **kwargs)
+
+    def encode_to_dtype(audio: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
+        out = encode(audio.float(), *args, **kwargs)
+        if getattr(out, "latents", None) is not None:  # SAME
+            out.latents = out.latents.to(dtype)
+        if getattr(out, "latent_dist", None) is not None:  # Oobleck, KL
+            dist = out.latent_dist
+            out.latent_dist = type(dist)(dist.parameters.to(dtype))
+        return out
+
+    vae.decode = decode_float32
+    vae.encode = encode_to_dtype
+
+
 class PipelineBackend(PlainModel):
     """What every diffusion pipeline shares: loading, per-row generators, a step callback that
     reports progress and stops a wholly cancelled batch, the exact length, chunked emission.
@@ -119,8 +150,10 @@ class PipelineBackend(PlainModel):
         import diffusers
 
         kind = getattr(diffusers, cls.pipeline_class)
-        pipe = kind.from_pretrained(options.model, torch_dtype=DTYPES[options.dtype])
+        dtype = DTYPES[options.dtype]
+        pipe = kind.from_pretrained(options.model, torch_dtype=dtype)
         pipe = pipe.to(options.device)
+        decode_in_float32(pipe, dtype)
         pipe.set_progress_bar_config(disable=True)
         return cls(pipe, options)
 
@@ -192,9 +225,16 @@ class PipelineBackend(PlainModel):
 
 
 class AceStepBackend(PipelineBackend):
-    """ACE-Step: tags (the description) and lyrics in, a song out."""
+    """ACE-Step: tags (the description) and lyrics in, a song out. Decoded in overlapping
+    tiles (the VAE's own tiling: 512 latent frames, about 20 s, 64 of overlap on each side), so
+    a 600 s song's decode takes a tile's memory, not the song's; the result is the whole
+    decode's to float rounding (a test checks it)."""
 
     pipeline_class = "AceStepPipeline"
+
+    def __init__(self, pipe: Any, options: BackendOptions) -> None:
+        super().__init__(pipe, options)
+        pipe.vae.enable_tiling()
 
     @property
     def sings(self) -> bool:
@@ -296,6 +336,11 @@ class StableAudioBackend(PipelineBackend):
     one."""
 
     pipeline_class = "StableAudioPipeline"
+
+    def batch_group(self, description: str, song: Song | None = None) -> int | None:
+        """Any two prompts: the pipeline pads every prompt to T5's `max_length`, so a row's
+        padding is the same alone or batched."""
+        return None
 
     @property
     def max_duration_s(self) -> float | None:
@@ -407,6 +452,11 @@ class StableAudio3Backend(PipelineBackend):
     everything after the clip), with the kept audio pasted back bit for bit."""
 
     pipeline_class = "StableAudio3Pipeline"
+
+    def batch_group(self, description: str, song: Song | None = None) -> int | None:
+        """Any two prompts: the pipeline pads every prompt to its `max_length`."""
+        return None
+
     longest_s = 380.0
     least_noise = 0.05
     """A cover's smallest noise level (the pipeline needs some): at strength 1, nearly the clip."""

@@ -250,6 +250,7 @@ class MusicgenStepModel:
         Cross-attention is computed for the conditional rows only (even rows): the
         unconditional row's text is zero and fully masked, its attention output zero."""
         rows = slice(2 * slots.start, 2 * slots.stop)
+        conditional_rows = torch.arange(0, rows.stop - rows.start, 2, device=self.device)
         cross_mask = cache.cross_mask[slots, None, None, :text_until]
         for i, layer in enumerate(self._decoder.layers):
             attn = layer.self_attn
@@ -275,8 +276,10 @@ class MusicgenStepModel:
                     attn_mask=cross_mask,
                     scale=cross.scaling,
                 )
-                out = torch.stack([conditional, torch.zeros_like(conditional)], dim=1)
-                hidden = hidden + cross.out_proj(self._merge(out.flatten(0, 1)))
+                # out_proj(0) is 0 for the unconditional rows: MusicGen's decoder projections
+                # have no bias (transformers builds them so)
+                delta = F.linear(self._merge(conditional), cross.out_proj.weight)
+                hidden = hidden.index_add(0, conditional_rows, delta)
             x = layer.final_layer_norm(hidden)
             hidden = hidden + layer.fc2(layer.activation_fn(layer.fc1(x)))
         return self._decoder.layer_norm(hidden)
