@@ -136,6 +136,54 @@ def clock(device: str) -> Any:
     return synced
 
 
+def head_of_line(kind: str, folder: Path, long_s: float, short_s: float) -> dict[str, Any]:
+    """How long a short request takes when submitted just after a long one starts: on one
+    model thread (it waits for the whole long one) and on two lanes (`Lanes`), side by side."""
+    import asyncio
+
+    from composer.backends.diffusion import PipelineBackend
+    from composer.scheduler import BatchScheduler, Lanes
+    from composer.tiny_diffusers import BUILDERS
+
+    backend = backend_of(BUILDERS[kind](folder / f"{kind}-lanes"), 8)
+    assert isinstance(backend, PipelineBackend)
+    twin = backend.sibling()
+    timed(backend, requests(1, short_s))  # warm-up, both lengths
+    timed(twin, requests(1, long_s))
+
+    async def short_after_long(scheduler: Any) -> tuple[float, float]:
+        await scheduler.start()
+        started = time.perf_counter()
+        long = scheduler.submit(requests(1, long_s)[0])
+        await asyncio.sleep(0.2)
+        submitted = time.perf_counter()
+        async for _ in scheduler.submit(requests(1, short_s)[0]).chunks():
+            pass
+        short = time.perf_counter() - submitted
+        async for _ in long.chunks():
+            pass
+        whole = time.perf_counter() - started
+        await scheduler.stop()
+        return short, whole
+
+    one = asyncio.run(short_after_long(BatchScheduler(backend, 4, 0, 8)))
+    two = asyncio.run(
+        short_after_long(
+            Lanes(BatchScheduler(backend, 4, 0, 8), BatchScheduler(twin, 4, 0, 8), long_s)
+        )
+    )
+    return {
+        "model": kind,
+        "long_s": long_s,
+        "short_s": short_s,
+        "short_one_thread_s": one[0],
+        "short_two_lanes_s": two[0],
+        "short_speedup": one[0] / two[0],
+        "both_one_thread_s": one[1],
+        "both_two_lanes_s": two[1],
+    }
+
+
 @dataclass
 class RealShape:
     """One diffusion composer built at its real sizes (random weights) on a device: one
@@ -406,6 +454,13 @@ def main() -> None:
         "over a minute a step here)",
     )
     parser.add_argument("--longest", type=float, help="the long clip's seconds (default: max)")
+    parser.add_argument(
+        "--lanes",
+        type=float,
+        nargs=2,
+        metavar=("LONG_S", "SHORT_S"),
+        help="also time a short ACE-Step request behind a long one, one thread vs two lanes",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     results = []
@@ -418,6 +473,15 @@ def main() -> None:
                 f"batch of 4 {r['batch4_s']:.2f} s vs 4 sequential {r['sequential4_s']:.2f} s "
                 f"-> {r['batch4_speedup']:.2f}x; peak RSS {r['peak_rss_mb_short']:.0f} MB at "
                 f"{args.seconds:g} s, {r['peak_rss_mb_longest']:.0f} MB at {r['longest_s']:g} s"
+            )
+        if args.lanes:
+            r = head_of_line("ace-step", Path(folder), *args.lanes)
+            results.append(r)
+            say(
+                f"ace-step (tiny) lanes: a {r['short_s']:g} s request behind a {r['long_s']:g} s "
+                f"song took {r['short_one_thread_s']:.2f} s on one thread, "
+                f"{r['short_two_lanes_s']:.2f} s on two lanes -> {r['short_speedup']:.1f}x sooner; "
+                f"both done in {r['both_one_thread_s']:.2f} s vs {r['both_two_lanes_s']:.2f} s"
             )
     for name in [k for k in args.real_shape.split(",") if k]:
         if name not in REAL_SHAPES:

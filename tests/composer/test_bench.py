@@ -51,13 +51,15 @@ def test_engine_benchmark_prints_its_ratios() -> None:
 def test_the_diffusion_benchmark_prints_its_ratios() -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "diffusion.py")]
-        + ["--seconds", "1", "--steps", "1", "--longest", "2", "--models", "ace-step"],
+        + ["--seconds", "1", "--steps", "1", "--longest", "2", "--models", "ace-step"]
+        + ["--lanes", "30", "1"],
         check=True,
         capture_output=True,
         text=True,
         timeout=300,
     ).stdout
     assert "ace-step (tiny):" in out and "s per audio s" in out and "4 sequential" in out, out
+    assert "on two lanes" in out and "sooner" in out, out
 
 
 GPU_CHECK = [sys.executable, str(ROOT / "bench" / "gpu" / "run.py"), "--device", "cpu"]

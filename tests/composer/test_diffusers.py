@@ -377,3 +377,35 @@ def test_ace_step_decodes_a_long_song_in_tiles_equal_to_the_whole(
         finally:
             vae.use_tiling = True
     torch.testing.assert_close(tiled, whole, atol=1e-5, rtol=0)
+
+
+async def test_a_short_request_is_not_stuck_behind_a_long_song(ace_step: MusicBackend) -> None:
+    """Before: one model thread, so a short clip waited for the whole of any song started
+    before it. With the long lane the short one finishes first, and a lane's twin pipeline
+    makes the same audio as the original."""
+    import asyncio
+
+    from composer.backends.diffusion import PipelineBackend
+    from composer.scheduler import BatchScheduler, Lanes, Ticket
+
+    assert isinstance(ace_step, PipelineBackend)
+    twin = ace_step.sibling()
+    r = song("pop, upbeat", 1.0, 5)
+    np.testing.assert_array_equal(generate(twin, [r])[0], generate(ace_step, [r])[0])
+    lanes = Lanes(BatchScheduler(ace_step, 4, 0, 8), BatchScheduler(twin, 4, 0, 8), 60.0)
+    await lanes.start()
+    finished: list[str] = []
+
+    async def drain(name: str, ticket: Ticket) -> None:
+        async for _ in ticket.chunks():
+            pass
+        finished.append(name)
+
+    try:
+        long = asyncio.create_task(drain("long", lanes.submit(song("pop", 300.0, 1))))
+        await asyncio.sleep(0.5)  # the long song is being denoised
+        await drain("short", lanes.submit(song("pop", 1.0, 2)))
+        await long
+    finally:
+        await lanes.stop()
+    assert finished == ["short", "long"]

@@ -10,12 +10,13 @@ import anyio
 from fastapi import FastAPI
 
 from composer import api, metrics
-from composer.backends import BackendOptions, ModelInfo, load_backend
+from composer.backends import BackendOptions, ModelInfo, MusicBackend, load_backend
+from composer.backends.diffusion import PipelineBackend
 from composer.compose import ComposeLimits, Composer
 from composer.config import ComposerSettings
 from composer.deps import ComposerState
 from composer.engine.sizing import CPU_SLOTS
-from composer.scheduler import BatchScheduler, Scheduler
+from composer.scheduler import BatchScheduler, Lanes, Scheduler
 from weavewave_common.service import build_service_app
 
 logger = logging.getLogger(__name__)
@@ -59,13 +60,20 @@ def load_served_model(settings: ComposerSettings) -> tuple[ModelInfo, Scheduler]
         metrics.WARMUP_SECONDS.set(core.warm_up(_bucket_ready))
         return model, EngineScheduler(core, settings.max_queue, model.condition)
     backend = load_backend(options)
-    scheduler = BatchScheduler(
-        backend,
-        max_batch_size=CPU_SLOTS if settings.max_batch_size == "auto" else settings.max_batch_size,
-        max_wait_s=settings.batch_window_ms / 1000,
-        max_queue=settings.max_queue,
-    )
-    return backend, scheduler
+
+    def batches(model: MusicBackend) -> BatchScheduler:
+        size = settings.max_batch_size
+        return BatchScheduler(
+            model,
+            max_batch_size=CPU_SLOTS if size == "auto" else size,
+            max_wait_s=settings.batch_window_ms / 1000,
+            max_queue=settings.max_queue,
+        )
+
+    if isinstance(backend, PipelineBackend) and settings.long_request_s > 0:
+        long_lane = batches(backend.sibling())
+        return backend, Lanes(batches(backend), long_lane, settings.long_request_s)
+    return backend, batches(backend)
 
 
 def _bucket_ready(bucket: int, seconds: float) -> None:

@@ -64,6 +64,12 @@ class ComposerSettings(BaseSettings):
         description="Capture the engine step in CUDA graphs (implies fixed shapes); auto: on "
         "CUDA devices.",
     )
+    long_request_s: float = Field(
+        60.0,
+        ge=0,
+        description="diffusers only: requests at least this long (s) run on a second model "
+        "thread, so shorter ones never wait behind them (0: one thread for all).",
+    )
     diffusion_steps: int = Field(
         8, ge=1, le=200, description="diffusers only: denoising steps per clip."
     )

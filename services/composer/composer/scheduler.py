@@ -1,4 +1,5 @@
 """BatchScheduler: one queue, one model thread; requests arriving together share a batch.
+`Lanes`: two of them over one model, long requests apart from short ones.
 
 The static scheduler serves the audiocraft backend, whose token loop runs a whole batch at
 once; the transformers backend is served by the continuous-batching engine instead.
@@ -198,3 +199,30 @@ class BatchScheduler:
                 self._running = []
             for ticket in batch:
                 ticket.queue.put_nowait(END)
+
+
+class Lanes:
+    """Two batch schedulers, two model threads, one model's weights: requests of at least
+    `long_from_s` seconds go to the long lane, the rest to the short one. A diffusion batch
+    runs to its end once started, and a 600 s song takes many times a short clip's time: on
+    one lane every short request behind it waits for all of it. On two, the short lane goes on
+    while the long one works (on a GPU their kernels interleave on the device; on the CPU they
+    share the cores). Each lane's backend has its own pipeline state (scheduler, tokenizers)
+    over the same modules (`PipelineBackend.sibling`)."""
+
+    def __init__(self, short: BatchScheduler, long: BatchScheduler, long_from_s: float) -> None:
+        self._short = short
+        self._long = long
+        self._long_from_s = long_from_s
+
+    async def start(self) -> None:
+        await self._short.start()
+        await self._long.start()
+
+    async def stop(self) -> None:
+        await self._short.stop()
+        await self._long.stop()
+
+    def submit(self, request: GenerationRequest) -> Ticket:
+        long = request.params.duration_s >= self._long_from_s
+        return (self._long if long else self._short).submit(request)

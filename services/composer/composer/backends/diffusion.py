@@ -19,6 +19,7 @@ up to 380 s, decoded in windows).
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 from collections.abc import Callable
@@ -156,6 +157,19 @@ class PipelineBackend(PlainModel):
         decode_in_float32(pipe, dtype)
         pipe.set_progress_bar_config(disable=True)
         return cls(pipe, options)
+
+    def sibling(self) -> PipelineBackend:
+        """The same model for another model thread: the same modules (weights are shared, and
+        read-only while serving), its own pipeline object, scheduler and tokenizers (a
+        pipeline's call keeps its state on them, and a fast tokenizer refuses two threads)."""
+        pipe = self._pipe
+        components = {
+            name: part if isinstance(part, torch.nn.Module) or part is None else copy.deepcopy(part)
+            for name, part in pipe.components.items()
+        }
+        twin = type(pipe)(**components)
+        twin.set_progress_bar_config(disable=True)
+        return type(self)(twin, self._options)
 
     @property
     def name(self) -> str:
