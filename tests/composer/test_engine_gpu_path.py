@@ -226,3 +226,15 @@ def test_the_service_warms_every_bucket_before_it_is_ready(
             timeout=120,
         )
         assert response.status_code == 200, response.text
+
+
+def test_auto_slots_follow_the_documented_formula(windowed: TransformersBackend) -> None:
+    from composer.engine.slots import SlotCache
+    from composer.engine.sizing import slots_for
+
+    medium = SlotCache.bytes_per_slot(48, 24, 64, 1504, 512, torch.float16)
+    assert medium == 1_038_090_240  # musicgen-medium, fp16, a 30 s window: about 1.04 GB
+    assert slots_for(139 * 2**30, medium) == 64  # an H200 holds the cap
+    assert slots_for(24 * 2**30, medium) == 19
+    assert slots_for(2 * 2**30, medium) == 1  # never none: too little fails at allocation
+    assert windowed.slots("auto") == 4 and windowed.slots(7) == 7  # the CPU: the old default

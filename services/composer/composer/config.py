@@ -53,7 +53,7 @@ class ComposerSettings(BaseSettings):
     max_batch_size: Annotated[int, Field(ge=1, le=128)] | Literal["auto"] = Field(
         "auto",
         description="Requests generated together (the engine's slots); auto: from free GPU "
-        "memory on CUDA (docs: the engine), 4 elsewhere.",
+        "memory on CUDA (composer/engine/sizing.py), 4 elsewhere.",
     )
     max_queue: int = Field(32, ge=1, description="Requests waiting before 503 Busy.")
     fixed_shapes: bool = Field(
