@@ -229,8 +229,8 @@ def test_the_service_warms_every_bucket_before_it_is_ready(
 
 
 def test_auto_slots_follow_the_documented_formula(windowed: TransformersBackend) -> None:
-    from composer.engine.slots import SlotCache
     from composer.engine.sizing import slots_for
+    from composer.engine.slots import SlotCache
 
     medium = SlotCache.bytes_per_slot(48, 24, 64, 1504, 512, torch.float16)
     assert medium == 1_038_090_240  # musicgen-medium, fp16, a 30 s window: about 1.04 GB
