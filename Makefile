@@ -59,6 +59,7 @@ $(VENV)/gateway/.installed: $(UV) scripts/install-env.sh gateway/requirements-cp
 lint: install
 	$(VENV)/captioner/bin/ruff check .
 	$(VENV)/captioner/bin/ruff format --check .
+	PYTHONPATH=services/composer:gateway $(VENV)/captioner/bin/lint-imports
 
 typecheck: install
 	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner \
@@ -94,8 +95,8 @@ k8s-tools:
 	scripts/k8s-tools.sh
 
 tiny-models: install
-	$(TEST_ENV) $(VENV)/captioner/bin/python -m captioner.tiny_model $(TINY_DIR)
-	$(TEST_ENV) $(VENV)/composer/bin/python -m composer.tiny_model $(TINY_MUSICGEN_DIR)
+	$(TEST_ENV) $(VENV)/captioner/bin/python -m captioner.tiny $(TINY_DIR)
+	$(TEST_ENV) $(VENV)/composer/bin/python -m composer.tiny $(TINY_MUSICGEN_DIR)
 
 bench-video: install
 	$(TEST_ENV) taskset -c 0 $(VENV)/captioner/bin/python bench/video_sampling.py

@@ -56,13 +56,14 @@ class Sink:
 
 
 def backend_of(model: Path, steps: int) -> Any:
-    from composer.backends import BackendOptions, load_backend
+    from composer.backends import load_backend
+    from composer.generation import BackendOptions
 
     return load_backend(BackendOptions("diffusers", str(model), diffusion_steps=steps))
 
 
 def requests(n: int, seconds: float) -> list[Any]:
-    from composer.backends import GenerationParams, GenerationRequest, Song
+    from composer.generation import GenerationParams, GenerationRequest, Song
 
     # one text for all: a batch group is one token length
     return [
@@ -103,7 +104,7 @@ def peak_rss_mb(model: Path, seconds: float, steps: int) -> float:
 def tiny(
     kind: str, folder: Path, seconds: float, steps: int, longest_s: float | None = None
 ) -> dict[str, Any]:
-    from composer.tiny_diffusers import BUILDERS
+    from composer.tiny.diffusion import BUILDERS
 
     model = BUILDERS[kind](folder / kind)
     backend = backend_of(model, steps)
@@ -141,9 +142,9 @@ def head_of_line(kind: str, folder: Path, long_s: float, short_s: float) -> dict
     model thread (it waits for the whole long one) and on two lanes (`Lanes`), side by side."""
     import asyncio
 
-    from composer.backends.diffusion import PipelineBackend
+    from composer.backends.diffusion.pipeline import PipelineBackend
     from composer.scheduler import BatchScheduler, Lanes
-    from composer.tiny_diffusers import BUILDERS
+    from composer.tiny.diffusion import BUILDERS
 
     backend = backend_of(BUILDERS[kind](folder / f"{kind}-lanes"), 8)
     assert isinstance(backend, PipelineBackend)
@@ -354,7 +355,7 @@ def real_shape_stable_audio_3(
     import torch
     from diffusers import AutoencoderSAME, StableAudio3DiTModel
 
-    from composer.backends.diffusion import decode_in_windows
+    from composer.backends.diffusion.stable_audio_3 import decode_in_windows
 
     kind = getattr(torch, dtype)
     torch.manual_seed(0)

@@ -36,10 +36,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from composer.backends import BackendOptions, GenerationParams, GenerationRequest  # noqa: E402
-from composer.backends.transformers import TransformersBackend  # noqa: E402
 from composer.engine.core import EngineCore  # noqa: E402
-from composer.tiny_model import DESCRIPTIONS, build  # noqa: E402
+from composer.engine.loader import TransformersBackend  # noqa: E402
+from composer.generation import BackendOptions, GenerationParams, GenerationRequest  # noqa: E402
+from composer.tiny.musicgen import build  # noqa: E402
+from composer.tiny.tokenizer import DESCRIPTIONS  # noqa: E402
 
 
 @dataclass
@@ -141,7 +142,7 @@ def peer_baseline(preset: str, seconds: float, folder: Path) -> float:
     """audiocraft's `MusicGen.generate`, one request after another (what the original WeaveWave
     and audiocraft's demo do): audio seconds per wall second. Call before anything imports
     transformers: the builder points the hub cache at its tiny T5."""
-    from composer.tiny_audiocraft import build as build_audiocraft
+    from composer.tiny.audiocraft import build as build_audiocraft
 
     build_audiocraft(folder, preset=preset)
     from composer.backends.audiocraft_compat import install

@@ -66,7 +66,7 @@ def main() -> None:
         root = Path(tmp)
         for service, name in (("captioner", "vlm"), ("composer", "musicgen")):
             subprocess.run(
-                [python_of(service), "-m", f"{service}.tiny_model", str(root / name)],
+                [python_of(service), "-m", f"{service}.tiny", str(root / name)],
                 check=True,
                 capture_output=True,
             )

@@ -103,7 +103,7 @@ def choose_model(tier: str) -> tuple[str, bool]:
     )
     if not TINY[tier].is_dir():
         say(f"{tier}: building {TINY[tier].relative_to(REPO)} ...")
-        build = [python_of(service), "-m", f"{service}.tiny_model", str(TINY[tier])]
+        build = [python_of(service), "-m", f"{service}.tiny", str(TINY[tier])]
         subprocess.run([*build, *TINY_BUILDS.get(tier, [])], check=True, capture_output=True)
     return str(TINY[tier]), True
 

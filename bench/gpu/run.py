@@ -49,12 +49,14 @@ sys.path[:0] = [str(ROOT), str(ROOT / "services" / "composer")]
 
 from bench.dispatch_count import DispatchCount  # noqa: E402
 from bench.engine_staggered import Timed, step_time  # noqa: E402
-from composer.backends import BackendOptions, GenerationParams, GenerationRequest  # noqa: E402
-from composer.backends.streaming import undelay  # noqa: E402
-from composer.backends.transformers import TransformersBackend  # noqa: E402
+from composer.codec.streaming import undelay  # noqa: E402
+from composer.dtypes import DTYPES  # noqa: E402
 from composer.engine.core import EngineCore  # noqa: E402
-from composer.engine.musicgen import DTYPES, MusicgenStepModel  # noqa: E402
-from composer.tiny_model import DESCRIPTIONS, build, musicgen_config, random_model  # noqa: E402
+from composer.engine.loader import TransformersBackend  # noqa: E402
+from composer.engine.musicgen import MusicgenStepModel  # noqa: E402
+from composer.generation import BackendOptions, GenerationParams, GenerationRequest  # noqa: E402
+from composer.tiny.musicgen import build, musicgen_config, random_model  # noqa: E402
+from composer.tiny.tokenizer import DESCRIPTIONS  # noqa: E402
 
 STEPS_PER_AUDIO_SECOND = 50
 

@@ -28,7 +28,7 @@ SERVICE_ENV = {
 
 @pytest.fixture(scope="session")
 def tiny_vlm(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from captioner.tiny_model import build
+    from captioner.tiny.vlm import build
 
     return build(tmp_path_factory.mktemp("models") / "tiny-qwen2.5-vl")
 

@@ -24,7 +24,7 @@ from weavewave_common.supervise import RunningService, free_port, run_service
 
 @pytest.fixture(scope="module")
 def tiny_omni(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from captioner.tiny_omni import build
+    from captioner.tiny.omni import build
 
     return build(tmp_path_factory.mktemp("models") / "tiny-qwen2.5-omni")
 

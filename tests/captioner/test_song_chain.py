@@ -53,7 +53,7 @@ def captioner_serving(engine: ScriptedEngine) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def ace_step(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    build = ["composer.tiny_model", "--kind", "ace-step"]
+    build = ["composer.tiny", "--kind", "ace-step"]
     with tiny_composer(build, "diffusers", "tiny-ace-step", tmp_path_factory) as composer:
         yield composer
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from captioner.tiny_model import SPECIAL_TOKENS
+from captioner.tiny.vlm import SPECIAL_TOKENS
 
 
 def digest(folder: Path) -> dict[str, str]:

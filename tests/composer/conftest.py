@@ -28,14 +28,14 @@ SERVICE_ENV = {
 
 @pytest.fixture(scope="session")
 def tiny_musicgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from composer.tiny_model import build
+    from composer.tiny.musicgen import build
 
     return build(tmp_path_factory.mktemp("models") / "tiny-musicgen")
 
 
 @pytest.fixture(scope="session")
 def tiny_stereo_musicgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from composer.tiny_model import build
+    from composer.tiny.musicgen import build
 
     return build(tmp_path_factory.mktemp("models") / "tiny-musicgen-stereo", stereo=True)
 
@@ -46,7 +46,7 @@ def tiny_transformers_melody(tmp_path_factory: pytest.TempPathFactory) -> Path:
     the suite's hub cache)."""
     out = tmp_path_factory.mktemp("models") / "tiny-musicgen-melody-hf"
     hub_cache = os.environ["HF_HUB_CACHE"]
-    command = ["-m", "composer.tiny_model", str(out), "--melody", "--hub-cache", hub_cache]
+    command = ["-m", "composer.tiny", str(out), "--melody", "--hub-cache", hub_cache]
     subprocess.run([sys.executable, *command], check=True, capture_output=True)
     return out
 
@@ -54,7 +54,7 @@ def tiny_transformers_melody(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def build_tiny_diffusion(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A diffusion composer's diffusers layout at tiny widths, by the README's command."""
     out = tmp_path_factory.mktemp("models") / f"tiny-{kind}"
-    command = ["-m", "composer.tiny_model", str(out), "--kind", kind]
+    command = ["-m", "composer.tiny", str(out), "--kind", kind]
     subprocess.run([sys.executable, *command], check=True, capture_output=True)
     return out
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import torch
 
-from composer.backends import GenerationParams
-from composer.backends.sampling import sample
+from composer.codec.sampling import sample
+from composer.generation import GenerationParams
 
 NOT_CHOSEN = -1e4
 """Finite on purpose: transformers appends its guidance processor after ours, and it must keep

@@ -11,15 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from composer.backends import BackendOptions, GenerationParams, GenerationRequest, load_backend
+from composer.backends import load_backend
+from composer.generation import BackendOptions, GenerationParams, GenerationRequest
 from tests.composer.sinks import RecordingSink
 
 
 def build_tiny_audiocraft(tmp_path_factory: pytest.TempPathFactory, name: str, *flags: str) -> Path:
-    """A tiny audiocraft package (`composer.tiny_audiocraft`, its hub entries in the session's
-    hub cache), built in a process of its own."""
+    """A tiny audiocraft package (`composer.tiny --kind audiocraft`, its hub entries in the
+    session's hub cache), built in a process of its own."""
     out = tmp_path_factory.mktemp("models") / name
-    command = ["-m", "composer.tiny_audiocraft", str(out), *flags, "--hub-cache"]
+    command = ["-m", "composer.tiny", str(out), "--kind", "audiocraft", *flags, "--hub-cache"]
     subprocess.run(
         [sys.executable, *command, os.environ["HF_HUB_CACHE"]], check=True, capture_output=True
     )
@@ -100,7 +101,7 @@ def test_row_generators_follow_the_language_models_weights(tiny_audiocraft: Path
     and on a GPU `torch.multinomial` refused them at the first sampled token."""
     import torch
 
-    from composer.backends.sampling import module_device
+    from composer.codec.sampling import module_device
 
     lm = backend(tiny_audiocraft)._model.lm  # type: ignore[attr-defined]
     assert not hasattr(lm, "device")

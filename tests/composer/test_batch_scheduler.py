@@ -10,7 +10,7 @@ import threading
 import numpy as np
 import pytest
 
-from composer.backends import BatchSink, GenerationParams, GenerationRequest, Song
+from composer.generation import BatchSink, GenerationParams, GenerationRequest, Song
 from composer.scheduler import BatchScheduler, Ticket
 from weavewave_common.errors import ServiceUnavailable
 

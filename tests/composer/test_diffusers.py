@@ -15,13 +15,13 @@ import httpx
 import numpy as np
 import pytest
 
-from composer.backends import (
+from composer.backends import load_backend
+from composer.generation import (
     BackendOptions,
     GenerationParams,
     GenerationRequest,
     MusicBackend,
     Song,
-    load_backend,
 )
 from tests.composer.conftest import serve_composer
 from tests.composer.sinks import RecordingSink
@@ -193,7 +193,7 @@ def stereo_tone(seconds: float, rate: int = 48000) -> np.ndarray:
 
 
 def reusing(use: str, **knobs: float) -> GenerationRequest:
-    from composer.backends import SourceAudio
+    from composer.generation import SourceAudio
 
     return GenerationRequest(
         "pop, upbeat",
@@ -223,7 +223,7 @@ def test_ace_step_reuses_a_clip_three_ways(ace_step: MusicBackend) -> None:
 
 
 def test_stable_audio_3_covers_repaints_and_continues_a_clip(tiny_stable_audio_3: Path) -> None:
-    from composer.backends import SourceAudio
+    from composer.generation import SourceAudio
 
     backend = load_backend(BackendOptions("diffusers", str(tiny_stable_audio_3)))
     assert backend.audio_uses == ("cover", "repaint", "continue")
@@ -304,7 +304,7 @@ def test_stable_audio_3_decodes_in_windows_as_it_would_whole(tiny_stable_audio_3
     at a time with the decoder's reach on both sides, which gives the whole decode's audio."""
     import torch
 
-    from composer.backends.diffusion import decode_in_windows
+    from composer.backends.diffusion.stable_audio_3 import decode_in_windows
 
     backend = load_backend(BackendOptions("diffusers", str(tiny_stable_audio_3)))
     vae = backend._pipe.vae  # type: ignore[attr-defined]
@@ -340,7 +340,7 @@ def test_the_audio_decoder_runs_in_float32_under_a_bfloat16_denoiser(
     denoiser's dtype (Stable Audio 3's cover, ACE-Step's repaint)."""
     import torch
 
-    from composer.backends import SourceAudio
+    from composer.generation import SourceAudio
 
     model: Path = request.getfixturevalue(f"tiny_{name.replace('-', '_')}")
     backend = load_backend(BackendOptions("diffusers", str(model), dtype="bfloat16"))
@@ -385,7 +385,7 @@ async def test_a_short_request_is_not_stuck_behind_a_long_song(ace_step: MusicBa
     makes the same audio as the original."""
     import asyncio
 
-    from composer.backends.diffusion import PipelineBackend
+    from composer.backends.diffusion.pipeline import PipelineBackend
     from composer.scheduler import BatchScheduler, Lanes, Ticket
 
     assert isinstance(ace_step, PipelineBackend)

@@ -15,11 +15,11 @@ import numpy.typing as npt
 import pytest
 import torch
 
-from composer.backends import BackendOptions, GenerationParams, GenerationRequest
-from composer.backends.streaming import undelay
-from composer.backends.transformers import TransformersBackend
+from composer.codec.streaming import undelay
 from composer.engine.core import EngineCore
+from composer.engine.loader import TransformersBackend
 from composer.engine.musicgen import UnsupportedCheckpoint
+from composer.generation import BackendOptions, GenerationParams, GenerationRequest
 from tests.composer.reference import RowSampler
 
 

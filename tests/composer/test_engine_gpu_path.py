@@ -15,11 +15,11 @@ import pytest
 import torch
 
 from bench.dispatch_count import DispatchCount
-from composer.backends import GenerationParams
-from composer.backends.sampling import RowKnobs, draw_noise, sample_rows
-from composer.backends.transformers import TransformersBackend
+from composer.codec.sampling import RowKnobs, draw_noise, sample_rows
 from composer.engine.core import EngineCore
 from composer.engine.delivery import NonFiniteLogits
+from composer.engine.loader import TransformersBackend
+from composer.generation import GenerationParams
 from tests.composer.test_engine import Recorder, load, request, solo
 
 pytestmark = pytest.mark.engine

@@ -18,9 +18,9 @@ import numpy as np
 import pytest
 import torch
 
-from composer.backends import GenerationParams, GenerationRequest, Melody
-from composer.backends.streaming import undelay
-from composer.backends.transformers import TransformersBackend
+from composer.codec.streaming import undelay
+from composer.engine.loader import TransformersBackend
+from composer.generation import GenerationParams, GenerationRequest, Melody
 from tests.composer.conftest import serve_composer
 from tests.composer.reference import RowSampler
 from tests.composer.test_engine import Recorder, load, run, run_fixed, solo
@@ -133,7 +133,7 @@ def test_fixed_shapes_give_the_same_melody_audio(melody: TransformersBackend) ->
 
 
 def test_a_stereo_melody_checkpoint_streams_two_channels(tmp_path: Path) -> None:
-    from composer.tiny_model import build
+    from composer.tiny.musicgen import build
 
     model = build(tmp_path / "stereo-melody", stereo=True, melody=True)
     stereo = load(model, window_s=2.0, extend_stride_s=1.0)

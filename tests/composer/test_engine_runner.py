@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from composer.backends import BackendOptions, GenerationParams, GenerationRequest
-from composer.backends.transformers import TransformersBackend
+from composer.engine.loader import TransformersBackend
 from composer.engine.runner import EngineScheduler
+from composer.generation import BackendOptions, GenerationParams, GenerationRequest
 from composer.scheduler import Ticket
 from weavewave_common.errors import ServiceUnavailable
 

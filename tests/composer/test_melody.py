@@ -17,13 +17,13 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from composer.backends import (
+from composer.backends import load_backend
+from composer.generation import (
     BackendOptions,
     GenerationParams,
     GenerationRequest,
     Melody,
     MusicBackend,
-    load_backend,
 )
 from tests.composer.conftest import serve_composer
 from tests.composer.sinks import RecordingSink
@@ -37,7 +37,8 @@ pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 def tiny_melody_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny-musicgen-melody"
     hub_cache = os.environ["HF_HUB_CACHE"]
-    command = ["-m", "composer.tiny_audiocraft", str(out), "--melody", "--hub-cache", hub_cache]
+    command = ["-m", "composer.tiny", str(out), "--kind", "audiocraft", "--melody"]
+    command += ["--hub-cache", hub_cache]
     subprocess.run([sys.executable, *command], check=True, capture_output=True)
     return out
 
@@ -50,8 +51,10 @@ def test_the_melody_build_is_byte_identical(tiny_melody_model: Path, tmp_path: P
     again = tmp_path / "again"
     command = [
         "-m",
-        "composer.tiny_audiocraft",
+        "composer.tiny",
         str(again),
+        "--kind",
+        "audiocraft",
         "--melody",
         "--hub-cache",
         str(hub_cache),

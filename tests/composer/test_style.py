@@ -1,4 +1,4 @@
-"""MusicGen-Style through audiocraft on its tiny build (`tiny_audiocraft --style`: a tiny MERT,
+"""MusicGen-Style through audiocraft on its tiny build (`--kind audiocraft --style`: a tiny MERT,
 the style conditioner, the excerpt and text prepended): the excerpt heard is the one asked for,
 a seed gives the same music alone or batched, double guidance changes it; then the service as a
 real process with `audio_use=style` and its knobs."""
@@ -12,13 +12,13 @@ import httpx
 import numpy as np
 import pytest
 
-from composer.backends import (
+from composer.backends import load_backend
+from composer.generation import (
     BackendOptions,
     GenerationParams,
     GenerationRequest,
     MusicBackend,
     SourceAudio,
-    load_backend,
 )
 from tests.composer.conftest import serve_composer
 from tests.composer.sinks import RecordingSink

@@ -18,7 +18,7 @@ def digest(folder: Path) -> dict[str, str]:
 @pytest.mark.slow
 def test_builds_are_byte_identical(tiny_musicgen: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
-    subprocess.run([sys.executable, "-m", "composer.tiny_model", str(again)], check=True)
+    subprocess.run([sys.executable, "-m", "composer.tiny", str(again)], check=True)
     assert digest(again) == digest(tiny_musicgen)
 
 

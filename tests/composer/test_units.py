@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from composer.backends import GenerationParams, GenerationRequest, Melody
-from composer.backends.sampling import sample
-from composer.backends.streaming import undelay
+from composer.codec.sampling import sample
+from composer.codec.streaming import undelay
 from composer.encode import open_encoder
+from composer.generation import GenerationParams, GenerationRequest, Melody
 from composer.scheduler import compatible
 from weavewave_common.protocol import AudioFormat
 

@@ -93,7 +93,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     flags = {"captioner": [], "composer": ["--stereo"]}
     for service, folder in built.items():
         subprocess.run(
-            [venv_python(service), "-m", f"{service}.tiny_model", str(folder), *flags[service]],
+            [venv_python(service), "-m", f"{service}.tiny", str(folder), *flags[service]],
             check=True,
             capture_output=True,
         )

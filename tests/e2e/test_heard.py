@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 @pytest.fixture(scope="module")
 def hearing_gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     model = tmp_path_factory.mktemp("models") / "tiny-qwen2.5-omni"
-    build = [venv_python("captioner"), "-m", "captioner.tiny_omni", str(model)]
+    build = [venv_python("captioner"), "-m", "captioner.tiny", str(model), "--kind", "omni"]
     subprocess.run(build, check=True, capture_output=True)
     logs = tmp_path_factory.mktemp("logs")
     port = free_port()

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def melody_gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     model = tmp_path_factory.mktemp("models") / "tiny-musicgen-melody"
-    build = ["-m", "composer.tiny_audiocraft", str(model), "--melody"]
+    build = ["-m", "composer.tiny", str(model), "--kind", "audiocraft", "--melody"]
     hub_cache = ["--hub-cache", os.environ["HF_HUB_CACHE"]]
     subprocess.run([venv_python("composer"), *build, *hub_cache], check=True, capture_output=True)
     logs = tmp_path_factory.mktemp("logs")

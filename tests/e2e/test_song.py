@@ -30,7 +30,7 @@ def diffusion_composer(
     kind: str, tmp_path_factory: pytest.TempPathFactory
 ) -> AbstractContextManager[RunningService]:
     """A composer process serving the tiny build of diffusion model `kind`."""
-    build = ["composer.tiny_model", "--kind", kind]
+    build = ["composer.tiny", "--kind", kind]
     return tiny_composer(build, "diffusers", f"tiny-{kind}", tmp_path_factory)
 
 

@@ -22,7 +22,14 @@ pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
 @pytest.fixture(scope="module")
 def style_composer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    build = ["composer.tiny_audiocraft", "--style", "--hub-cache", os.environ["HF_HUB_CACHE"]]
+    build = [
+        "composer.tiny",
+        "--kind",
+        "audiocraft",
+        "--style",
+        "--hub-cache",
+        os.environ["HF_HUB_CACHE"],
+    ]
     with tiny_composer(build, "audiocraft", "tiny-musicgen-style", tmp_path_factory) as composer:
         yield composer
 

@@ -10,12 +10,13 @@ import anyio
 from fastapi import FastAPI
 
 from composer import api, metrics
-from composer.backends import BackendOptions, ModelInfo, MusicBackend, load_backend
-from composer.backends.diffusion import PipelineBackend
+from composer.backends import load_backend
+from composer.backends.diffusion.pipeline import PipelineBackend
 from composer.compose import ComposeLimits, Composer
 from composer.config import ComposerSettings
 from composer.deps import ComposerState
 from composer.engine.sizing import CPU_SLOTS
+from composer.generation import BackendOptions, ModelInfo, MusicBackend
 from composer.scheduler import BatchScheduler, Lanes, Scheduler
 from weavewave_common.service import build_service_app
 
@@ -44,7 +45,7 @@ def load_served_model(settings: ComposerSettings) -> tuple[ModelInfo, Scheduler]
     latent length together). Blocking: run it off the event loop."""
     options = backend_options(settings)
     if settings.backend == "transformers":
-        from composer.backends.transformers import TransformersBackend
+        from composer.engine.loader import TransformersBackend
         from composer.engine.runner import EngineScheduler
 
         model = TransformersBackend.load(options, settings.max_text_tokens)

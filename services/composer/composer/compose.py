@@ -22,8 +22,8 @@ import anyio
 import numpy as np
 
 from composer import metrics
-from composer.backends import GenerationRequest, Melody, ModelInfo, SourceAudio
 from composer.encode import StreamEncoder, open_encoder
+from composer.generation import GenerationRequest, Melody, ModelInfo, SourceAudio
 from composer.loudness import Audio, PeakLimiter, normalized
 from composer.protocol import ComposeRequest
 from composer.scheduler import Scheduler, Ticket

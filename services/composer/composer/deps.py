@@ -6,8 +6,8 @@ from typing import Annotated, TypedDict
 
 from fastapi import Depends, Request
 
-from composer.backends import ModelInfo
 from composer.compose import Composer
+from composer.generation import ModelInfo
 
 
 class ComposerState(TypedDict):

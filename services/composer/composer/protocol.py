@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from composer.backends import GenerationParams, Song
+from composer.generation import GenerationParams, Song
 from weavewave_common.protocol import (
     NORMALIZE_DESCRIPTION,
     TIME_SIGNATURE_PATTERN,

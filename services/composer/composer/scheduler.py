@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from composer import metrics
-from composer.backends import GenerationRequest, MusicBackend
+from composer.generation import GenerationRequest, MusicBackend
 from weavewave_common.errors import ServiceUnavailable
 
 logger = logging.getLogger(__name__)

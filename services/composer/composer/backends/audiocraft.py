@@ -28,10 +28,10 @@ from typing import Any
 
 import torch
 
-from composer.backends import BackendOptions, BatchSink, Melody, Song, SourceAudio
-from composer.backends.sampling import module_device, sample
-from composer.backends.streaming import RowState, undelay
-from composer.backends.windowed import Window, WindowedBackend
+from composer.backends.windowed import RowState, Window, WindowedBackend
+from composer.codec.sampling import module_device, sample
+from composer.codec.streaming import undelay
+from composer.generation import BackendOptions, BatchSink, Melody, Song, SourceAudio
 
 
 class AudiocraftBackend(WindowedBackend):

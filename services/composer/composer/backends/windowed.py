@@ -10,18 +10,52 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
-from composer.backends import BackendOptions, BatchSink, GenerationRequest, PlainModel
-from composer.backends.streaming import LOOKAHEAD_FRAMES, RowDecoder, RowState
+from composer.codec.streaming import LOOKAHEAD_FRAMES, RowDecoder
+from composer.generation import BackendOptions, BatchSink, GenerationRequest, PlainModel
 
 logger = logging.getLogger(__name__)
 
 
 class BatchCancelled(Exception):
     """Raised from a step to end the window when nobody is waiting for any row."""
+
+
+@dataclass
+class RowState:
+    """One request's progress across generation windows (audiocraft's windowed passes)."""
+
+    index: int
+    request: GenerationRequest
+    total_frames: int
+    done_frames: int = 0
+    tail: torch.Tensor | None = None
+    """The last codes generated [K, F]: the prompt of the next window."""
+    finished: bool = False
+    decoder: RowDecoder | None = field(default=None, repr=False)
+
+    def limit(self, prompt_frames: int, new_frames: int) -> int:
+        """The last frame (exclusive) of this window that belongs to this row."""
+        return prompt_frames + min(new_frames, self.total_frames - self.done_frames)
+
+    def finish_window(
+        self, sink: BatchSink, codes: torch.Tensor, prompt_frames: int, new_frames: int, keep: int
+    ) -> None:
+        """Flush the window's remaining audio from its final codes [K, F]; keep the tail."""
+        if sink.is_cancelled(self.index):
+            self.finished = True
+            return
+        assert self.decoder is not None
+        limit = self.limit(prompt_frames, new_frames)
+        rest = self.decoder.finish(codes, limit)
+        if rest is not None:
+            sink.emit(self.index, rest)
+        self.done_frames += limit - prompt_frames
+        self.finished = self.done_frames >= self.total_frames
+        self.tail = codes[:, max(0, limit - keep) : limit].clone()
 
 
 @dataclass

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import torch
 
-from composer.backends import GenerationRequest, Melody
 from composer.chroma import ChromaExtractor, StemSeparator
 from composer.engine.musicgen import Condition, MusicgenStepModel
 from composer.engine.rows import Geometry
+from composer.generation import GenerationRequest, Melody
 
 
 class Conditioner:

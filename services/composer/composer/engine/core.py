@@ -14,12 +14,12 @@ from collections.abc import Callable
 
 import torch
 
-from composer.backends import GenerationRequest
-from composer.backends.sampling import RowKnobs, draw_noise, host_to_device, sample_rows
+from composer.codec.sampling import RowKnobs, draw_noise, host_to_device, sample_rows
 from composer.engine.delivery import Delivery, Listener
 from composer.engine.musicgen import Condition, MusicgenStepModel
 from composer.engine.rows import Geometry, Row
 from composer.engine.slots import SlotCache
+from composer.generation import GenerationRequest
 
 logger = logging.getLogger(__name__)
 

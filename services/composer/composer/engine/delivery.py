@@ -27,7 +27,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from composer.backends.streaming import Cut, Decode
+from composer.codec.streaming import Cut, Decode
 
 logger = logging.getLogger(__name__)
 

@@ -28,9 +28,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from composer.dtypes import DTYPES
 from composer.engine.slots import SlotCache
-
-DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
 class UnsupportedCheckpoint(ValueError):

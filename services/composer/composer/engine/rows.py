@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-from composer.backends import GenerationRequest
-from composer.backends.streaming import LOOKAHEAD_FRAMES, RowDecoder, undelay
+from composer.codec.streaming import LOOKAHEAD_FRAMES, RowDecoder, undelay
 from composer.engine.delivery import Delivery, Listener
 from composer.engine.musicgen import Condition
+from composer.generation import GenerationRequest
 
 SAMPLED = -1
 

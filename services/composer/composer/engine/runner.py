@@ -23,9 +23,9 @@ import numpy as np
 import numpy.typing as npt
 
 from composer import metrics
-from composer.backends import GenerationRequest
 from composer.engine.core import EngineCore
 from composer.engine.musicgen import Condition
+from composer.generation import GenerationRequest
 from composer.scheduler import END, Ticket
 from weavewave_common.errors import ServiceUnavailable
 

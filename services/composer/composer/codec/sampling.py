@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from composer.backends import GenerationParams
+from composer.generation import GenerationParams
 
 GREEDY_BELOW = 1e-4
 """Temperatures under this sample greedily (the limit they tend to, without the overflow)."""

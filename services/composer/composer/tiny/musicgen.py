@@ -5,24 +5,15 @@ on models of the real architecture built here: 32 kHz, 4 codebooks at 50 Hz like
 a T5 text encoder with a sentencepiece tokenizer trained in process. `--preset small-shape`
 writes the real musicgen-small sizes (random weights) for benchmarks.
 
-Usage::
-
-    python -m composer.tiny_model OUT_DIR [--preset tiny|small-shape] [--stereo] [--melody]
-        [--hub-cache DIR] [--seed 1234]
-    python -m composer.tiny_model OUT_DIR --kind ace-step|stable-audio|audioldm2|stable-audio-3
-
 `--stereo` writes the musicgen-stereo layout: 8 codebooks (even ones the left channel, odd ones
 the right, each pair sharing a delay) over the same mono 4-codebook EnCodec. `--melody` writes
 musicgen-melody's (`MusicgenMelodyForConditionalGeneration`: 12 chroma bins read as a prefix of
 235 frames, the checkpoint's chroma extractor settings) and, into `--hub-cache`, the tiny demucs
-its melodies are separated with. `--kind ace-step`, `stable-audio`, `audioldm2` or
-`stable-audio-3` builds a diffusion composer instead (`composer.tiny_diffusers`).
+its melodies are separated with.
 """
 
 from __future__ import annotations
 
-import argparse
-import io
 import json
 import logging
 import shutil
@@ -30,30 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-logger = logging.getLogger(__name__)
+from composer.tiny.tokenizer import train_tokenizer
 
-DESCRIPTIONS = [
-    "lofi hip hop beat with dusty drums and mellow piano",
-    "epic orchestral soundtrack with soaring strings and brass",
-    "calm ambient pads with soft synth textures",
-    "upbeat pop song with bright guitars and claps",
-    "dark techno with driving kick and acid bass",
-    "acoustic folk with fingerpicked guitar and harmonica",
-    "smooth jazz with saxophone, upright bass and brushed drums",
-    "cinematic piano ballad, slow and emotional",
-    "energetic rock with distorted guitars and pounding drums",
-    "dreamy synthwave with retro arpeggios, 100 bpm",
-    "chill house with warm chords and a steady groove",
-    "sad cello solo in a minor key",
-    "happy ukulele tune with whistling",
-    "tense thriller score with pulsing synths",
-    "reggae with offbeat guitar skank and deep bass",
-    "classical string quartet, gentle and bright",
-    "hip hop instrumental with hard drums and a vinyl sample",
-    "relaxing meditation music with bells and drones",
-    "funky disco with slap bass and strings, 120 bpm",
-    "world music with hand percussion and flute",
-]
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,29 +48,6 @@ PRESETS = {
     "small-shape": Preset(768, 12, 12, 3072, 64, 64, 128, 2, 2048, 1024, 24, 16, 4096),
     "medium-shape": Preset(768, 12, 12, 3072, 64, 64, 128, 2, 2048, 1536, 48, 24, 6144),
 }
-
-
-def train_tokenizer(out: Path) -> list[tuple[str, float]]:
-    """A sentencepiece unigram model on fixed descriptions (T5's pad/eos/unk convention)."""
-    import sentencepiece as spm
-
-    model = io.BytesIO()
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(DESCRIPTIONS * 5),
-        model_writer=model,
-        vocab_size=200,
-        hard_vocab_limit=False,
-        model_type="unigram",
-        pad_id=0,
-        eos_id=1,
-        unk_id=2,
-        bos_id=-1,
-        num_threads=1,
-        minloglevel=2,
-    )
-    (out / "spiece.model").write_bytes(model.getvalue())
-    processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
-    return [(processor.id_to_piece(i), processor.get_score(i)) for i in range(len(processor))]
 
 
 MELODY_EXTRACTOR = {
@@ -282,37 +229,10 @@ def _finish_melody(out: Path, tokenizer: Any, seed: int, hub_cache: Path | None)
     """The melody checkpoint's tokenizer and extractor settings, and demucs in the hub cache."""
     from huggingface_hub.constants import HF_HUB_CACHE
 
-    from composer.tiny_audiocraft import write_htdemucs_cache
+    from composer.tiny.hub import write_htdemucs_cache
 
     tokenizer.save_pretrained(str(out))
     (out / "preprocessor_config.json").write_text(json.dumps(MELODY_EXTRACTOR, indent=2) + "\n")
     write_htdemucs_cache(hub_cache or Path(HF_HUB_CACHE), seed)
     logger.info("built a tiny MusicGen-melody (random weights) in %s", out)
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path)
-    parser.add_argument(
-        "--kind",
-        choices=["musicgen", "ace-step", "stable-audio", "audioldm2", "stable-audio-3"],
-        default="musicgen",
-    )
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="tiny")
-    parser.add_argument("--stereo", action="store_true", help="the musicgen-stereo layout")
-    parser.add_argument("--melody", action="store_true", help="the musicgen-melody layout")
-    parser.add_argument("--hub-cache", type=Path, help="where a melody build puts demucs")
-    parser.add_argument("--seed", type=int, default=1234)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if args.kind != "musicgen":
-        from composer.tiny_diffusers import BUILDERS
-
-        BUILDERS[args.kind](args.out, args.seed)
-        return
-    build(args.out, args.preset, args.seed, args.stereo, args.melody, args.hub_cache)
-
-
-if __name__ == "__main__":
-    main()

@@ -7,19 +7,15 @@ Omni processor (Whisper features: 128 mel bins at 16 kHz, hop 160, so one audio 
 as on the real checkpoint; Qwen2-VL image and video processors) and a tokenizer carrying the
 Omni special tokens in their real order, with the Omni chat template's placeholders.
 
-Usage::
-
-    python -m captioner.tiny_omni OUT_DIR [--seed 0]
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 from pathlib import Path
 
-from captioner.tiny_model import build_tokenizer, vision_processors
+from captioner.tiny.vlm import build_tokenizer, vision_processors
 
 logger = logging.getLogger(__name__)
 
@@ -184,16 +180,3 @@ def build(out: Path, seed: int = 0) -> Path:
     build_model(out, seed)
     logger.info("built a tiny Qwen2.5-Omni thinker (random weights) in %s", out)
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    build(args.out, args.seed)
-
-
-if __name__ == "__main__":
-    main()

@@ -6,14 +6,10 @@ tokenizer carrying Qwen's special tokens (same ids order), the official Qwen2-VL
 image and video processor configs, and random weights. ``--shape 3b`` / ``--shape 7b`` emit the
 full-size architectures (random bf16 weights) for benchmarks: same compute, no download.
 
-Usage::
-
-    python -m captioner.tiny_model OUT_DIR [--shape tiny|3b|7b] [--seed 0]
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import random
@@ -293,17 +289,3 @@ def build(out: Path, shape_name: str = "tiny", seed: int = 0) -> Path:
     build_model(out, shape, seed)
     logger.info("built %s Qwen2.5-VL (random weights) in %s", shape_name, out)
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--shape", choices=sorted(SHAPES), default="tiny")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    build(args.out, args.shape, args.seed)
-
-
-if __name__ == "__main__":
-    main()

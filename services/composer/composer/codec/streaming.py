@@ -11,13 +11,11 @@ LSTM's memory is truncated to the context.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 import torch
-
-from composer.backends import BatchSink, GenerationRequest
 
 LOOKAHEAD_FRAMES = 4
 """Frames decoded after a chunk's own: the codec's convolutions look that far ahead."""
@@ -120,37 +118,3 @@ class RowDecoder:
         )
         self.emitted = end
         return cut
-
-
-@dataclass
-class RowState:
-    """One request's progress across generation windows (shared by both backends)."""
-
-    index: int
-    request: GenerationRequest
-    total_frames: int
-    done_frames: int = 0
-    tail: torch.Tensor | None = None
-    """The last codes generated [K, F]: the prompt of the next window."""
-    finished: bool = False
-    decoder: RowDecoder | None = field(default=None, repr=False)
-
-    def limit(self, prompt_frames: int, new_frames: int) -> int:
-        """The last frame (exclusive) of this window that belongs to this row."""
-        return prompt_frames + min(new_frames, self.total_frames - self.done_frames)
-
-    def finish_window(
-        self, sink: BatchSink, codes: torch.Tensor, prompt_frames: int, new_frames: int, keep: int
-    ) -> None:
-        """Flush the window's remaining audio from its final codes [K, F]; keep the tail."""
-        if sink.is_cancelled(self.index):
-            self.finished = True
-            return
-        assert self.decoder is not None
-        limit = self.limit(prompt_frames, new_frames)
-        rest = self.decoder.finish(codes, limit)
-        if rest is not None:
-            sink.emit(self.index, rest)
-        self.done_frames += limit - prompt_frames
-        self.finished = self.done_frames >= self.total_frames
-        self.tail = codes[:, max(0, limit - keep) : limit].clone()

@@ -9,13 +9,13 @@ wrongly: codebooks that do not fit the codec); generation is the continuous-batc
 
 from __future__ import annotations
 
-from composer.backends import BackendOptions, PlainModel, Song
 from composer.chroma import ChromaExtractor, ChromaSettings, StemSeparator
 from composer.engine.conditions import Conditioner
 from composer.engine.core import EngineCore
 from composer.engine.musicgen import MusicgenStepModel
 from composer.engine.rows import Geometry
 from composer.engine.sizing import auto_slots, slot_bytes
+from composer.generation import BackendOptions, PlainModel, Song
 
 
 class TransformersBackend(PlainModel):

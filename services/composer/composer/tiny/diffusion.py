@@ -206,7 +206,7 @@ def build_stable_audio(out: Path, seed: int = 1234) -> Path:
     )
     from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
-    from composer.tiny_model import train_tokenizer
+    from composer.tiny.tokenizer import train_tokenizer
 
     with tempfile.TemporaryDirectory() as scratch:
         vocab = train_tokenizer(Path(scratch))
@@ -295,7 +295,7 @@ def build_audioldm2(out: Path, seed: int = 1234) -> Path:
         T5Tokenizer,
     )
 
-    from composer.tiny_model import train_tokenizer
+    from composer.tiny.tokenizer import train_tokenizer
 
     clap_tokenizer = byte_level_roberta()
     with tempfile.TemporaryDirectory() as scratch:

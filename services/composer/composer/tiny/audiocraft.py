@@ -35,23 +35,21 @@ would fit itself to the first excerpt it hears).
 `--preset small-shape` gives the language model and codec musicgen-small's sizes (1024 wide,
 24 layers, 16 heads, 2048 codes; random weights) for benchmarks; the T5 stays tiny.
 
-Usage::
-
-    python -m composer.tiny_audiocraft OUT_DIR [--seed 1234] [--melody | --style | --stereo]
-        [--preset small-shape]
+Built by `python -m composer.tiny OUT_DIR --kind audiocraft [--melody | --style | --stereo]
+[--preset small-shape]`.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
+from composer.tiny.hub import hub_snapshot, write_htdemucs_cache
+
 logger = logging.getLogger(__name__)
 
-REVISION = "0" * 40
 ENCODEC_REPO = "facebook/encodec_32khz"
 
 LM_CFG: dict[str, Any] = {
@@ -184,79 +182,13 @@ STYLE_CONDITIONING: dict[str, Any] = {
 MERT_REPO = "m-a-p/MERT-v1-95M"
 """Where audiocraft's style conditioner loads its feature extractor from (hard-coded there)."""
 
-HTDEMUCS_SIGNATURE = "955717e8"
-HTDEMUCS_KWARGS: dict[str, Any] = {
-    "sources": ["drums", "bass", "other", "vocals"],
-    "audio_channels": 2,
-    "samplerate": 44100,
-    "channels": 4,
-    "depth": 4,
-    "nfft": 4096,
-    "t_layers": 1,
-    "t_heads": 2,
-    "t_hidden_scale": 1.0,
-    "dconv_comp": 2,
-}
-
-
-def _hub_snapshot(cache: Path, repo_id: str) -> Path:
-    """An empty snapshot folder for `repo_id` in a hub cache, its `main` ref pointing at it."""
-    repo = cache / f"models--{repo_id.replace('/', '--')}"
-    shutil.rmtree(repo, ignore_errors=True)
-    snapshot = repo / "snapshots" / REVISION
-    snapshot.mkdir(parents=True)
-    (repo / "refs").mkdir()
-    (repo / "refs" / "main").write_text(REVISION)
-    return snapshot
-
-
-def _sort_safetensors_header(path: Path) -> None:
-    """Rewrite the JSON header with sorted keys: safetensors writes its metadata in hash-map
-    order, which changes from run to run (the builds must be byte-identical)."""
-    import json
-    import struct
-
-    data = path.read_bytes()
-    (length,) = struct.unpack("<Q", data[:8])
-    header = json.dumps(json.loads(data[8 : 8 + length]), sort_keys=True, separators=(",", ":"))
-    encoded = header.encode().ljust(-(-len(header) // 8) * 8, b" ")
-    path.write_bytes(struct.pack("<Q", len(encoded)) + encoded + data[8 + length :])
-
-
-def write_htdemucs_cache(cache: Path, seed: int) -> None:
-    """A tiny random HTDemucs as demucs 4.1's `htdemucs` hub entry (bag yaml + safetensors)."""
-    import json
-
-    import torch
-    from demucs.htdemucs import HTDemucs
-    from safetensors.torch import save_file
-
-    snapshot = _hub_snapshot(cache, "adefossez/HTDemucs")
-    torch.manual_seed(seed)
-    model = HTDemucs(**HTDEMUCS_KWARGS)
-    with torch.no_grad():  # random biases swamp the input: the chroma would ignore the melody
-        for name, parameter in model.named_parameters():
-            if name.endswith(".bias"):
-                parameter.zero_()
-    segment = {"_type": "fraction", "numerator": 39, "denominator": 5}  # 7.8 s, as released
-    metadata = {
-        "klass": "demucs.htdemucs.HTDemucs",
-        "args": "[]",
-        "kwargs": json.dumps({**HTDEMUCS_KWARGS, "segment": segment}, sort_keys=True),
-    }
-    weights = {name: tensor.contiguous() for name, tensor in model.state_dict().items()}
-    path = snapshot / f"{HTDEMUCS_SIGNATURE}.safetensors"
-    save_file(weights, str(path), metadata=metadata)
-    _sort_safetensors_header(path)
-    (snapshot / "htdemucs.yaml").write_text(f"models: ['{HTDEMUCS_SIGNATURE}']\n")
-
 
 def write_mert_cache(cache: Path, seed: int) -> None:
     """A tiny random MERT (HuBERT-shaped, 768 wide, 75 Hz at 24 kHz) as the hub's MERT-v1-95M."""
     import torch
     from transformers import HubertConfig, HubertModel
 
-    snapshot = _hub_snapshot(cache, MERT_REPO)
+    snapshot = hub_snapshot(cache, MERT_REPO)
     config = HubertConfig(
         hidden_size=768,  # audiocraft's projection from MERT is Linear(768, dim)
         num_hidden_layers=1,
@@ -284,9 +216,9 @@ def write_encodec_cache(cache: Path, preset: str, seed: int) -> None:
     import torch
     from transformers import EncodecModel
 
-    from composer.tiny_model import musicgen_config, trained_codebooks
+    from composer.tiny.musicgen import musicgen_config, trained_codebooks
 
-    snapshot = _hub_snapshot(cache, ENCODEC_REPO)
+    snapshot = hub_snapshot(cache, ENCODEC_REPO)
     config = musicgen_config(preset, 2).audio_encoder
     torch.manual_seed(seed)
     model = EncodecModel(config)
@@ -299,7 +231,7 @@ def write_t5_cache(cache: Path, vocab: list[tuple[str, float]], spiece: Path, se
     import torch
     from transformers import T5Config, T5EncoderModel, T5Tokenizer
 
-    snapshot = _hub_snapshot(cache, "t5-base")
+    snapshot = hub_snapshot(cache, "t5-base")
     torch.manual_seed(seed)
     config = T5Config(
         vocab_size=len(vocab),
@@ -356,7 +288,8 @@ def build(
 
     import torch
 
-    from composer.tiny_model import train_tokenizer, trained_codebooks
+    from composer.tiny.musicgen import trained_codebooks
+    from composer.tiny.tokenizer import train_tokenizer
 
     if out.exists():
         shutil.rmtree(out)
@@ -398,21 +331,3 @@ def build(
     )
     logger.info("built a tiny audiocraft %s (random weights) in %s", variant, out)
     return out
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("out", type=Path)
-    parser.add_argument("--seed", type=int, default=1234)
-    parser.add_argument("--hub-cache", type=Path, help="where to put the tiny t5-base (and demucs)")
-    parser.add_argument("--melody", action="store_true", help="the musicgen-melody variant")
-    parser.add_argument("--preset", choices=["tiny", "small-shape"], default="tiny")
-    parser.add_argument("--stereo", action="store_true", help="the musicgen-stereo layout")
-    parser.add_argument("--style", action="store_true", help="the musicgen-style variant")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    build(args.out, args.seed, args.hub_cache, args.melody, args.preset, args.stereo, args.style)
-
-
-if __name__ == "__main__":
-    main()
