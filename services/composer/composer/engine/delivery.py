@@ -68,8 +68,8 @@ class Delivery:
 
     def __init__(self, decode: Decode, device: torch.device, threaded: bool = True) -> None:
         self._decode = decode
-        self._cuda = device.type == "cuda"
-        self._stream = torch.cuda.Stream(device) if self._cuda and threaded else None
+        cuda = device.type == "cuda"
+        self._stream = torch.cuda.Stream(device) if cuda and threaded else None
         self._jobs: queue.SimpleQueue[Callable[[], None] | None] | None = None
         self._thread: threading.Thread | None = None
         if threaded:

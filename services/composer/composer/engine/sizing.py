@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import torch
 
+from composer.engine.musicgen import MusicgenStepModel
 from composer.engine.slots import SlotCache
 
 CPU_SLOTS = 4
@@ -38,11 +39,8 @@ def slots_for(free_bytes: int, bytes_per_slot: int) -> int:
     return max(1, min(MAX_AUTO_SLOTS, int(budget // bytes_per_slot)))
 
 
-def slot_bytes(model: object, positions: int) -> int:
-    """`SlotCache.bytes_per_slot` for a `MusicgenStepModel` at `positions` cache positions."""
-    from composer.engine.musicgen import MusicgenStepModel
-
-    assert isinstance(model, MusicgenStepModel)
+def slot_bytes(model: MusicgenStepModel, positions: int) -> int:
+    """`SlotCache.bytes_per_slot` for `model` at `positions` cache positions."""
     text = 0 if model.melody else model.max_text_tokens
     return SlotCache.bytes_per_slot(
         model.layers, model.heads, model.head_dim, positions, text, model.dtype

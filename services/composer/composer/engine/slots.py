@@ -57,9 +57,6 @@ class SlotCache:
     def buffers(self) -> list[torch.Tensor]:
         return [*self.keys, *self.values, self.cross_keys, self.cross_values, self.cross_mask]
 
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.buffers())
-
     def mark_static(self) -> None:
         """Tell torch.compile these buffers live as long as the graphs (their addresses never
         change), so a captured graph may write them in place."""
