@@ -116,6 +116,20 @@ def test_the_compiled_step_writes_only_static_per_layer_buffers(
     torch._dynamo.reset()
 
 
+def test_the_recompile_limit_holds_every_bucket(windowed: TransformersBackend) -> None:
+    """Before: at 128 slots the eight buckets sat exactly at dynamo's default limit of eight
+    compiles, so one more recompile (a guard failing once) left the largest bucket eager."""
+    config = torch._dynamo.config
+    before = config.recompile_limit
+    try:
+        config.recompile_limit = 8
+        core = EngineCore(windowed.model, windowed.geometry, 128, cuda_graphs=True)
+        assert len(core.buckets) == 8
+        assert config.recompile_limit >= len(core.buckets) + 4
+    finally:
+        config.recompile_limit = before
+
+
 class FailRecorder(Recorder):
     def __init__(self) -> None:
         super().__init__()

@@ -81,6 +81,10 @@ class EngineCore:
                 import torch._inductor.config as inductor
 
                 inductor.triton.cudagraph_or_error = True
+            # Each bucket is one compile of the same function: dynamo's recompile limit (8 by
+            # default) must hold them all, or the largest buckets would silently run eager.
+            dynamo = torch._dynamo.config
+            dynamo.recompile_limit = max(dynamo.recompile_limit, len(self.buckets) + 4)
             self._forward = torch.compile(model.step, mode="reduce-overhead", dynamic=False)
 
     @property
@@ -166,6 +170,10 @@ class EngineCore:
     def _run_fixed(self, ids: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
         """The fixed-shape step: the whole cache and text buffer, always masked."""
         cache = self.cache
+        if self.cuda_graphs:
+            # a new iteration: the previous replay's outputs were consumed (sampled) already,
+            # so cudagraph trees may reuse their memory rather than checkpoint it
+            torch.compiler.cudagraph_mark_step_begin()
         return self._forward(cache, ids, positions, cache.positions, cache.text_capacity, True)
 
     def _sample(self, logits: torch.Tensor) -> torch.Tensor:
