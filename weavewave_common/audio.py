@@ -8,7 +8,7 @@ the demuxers a caller allows are accepted (FFmpeg would otherwise happily open a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import BinaryIO, Literal, overload
 
 import av
 import av.error
@@ -53,6 +53,34 @@ def open_container(
     return container
 
 
+@overload
+def first_stream(
+    container: av.container.InputContainer, kind: Literal["audio"], name: str
+) -> av.AudioStream: ...
+
+
+@overload
+def first_stream(
+    container: av.container.InputContainer, kind: Literal["video"], name: str
+) -> av.VideoStream: ...
+
+
+def first_stream(
+    container: av.container.InputContainer, kind: Literal["audio", "video"], name: str
+) -> av.AudioStream | av.VideoStream:
+    """The container's first `kind` stream, one FFmpeg can decode: 415 `no_{kind}_stream`
+    without one, 415 `unsupported_codec` when FFmpeg has no decoder for its codec."""
+    streams = container.streams.audio if kind == "audio" else container.streams.video
+    if not streams:
+        raise UnsupportedMedia(f"{name}: no {kind} stream.", code=f"no_{kind}_stream")
+    stream = streams[0]
+    if stream.codec_context is None:  # a codec FFmpeg has no decoder for
+        raise UnsupportedMedia(
+            f"{name}: its {kind} codec is not supported.", code="unsupported_codec"
+        )
+    return stream
+
+
 def decode_audio_stream(
     container: av.container.InputContainer,
     name: str,
@@ -62,13 +90,7 @@ def decode_audio_stream(
 ) -> DecodedAudio:
     """Decode the first audio stream to float32 at `sample_rate` Hz, at most `max_seconds`:
     mono [N], or with `stereo` [2, N] (a mono clip on both sides)."""
-    if not container.streams.audio:
-        raise UnsupportedMedia(f"{name}: no audio stream.", code="no_audio_stream")
-    stream = container.streams.audio[0]
-    if stream.codec_context is None:  # a codec FFmpeg has no decoder for
-        raise UnsupportedMedia(
-            f"{name}: its audio codec is not supported.", code="unsupported_codec"
-        )
+    stream = first_stream(container, "audio", name)
     channels = 2 if stereo else 1
     layout = "stereo" if stereo else "mono"
     resampler = av.AudioResampler(format="flt", layout=layout, rate=sample_rate)

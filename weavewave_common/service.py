@@ -13,7 +13,7 @@ import socket
 import sys
 from collections.abc import Callable
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI
@@ -26,6 +26,7 @@ from weavewave_common.logging import configure_logging
 from weavewave_common.metrics import install_metrics
 from weavewave_common.protocol import AUDIO_MEDIA_TYPES
 from weavewave_common.request_id import RequestIdMiddleware
+from weavewave_common.settings import ServiceSettings
 
 
 def build_service_app(
@@ -114,17 +115,7 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-class ServeSettings(Protocol):
-    """What `serve` reads from a service's settings (every service has these)."""
-
-    host: str
-    port: int
-    log_level: str
-    log_json: bool
-    drain_timeout_s: float
-
-
-def serve(service: str, app: FastAPI, settings: ServeSettings) -> None:
+def serve(service: str, app: FastAPI, settings: ServiceSettings) -> None:
     """Configure logs and run `app` with uvicorn until stopped (draining first, for up to
     `drain_timeout_s`). The app may end the process itself with `app.state.stop(code)` (a
     service that could not start its model): the server shuts down cleanly, then the process

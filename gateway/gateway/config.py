@@ -5,23 +5,19 @@ from __future__ import annotations
 from typing import Annotated
 
 from pydantic import Field, field_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic_settings import NoDecode, SettingsConfigDict
+
+from weavewave_common.settings import ServiceSettings
 
 CommaList = Annotated[list[str], NoDecode]
 
 
-class GatewaySettings(BaseSettings):
+class GatewaySettings(ServiceSettings):
     """Everything an operator can tune. Every client-controlled quantity has a cap here."""
 
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", env_file=".env", extra="ignore")
 
-    host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8000, description="Port to listen on.")
-    log_level: str = Field("INFO", description="Root log level.")
-    log_json: bool = Field(True, description="JSON log lines (false: plain text for people).")
-    drain_timeout_s: float = Field(
-        30.0, ge=0, description="On SIGTERM, how long requests under way may finish (0: none)."
-    )
 
     captioner_url: str = Field("http://127.0.0.1:8001", description="Captioner base URL.")
     composer_url: str = Field("http://127.0.0.1:8002", description="Composer base URL.")
@@ -55,7 +51,11 @@ class GatewaySettings(BaseSettings):
     max_video_bytes: int = Field(500 * 1024 * 1024, description="Largest video upload, bytes.")
     max_audio_bytes: int = Field(50 * 1024 * 1024, description="Largest audio upload, bytes.")
     max_prompt_chars: int = Field(2000, ge=1, description="Longest prompt, characters.")
-    max_duration_s: float = Field(120.0, gt=0, description="Longest audio a request may ask for.")
+    max_duration_s: float = Field(
+        120.0,
+        gt=0,
+        description="Longest audio a request may ask for (a composer's own may be lower).",
+    )
     default_duration_s: float = Field(10.0, gt=0, description="Duration when none is given.")
     upload_idle_timeout_s: float = Field(
         30.0, gt=0, description="A stalled upload (no bytes this long) gets 408."

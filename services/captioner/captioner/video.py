@@ -21,8 +21,13 @@ import numpy.typing as npt
 
 from captioner.budget import padded_for_aspect
 from captioner.media import MediaLimits, fit_within
-from weavewave_common.audio import DecodedAudio, decode_audio_stream, open_container
-from weavewave_common.errors import InvalidInput, PayloadTooLarge, UnsupportedMedia
+from weavewave_common.audio import (
+    DecodedAudio,
+    decode_audio_stream,
+    first_stream,
+    open_container,
+)
+from weavewave_common.errors import InvalidInput, PayloadTooLarge
 from weavewave_common.protocol import VideoFacts
 
 VIDEO_DEMUXERS = frozenset(
@@ -130,13 +135,7 @@ def sample_video(
     name = filename or "video"
     container = open_container(file, name, VIDEO_DEMUXERS)
     with container:
-        if not container.streams.video:
-            raise UnsupportedMedia(f"{name}: no video stream.", code="no_video_stream")
-        stream = container.streams.video[0]
-        if stream.codec_context is None:  # a codec FFmpeg has no decoder for
-            raise UnsupportedMedia(
-                f"{name}: its video codec is not supported.", code="unsupported_codec"
-            )
+        stream = first_stream(container, "video", name)
         duration = _duration(container, stream)
         if duration > limits.max_video_seconds:
             raise PayloadTooLarge(

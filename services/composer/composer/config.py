@@ -5,22 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from weavewave_common.settings import ServiceSettings
 
 
-class ComposerSettings(BaseSettings):
+class ComposerSettings(ServiceSettings):
     """Everything an operator can tune. Every client-controlled quantity has a cap here."""
 
     model_config = SettingsConfigDict(env_prefix="COMPOSER_", env_file=".env", extra="ignore")
 
     # Serving
-    host: str = Field("127.0.0.1", description="Interface to listen on.")
     port: int = Field(8002, description="Port to listen on.")
-    log_level: str = Field("INFO", description="Root log level.")
-    log_json: bool = Field(True, description="JSON log lines (false: plain text for people).")
-    drain_timeout_s: float = Field(
-        30.0, ge=0, description="On SIGTERM, how long requests under way may finish (0: none)."
-    )
 
     # Model
     backend: Literal["transformers", "audiocraft", "diffusers"] = Field(
