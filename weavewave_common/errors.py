@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from weavewave_common.request_id import current_request_id
@@ -74,6 +74,11 @@ class UnsupportedMedia(ApiError):
 
 class InvalidInput(ApiError):
     status, code = 422, "invalid_input"
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError) -> InvalidInput:
+        """A model's validation errors, worded as FastAPI's own are (`field: problem; …`)."""
+        return cls(describe_validation(exc.errors()))
 
 
 class RequestTimeout(ApiError):
@@ -148,7 +153,7 @@ def error_json(
     return JSONResponse(body.model_dump(), status_code=status, headers=headers)
 
 
-def _describe_validation(errors: Iterable[Any]) -> str:
+def describe_validation(errors: Iterable[Any]) -> str:
     parts = []
     for err in errors:
         location = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
@@ -167,7 +172,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return error_json(422, "invalid_input", _describe_validation(exc.errors()))
+        return error_json(422, "invalid_input", describe_validation(exc.errors()))
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

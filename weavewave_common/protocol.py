@@ -8,6 +8,7 @@ against them, so a consumer never sees an out-of-range brief.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -213,3 +214,96 @@ class ClipUseFields(BaseModel):
         description="audio_use=style: double classifier-free guidance, the text pushed this "
         "much more than the style (unset: one `guidance` over both).",
     )
+
+
+SEED_MAX = 2**31 - 1
+
+
+class SamplingKnobs(BaseModel):
+    """How a composer samples, one definition for the gateway's forms and the composer's."""
+
+    seed: int | None = Field(
+        None, ge=0, le=SEED_MAX, description="Same seed, same music; random when omitted."
+    )
+    temperature: float = Field(1.0, ge=0, le=4, description="Sampling temperature (0: greedy).")
+    top_k: int = Field(250, ge=0, le=2048, description="Sample from the k likeliest (0: off).")
+    top_p: float = Field(0.0, ge=0, le=1, description="Nucleus sampling (0: off).")
+    guidance: float = Field(3.0, ge=1, le=15, description="Classifier-free guidance scale.")
+
+
+ReuseUse = Literal["reference", "cover", "repaint", "continue", "style"]
+"""What the composer's `audio` upload is for (a melody comes as `melody` instead)."""
+
+
+class ComposeFields(SamplingKnobs, ClipUseFields):
+    """`POST /v1/compose`'s form, as the gateway sends it and the composer reads it.
+    `duration` is capped by the composer's settings and model (its card says), not here."""
+
+    description: str = Field(min_length=1, description="What the music should sound like.")
+    duration: float = Field(10.0, gt=0, description="Seconds of audio.")
+    format: AudioFormat = Field(AudioFormat.WAV, description="Audio format of the response.")
+    normalize: Normalize = Field(Normalize.PEAK, description=NORMALIZE_DESCRIPTION)
+    lyrics: str | None = Field(
+        None,
+        max_length=LYRICS_MAX_CHARS,
+        description="Words to sing, with section tags ([verse], [chorus] …); singing models only.",
+    )
+    vocal_language: str | None = Field(
+        None,
+        pattern=VOCAL_LANGUAGE_PATTERN,
+        description="The lyrics' language (ISO 639 code, e.g. `en`, `fr`); singing models only.",
+    )
+    bpm: int | None = Field(None, ge=30, le=300, description="Tempo; singing models only.")
+    key: str | None = Field(
+        None, max_length=20, description="Key, e.g. `C major`; singing models only."
+    )
+    time_signature: str | None = Field(
+        None,
+        pattern=TIME_SIGNATURE_PATTERN,
+        description="e.g. `4/4`; singing models only.",
+    )
+    audio_use: ReuseUse | None = Field(
+        None,
+        description="What the `audio` upload is for: its timbre (`reference`), a new version "
+        "of it (`cover`), it with a span made anew (`repaint`), it as the start of the "
+        "music, the rest made after it (`continue`), or the style of an excerpt of it "
+        "(`style`); `GET /v1/models` lists what the model can do.",
+    )
+
+    def form_fields(self) -> dict[str, str]:
+        """The fields that were set, as multipart text (what the composer's form parses)."""
+        values = self.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+        return {name: f"{v:g}" if isinstance(v, float) else str(v) for name, v in values.items()}
+
+
+class ComposerCard(BaseModel):
+    """A model a composer serves, as its `GET /v1/models` tells."""
+
+    name: str
+    backend: str
+    sample_rate: int
+    channels: int
+    supports_melody: bool
+    sings: bool = False
+    """Whether the model sings lyrics (MusicGen does not)."""
+    audio_uses: list[str] = []
+    """What an `audio` upload can be used for (`reference`, `cover`, `repaint`, `continue`,
+    `style`)."""
+    max_duration_s: float
+    """The longest clip it makes: the smaller of its model's and its service's limits."""
+    loaded: bool
+
+
+class ComposerCards(BaseModel):
+    models: list[ComposerCard]
+
+
+class CaptionerCard(BaseModel):
+    """The model a captioner serves, as its `GET /v1/models` tells."""
+
+    name: str
+    hears_audio: bool = Field(description="An audio clip is heard, not only measured.")
+
+
+class CaptionerCards(BaseModel):
+    models: list[CaptionerCard]

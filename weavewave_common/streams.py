@@ -11,11 +11,39 @@ call instead, which ends on every path: completed, broken, disconnected, or shut
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 Release = Callable[[], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class AudioStream:
+    """Audio on its way to a client: the response's media type and headers, the body, and what
+    to let go of once it has been sent (an upstream stream, a queued generation, temporary
+    files)."""
+
+    media_type: str
+    headers: dict[str, str]
+    body: AsyncGenerator[bytes]
+    release: Release
+    """Whoever sends `body` awaits it when done, however it ended (also when `body` never
+    started)."""
+
+    async def close(self) -> None:
+        """End the body (its own cleanup runs now), then release what it held."""
+        try:
+            await self.body.aclose()
+        finally:
+            await self.release()
+
+    def response(self) -> OwnedStreamingResponse:
+        """The streamed response that owns this stream (closes and releases it at its end)."""
+        return OwnedStreamingResponse(
+            self.body, self.release, media_type=self.media_type, headers=self.headers
+        )
 
 
 class OwnedStreamingResponse(StreamingResponse):

@@ -5,30 +5,30 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from pathlib import Path
 
 import httpx
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import RedirectResponse
-from fastapi.staticfiles import StaticFiles
 
-from gateway import api
 from gateway.access import AccessControl
 from gateway.capacity import Capacity
 from gateway.composers import DEFAULT_NAME, Composers, parse_composers
 from gateway.config import GatewaySettings
-from gateway.deps import GatewayState, Jobs
 from gateway.generate import Generator
-from gateway.jobs import api as jobs_api
 from gateway.jobs.destinations import DestinationPolicy
 from gateway.jobs.model import JobForm
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.stores import open_job_store
 from gateway.jobs.webhook import Webhooks
-from gateway.openapi import install_openapi
 from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
 from gateway.replicas import ReplicaPool
+from gateway.request import DurationLimits, MusicRequests
+from gateway.routes import jobs as jobs_routes
+from gateway.routes import models as models_routes
+from gateway.routes import music as music_routes
+from gateway.routes.deps import GatewayState, Jobs
+from gateway.routes.openapi import install_openapi
+from gateway.routes.studio import mount_studio
 from gateway.uploads import UploadLimits
 from gateway.upstream import CaptionerClient, ComposerClient
 from weavewave_common.errors import error_responses
@@ -99,19 +99,19 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 await pool.refresh()
                 watcher = asyncio.create_task(pool.watch(settings.replica_check_s))
                 stack.callback(watcher.cancel)
+            composer_clients = Composers(
+                {
+                    name: ComposerClient(pool, settings.compose_timeout_s)
+                    for name, pool in composers.items()
+                }
+            )
+            durations = DurationLimits(settings.default_duration_s, settings.max_duration_s)
             generator = Generator(
                 CaptionerClient(
                     pools["captioner"], settings.describe_retries, settings.describe_timeout_s
                 ),
-                Composers(
-                    {
-                        name: ComposerClient(pool, settings.compose_timeout_s)
-                        for name, pool in composers.items()
-                    }
-                ),
+                MusicRequests(composer_clients, durations),
                 upload_limits(settings),
-                settings.max_duration_s,
-                settings.default_duration_s,
             )
             store = await open_job_store(settings)
             stack.push_async_callback(store.close)
@@ -157,8 +157,8 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     guarded = APIRouter(  # API key and rate limit first: every route may answer these
         dependencies=[Depends(access)], responses=error_responses(401, 403, 429)
     )
-    guarded.include_router(api.router)
-    guarded.include_router(jobs_api.router)
+    for routes in (music_routes, models_routes, jobs_routes):
+        guarded.include_router(routes.router)
     app = build_service_app(
         title="WeaveWave",
         summary="Music from what inspires you: images, video, audio and words.",
@@ -175,15 +175,6 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             allow_headers=["*"],
             expose_headers=["*"],
         )
-    app.mount("/studio", StaticFiles(directory=STUDIO, html=True), name="studio")
-    app.add_api_route("/", _to_studio, include_in_schema=False)
+    mount_studio(app)
     install_openapi(app, [GenerateForm, DescribeForm, ComposeForm, JobForm])
     return app
-
-
-STUDIO = Path(__file__).parent / "studio"
-"""The web studio: a static page that uses the public API like any other client."""
-
-
-async def _to_studio() -> RedirectResponse:
-    return RedirectResponse("/studio/")

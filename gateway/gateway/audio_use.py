@@ -12,10 +12,10 @@ cannot honour is a 422 naming what they can, never a clip quietly dropped;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from gateway.protocol import AudioUse
 from weavewave_common.errors import InvalidInput
+from weavewave_common.protocol import ComposerCard
 
 COMPOSER_USES = (
     AudioUse.MELODY,
@@ -80,12 +80,12 @@ def possible_uses(can_hear: bool, composer_uses: list[AudioUse]) -> list[AudioUs
     return heard + [use for use in COMPOSER_USES if use in composer_uses]
 
 
-def composer_uses_of(card: dict[str, Any] | None) -> list[AudioUse]:
+def composer_uses_of(card: ComposerCard | None) -> list[AudioUse]:
     """What a composer's model card says it can do with a clip."""
-    if not card:
+    if card is None:
         return []
-    offered = {str(use) for use in card.get("audio_uses") or []}
-    if card.get("supports_melody"):
+    offered = set(card.audio_uses)
+    if card.supports_melody:
         offered.add(AudioUse.MELODY.value)
     return [use for use in COMPOSER_USES if use.value in offered]
 

@@ -3,10 +3,9 @@ default. A request names one with its `model` field; an unknown name is a 422 th
 
 from __future__ import annotations
 
-from typing import Any
-
 from gateway.upstream import ComposerClient
 from weavewave_common.errors import InvalidInput
+from weavewave_common.protocol import ComposerCard
 
 DEFAULT_NAME = "default"
 """The one composer's name when `GATEWAY_COMPOSERS` is not set."""
@@ -54,11 +53,11 @@ class Composers:
                 code="unknown_model",
             ) from None
 
-    async def cards(self) -> dict[str, dict[str, Any] | None]:
+    async def cards(self) -> dict[str, ComposerCard | None]:
         """Each composer's model card (None where it does not answer now)."""
         return {name: await client.model.get() for name, client in self._clients.items()}
 
     async def singers(self) -> list[str]:
         """The names of the composers whose model sings."""
         cards = await self.cards()
-        return [name for name, card in cards.items() if card and card.get("sings")]
+        return [name for name, card in cards.items() if card is not None and card.sings]

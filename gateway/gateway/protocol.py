@@ -6,7 +6,12 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from weavewave_common.protocol import NORMALIZE_DESCRIPTION, ClipUseFields, Normalize
+from weavewave_common.protocol import (
+    NORMALIZE_DESCRIPTION,
+    ClipUseFields,
+    Normalize,
+    SamplingKnobs,
+)
 
 DESCRIPTION_HEADER = "X-WeaveWave-Description"
 BRIEF_HEADER = "X-WeaveWave-Brief"
@@ -45,7 +50,7 @@ class AudioUse(StrEnum):
     IGNORE = "ignore"
 
 
-class Knobs(ClipUseFields):
+class Knobs(SamplingKnobs, ClipUseFields):
     """Generation settings shared by /generate and /compose (multipart text fields)."""
 
     model: str | None = Field(
@@ -59,11 +64,6 @@ class Knobs(ClipUseFields):
     format: OutputFormat = Field(
         OutputFormat.WAV, description="Format of the response (`mp4`: the video, re-scored)."
     )
-    seed: int | None = Field(None, ge=0, le=2**31 - 1, description="Same seed, same music.")
-    temperature: float = Field(1.0, ge=0, le=4, description="Sampling temperature (0: greedy).")
-    top_k: int = Field(250, ge=0, le=2048, description="Sample from the k likeliest (0: off).")
-    top_p: float = Field(0.0, ge=0, le=1, description="Nucleus sampling (0: off).")
-    guidance: float = Field(3.0, ge=1, le=15, description="Classifier-free guidance scale.")
     normalize: Normalize = Field(
         Normalize.PEAK, description=NORMALIZE_DESCRIPTION + " A muxed video is always `loudness`."
     )

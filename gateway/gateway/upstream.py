@@ -14,9 +14,10 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import httpx
+from pydantic import ValidationError
 
 from gateway.replicas import NoReplica, Replica, ReplicaPool
 from gateway.uploads import Upload
@@ -28,7 +29,14 @@ from weavewave_common.errors import (
     TooManyRequests,
     UpstreamTimeout,
 )
-from weavewave_common.protocol import MusicBrief
+from weavewave_common.protocol import (
+    CaptionerCard,
+    CaptionerCards,
+    ComposeFields,
+    ComposerCard,
+    ComposerCards,
+    MusicBrief,
+)
 from weavewave_common.request_id import REQUEST_ID_HEADER
 
 logger = logging.getLogger(__name__)
@@ -146,30 +154,42 @@ async def _send_to_replicas(
         last = _error_from(response, upstream)
 
 
-class ModelCard:
+Card = TypeVar("Card", CaptionerCard, ComposerCard)
+
+
+class ModelCard(Generic[Card]):
     """The model a tier serves, as its `/v1/models` tells (every replica serves the same):
-    asked until a replica answers, then remembered."""
+    asked until a replica answers, then remembered. `parse` reads the served card from the
+    answer's body (a card that does not parse counts as no answer)."""
 
-    def __init__(self, pool: ReplicaPool) -> None:
+    def __init__(self, pool: ReplicaPool, parse: Callable[[bytes], Card]) -> None:
         self._pool = pool
-        self._card: dict[str, Any] | None = None
+        self._parse: Callable[[bytes], Card] = parse
+        self._card: Card | None = None
 
-    async def get(self) -> dict[str, Any] | None:
+    async def get(self) -> Card | None:
         """The card, or None when no replica answers now."""
         if self._card is None:
             self._card = await self._ask()
         return self._card
 
-    async def _ask(self) -> dict[str, Any] | None:
+    async def _ask(self) -> Card | None:
         try:
             replica = self._pool.choose()
             response = await replica.client.get("/v1/models")
             if response.status_code != 200:
                 return None
-            card: dict[str, Any] = response.json()["models"][0]
-            return card
-        except (httpx.HTTPError, ValueError, KeyError, IndexError, NoReplica):
+            return self._parse(response.content)
+        except (httpx.HTTPError, ValidationError, IndexError, NoReplica):
             return None
+
+
+def _captioner_card(body: bytes) -> CaptionerCard:
+    return CaptionerCards.model_validate_json(body).models[0]
+
+
+def _composer_card(body: bytes) -> ComposerCard:
+    return ComposerCards.model_validate_json(body).models[0]
 
 
 class CaptionerClient:
@@ -177,11 +197,11 @@ class CaptionerClient:
         self._pool = pool
         self._retries = retries
         self._headers = {TIMEOUT_HEADER: f"{timeout_s:g}"}  # the brief is not wanted later
-        self.model = ModelCard(pool)
+        self.model: ModelCard[CaptionerCard] = ModelCard(pool, _captioner_card)
 
     async def hears_audio(self) -> bool:
         card = await self.model.get()
-        return bool(card and card.get("hears_audio"))
+        return card is not None and card.hears_audio
 
     async def describe(
         self, fields: dict[str, str], uploads: list[Upload], request_id: str
@@ -229,25 +249,23 @@ class ComposerClient:
     def __init__(self, pool: ReplicaPool, timeout_s: float) -> None:
         self._pool = pool
         self._headers = {TIMEOUT_HEADER: f"{timeout_s:g}"}  # nor audio that stalls longer
-        self.model = ModelCard(pool)
+        self.model: ModelCard[ComposerCard] = ModelCard(pool, _composer_card)
 
     async def open_stream(
-        self,
-        fields: dict[str, str],
-        melody: Upload | None,
-        request_id: str,
-        as_field: str = "melody",
+        self, request: ComposeFields, clip: Upload | None, request_id: str
     ) -> httpx.Response:
         """Start composing on a replica that takes it; returns the streaming response (200)
-        for the caller to relay (closing it frees the replica). The clip goes as `as_field`
-        (`melody`, or `audio` for the other uses)."""
+        for the caller to relay (closing it frees the replica). The clip goes as `audio` when
+        the request says what it is for (`audio_use`), else as a `melody`."""
+        fields = request.form_fields()
+        as_field = "melody" if request.audio_use is None else "audio"
 
         async def send(replica: Replica) -> httpx.Response:
             request = replica.client.build_request(
                 "POST",
                 "/v1/compose",
                 data=fields,
-                files=_files([melody], as_field=as_field) if melody else None,
+                files=_files([clip], as_field=as_field) if clip else None,
                 headers={**self._headers, REQUEST_ID_HEADER: request_id},
             )
             return await replica.client.send(request, stream=True)

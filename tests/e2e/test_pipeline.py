@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.conftest import Stack
 from tests.media_factory import image_bytes, video_bytes, wav_bytes
-from tests.metrics import metric, still_for
+from tests.metrics import metric, still_for, total
 from weavewave_common.protocol import MusicBrief
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
@@ -272,3 +272,30 @@ def test_a_song_brief_keeps_the_users_lyrics_and_a_composer_that_cannot_sing_say
         assert refused.status_code == 422, (path, refused.text)
         assert refused.json()["error"]["code"] == "vocals_unsupported"
         assert "does not sing" in refused.json()["error"]["message"]
+
+
+def test_a_duration_past_the_composers_own_limit_is_refused_before_any_model_works(
+    stack: Stack, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Before: the gateway checked only its own limit, so 45 s (under this gateway's 120, over
+    the composer's 30) spent a brief before the composer refused it, and a job was accepted."""
+    from tests.e2e.jobs import jobs_gateway
+
+    def briefs() -> float:
+        page = httpx.get(f"{stack.captioner.url}/metrics").text
+        return total(page, "captioner_briefs_total") + total(page, "captioner_failures_total")
+
+    jobs = tmp_path_factory.mktemp("jobs")
+    with jobs_gateway(stack, jobs, GATEWAY_MAX_DURATION_S="120") as gateway:
+        before = briefs()
+        asked = {"prompt": "a slow waltz", "duration": "45"}
+        for path in ("/generate", "/jobs"):
+            refused = httpx.post(f"{gateway.url}{path}", data=asked, timeout=60)
+            assert refused.status_code == 422, refused.text
+            error = refused.json()["error"]
+            assert error["code"] == "duration_out_of_range"
+            assert "at most 30 s" in error["message"]
+        composed = {"description": "a slow waltz", "duration": "45"}
+        refused = httpx.post(f"{gateway.url}/compose", data=composed, timeout=60)
+        assert refused.json()["error"]["code"] == "duration_out_of_range"
+        assert briefs() == before

@@ -15,6 +15,7 @@ from gateway.audio_use import (
 )
 from gateway.protocol import AudioUse
 from weavewave_common.errors import InvalidInput
+from weavewave_common.protocol import ComposerCard
 
 AUTO, HEARD, MELODY, IGNORE = AudioUse.AUTO, AudioUse.HEARD, AudioUse.MELODY, AudioUse.IGNORE
 REFERENCE, COVER, REPAINT = AudioUse.REFERENCE, AudioUse.COVER, AudioUse.REPAINT
@@ -83,8 +84,21 @@ def test_the_header_says_what_was_done() -> None:
     assert possible_uses(True, [MELODY]) == [HEARD, MELODY] and possible_uses(False, []) == []
 
 
+def card(supports_melody: bool, audio_uses: list[str]) -> ComposerCard:
+    return ComposerCard(
+        name="m",
+        backend="b",
+        sample_rate=32000,
+        channels=1,
+        supports_melody=supports_melody,
+        audio_uses=audio_uses,
+        max_duration_s=30,
+        loaded=True,
+    )
+
+
 def test_a_composers_card_says_what_it_can_do_with_a_clip() -> None:
-    assert composer_uses_of({"supports_melody": True, "audio_uses": []}) == [MELODY]
-    ace = {"supports_melody": False, "audio_uses": ["reference", "cover", "repaint"]}
+    assert composer_uses_of(card(True, [])) == [MELODY]
+    ace = card(False, ["reference", "cover", "repaint"])
     assert composer_uses_of(ace) == ACE_STEP
-    assert composer_uses_of(None) == [] and composer_uses_of({}) == []
+    assert composer_uses_of(None) == [] and composer_uses_of(card(False, [])) == []

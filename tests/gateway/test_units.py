@@ -29,8 +29,11 @@ from weavewave_common.errors import (
     TooManyRequests,
     UnsupportedMedia,
 )
+from weavewave_common.protocol import ComposeFields
 
 TEXT = frozenset({"prompt", "duration"})
+
+A_REQUEST = ComposeFields(description="x")
 
 
 def encoded(
@@ -196,7 +199,9 @@ def test_upstream_errors_become_the_clients_errors(
     async def call() -> None:
         upstream = pool(lambda _: answer)
         try:
-            await ComposerClient(upstream, 30).open_stream({"description": "x"}, None, "rid")
+            await ComposerClient(upstream, 30).open_stream(
+                ComposeFields(description="x"), None, "rid"
+            )
         finally:
             await upstream.aclose()
 
@@ -248,7 +253,7 @@ def test_an_unreachable_upstream_is_503_and_compose_is_never_retried() -> None:
 
     async def call() -> None:
         upstream = pool(refuse)
-        await ComposerClient(upstream, 30).open_stream({"description": "x"}, None, "rid")
+        await ComposerClient(upstream, 30).open_stream(A_REQUEST, None, "rid")
 
     with pytest.raises(ServiceUnavailable) as raised:
         asyncio.run(call())
@@ -273,7 +278,9 @@ def test_a_busy_or_unreachable_replica_is_passed_over_for_another() -> None:
     async def call() -> tuple[int, list[int]]:
         upstream = pool(busy, down, serves)
         upstream.replicas[2].outstanding = 10  # the busiest on paper: tried last
-        response = await ComposerClient(upstream, 30).open_stream({"d": "x"}, None, "rid")
+        response = await ComposerClient(upstream, 30).open_stream(
+            ComposeFields(description="x"), None, "rid"
+        )
         busy_now = [r.outstanding for r in upstream.replicas]
         async for _ in relay(response, 0.0, lambda: None):  # the stream ends: the replica is free
             pass

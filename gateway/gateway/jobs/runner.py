@@ -26,14 +26,16 @@ from urllib.parse import unquote
 
 import anyio
 
-from gateway.generate import AudioStream, Generator
-from gateway.jobs.model import JobState
+from gateway.generate import Generator
+from gateway.jobs.model import JobForm, JobState
 from gateway.jobs.store import JobRecord, JobStore, StoredFile
 from gateway.jobs.webhook import Webhooks
 from gateway.protocol import BRIEF_HEADER
+from gateway.request import Entry
 from gateway.uploads import ParsedForm, Upload
 from weavewave_common.errors import ApiError, TooManyRequests
 from weavewave_common.request_id import bind_request_id
+from weavewave_common.streams import AudioStream
 from weavewave_common.threads import complete, run_to_the_end
 
 logger = logging.getLogger(__name__)
@@ -283,7 +285,8 @@ class JobRunner:
     async def _generate(self, record: JobRecord) -> None:
         form = self._form_of(record)
         try:
-            stream = await self._generator.generate(form, f"job-{record.id}")
+            request = await self._generator.requests.parse(form, Entry.GENERATE, JobForm)
+            stream = await self._generator.generate(request, f"job-{record.id}")
         except BaseException:
             form.close()
             raise

@@ -6,14 +6,13 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
-from pydantic import BaseModel, Field
 
 from captioner.deps import DescriberDep
 from captioner.describe import DescribeInput, Upload
 from weavewave_common.cancellation import run_until_disconnect
 from weavewave_common.deadline import timeout_of, within
 from weavewave_common.errors import error_responses
-from weavewave_common.protocol import MusicBrief
+from weavewave_common.protocol import CaptionerCard, CaptionerCards, MusicBrief
 from weavewave_common.request_id import current_request_id, new_request_id
 
 router = APIRouter(prefix="/v1", tags=["captioner"])
@@ -69,23 +68,14 @@ async def describe(
     return await run_until_disconnect(http_request, within(timeout_of(http_request), work))
 
 
-class CaptionerModel(BaseModel):
-    name: str
-    hears_audio: bool = Field(description="Takes an audio clip and a video's soundtrack.")
-
-
-class CaptionerModels(BaseModel):
-    models: list[CaptionerModel]
-
-
 @router.get(
     "/models",
     name="list_models",
-    response_model=CaptionerModels,
+    response_model=CaptionerCards,
     responses=error_responses(503),
     summary="The loaded model and what it takes (503 while it loads).",
 )
-async def list_models(describer: DescriberDep) -> CaptionerModels:
-    return CaptionerModels(
-        models=[CaptionerModel(name=describer.model_name, hears_audio=describer.hears_audio)]
+async def list_models(describer: DescriberDep) -> CaptionerCards:
+    return CaptionerCards(
+        models=[CaptionerCard(name=describer.model_name, hears_audio=describer.hears_audio)]
     )

@@ -9,11 +9,11 @@ from fastapi.responses import StreamingResponse
 
 from composer.compose import Upload
 from composer.deps import ComposerDep
-from composer.protocol import ComposeRequest, ModelCard, ModelList
+from composer.protocol import ComposeRequest
 from weavewave_common.deadline import timeout_of
 from weavewave_common.errors import error_responses
+from weavewave_common.protocol import ComposerCard, ComposerCards
 from weavewave_common.service import audio_response
-from weavewave_common.streams import OwnedStreamingResponse
 
 router = APIRouter(prefix="/v1", tags=["composer"])
 
@@ -39,9 +39,7 @@ async def compose(
     stream = await composer.compose(
         request, upload_of(melody), timeout_of(http_request), upload_of(audio)
     )
-    return OwnedStreamingResponse(
-        stream.body, stream.release, media_type=stream.media_type, headers=stream.headers
-    )
+    return stream.response()
 
 
 def upload_of(file: UploadFile | None) -> Upload | None:
@@ -50,10 +48,10 @@ def upload_of(file: UploadFile | None) -> Upload | None:
     return Upload(file=file.file, filename=file.filename, size=file.size)
 
 
-@router.get("/models", name="list_models", response_model=ModelList)
-async def list_models(request: Request, composer: ComposerDep) -> ModelList:
+@router.get("/models", name="list_models", response_model=ComposerCards)
+async def list_models(request: Request, composer: ComposerDep) -> ComposerCards:
     backend = request.state.backend
-    card = ModelCard(
+    card = ComposerCard(
         name=backend.name,
         backend=request.state.backend_kind,
         sample_rate=backend.sample_rate,
@@ -64,4 +62,4 @@ async def list_models(request: Request, composer: ComposerDep) -> ModelList:
         max_duration_s=composer.max_duration_s,
         loaded=True,
     )
-    return ModelList(models=[card])
+    return ComposerCards(models=[card])

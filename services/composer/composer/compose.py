@@ -13,7 +13,7 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from functools import partial
 from typing import BinaryIO
@@ -31,6 +31,7 @@ from weavewave_common.audio import decode_audio
 from weavewave_common.deadline import DeadlineExceeded, idle_bounded
 from weavewave_common.errors import InvalidInput, PayloadTooLarge
 from weavewave_common.protocol import STYLE_EXCERPT_S, Normalize
+from weavewave_common.streams import AudioStream
 
 logger = logging.getLogger(__name__)
 
@@ -53,18 +54,6 @@ class Upload:
     file: BinaryIO
     filename: str | None
     size: int | None
-
-
-@dataclass(frozen=True)
-class AudioStream:
-    """An accepted request: what to put in the response headers, and the body to stream."""
-
-    media_type: str
-    headers: dict[str, str]
-    body: AsyncGenerator[bytes]
-    release: Callable[[], Awaitable[None]]
-    """Give up the request's place; the response calls it when it ends, however it ends
-    (also when the body never started)."""
 
 
 class Composer:

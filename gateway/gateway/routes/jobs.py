@@ -17,12 +17,13 @@ from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
 
 from gateway.access import client_of
-from gateway.api import AUDIO, ERRORS, held_form
-from gateway.deps import CapacityDep, GeneratorDep, JobsDep
 from gateway.jobs.model import Job, JobForm, JobPage, JobState
 from gateway.jobs.store import JobRecord, JobStore
 from gateway.jobs.view import job_view
-from gateway.openapi import multipart_body
+from gateway.request import Entry
+from gateway.routes.deps import CapacityDep, GeneratorDep, JobsDep
+from gateway.routes.forms import AUDIO, ERRORS, held_form
+from gateway.routes.openapi import multipart_body
 from weavewave_common.errors import Conflict, InvalidInput, NotFound, error_responses
 
 router = APIRouter(tags=["jobs"])
@@ -55,9 +56,8 @@ async def create_job(
     jobs: JobsDep,
 ) -> Job:
     async with held_form(request, generator, capacity, JobForm) as form:
-        kind = "compose" if form.fields.get("description", "").strip() else "generate"
-        generator.check(form)
-        await generator.check_song(form)
+        asked = await generator.requests.parse(form, Entry.GENERATE, JobForm)
+        kind = "generate" if asked.description is None else "compose"
         webhook = form.fields.get("webhook_url")
         if webhook:
             if jobs.webhooks is None:

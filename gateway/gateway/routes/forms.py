@@ -1,0 +1,87 @@
+"""What the routes share: the request's form read under the gateway's limits (holding a
+capacity slot), and audio answered as a stream that owns what it holds."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from gateway.capacity import Capacity
+from gateway.generate import Generator
+from gateway.uploads import ParsedForm
+from weavewave_common.cancellation import run_until_disconnect
+from weavewave_common.errors import error_responses
+from weavewave_common.request_id import current_request_id, new_request_id
+from weavewave_common.service import audio_response
+from weavewave_common.streams import AudioStream, OwnedStreamingResponse
+
+AUDIO = audio_response("The audio, streamed as it is composed. Headers carry the brief.")
+ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422, 429, 502, 503, 504)
+
+
+def _fields(model: type[Any]) -> frozenset[str]:
+    return frozenset(model.model_fields)
+
+
+async def read_form(request: Request, generator: Generator, model: type[Any]) -> ParsedForm:
+    """The request's form, streamed and checked against `model`'s text fields."""
+    content_type = request.headers.get("content-type", "")
+    return await generator.read_form(content_type, request.stream(), _fields(model))
+
+
+@asynccontextmanager
+async def held_form(
+    request: Request, generator: Generator, capacity: Capacity, model: type[Any]
+) -> AsyncIterator[ParsedForm]:
+    """A capacity slot and the request's form, for a route that answers once its work is done:
+    the form's temporary files go and the slot is released when the block ends."""
+    slot = capacity.take()
+    try:
+        form = await read_form(request, generator, model)
+        try:
+            yield form
+        finally:
+            form.close()
+    finally:
+        slot.release()
+
+
+async def stream_audio(
+    request: Request,
+    generator: Generator,
+    capacity: Capacity,
+    form_model: type[Any],
+    start: Callable[[ParsedForm, str], Awaitable[AudioStream]],
+) -> StreamingResponse:
+    """Take a capacity slot, read the form, start the audio (cancelled if the client leaves
+    first), stream it.
+
+    Once the response is returned, it owns the upstream stream, the form's temporary files and
+    the slot, and lets go of them when it ends however it ends; before that, this does.
+    """
+    slot = capacity.take()
+    try:
+        form = await read_form(request, generator, form_model)
+        try:
+            work = start(form, current_request_id() or new_request_id())
+            stream = await run_until_disconnect(request, work)
+        except BaseException:
+            form.close()
+            raise
+    except BaseException:
+        slot.release()
+        raise
+
+    async def release() -> None:
+        try:
+            await stream.release()
+        finally:
+            slot.release()
+
+    return OwnedStreamingResponse(
+        stream.body, release, media_type=stream.media_type, headers=stream.headers
+    )
