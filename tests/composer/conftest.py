@@ -42,7 +42,7 @@ def tiny_stereo_musicgen(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_transformers_melody(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """transformers' musicgen-melody layout, by the README's command (its tiny demucs goes to
+    """transformers' musicgen-melody layout, by the documented command (its tiny demucs goes to
     the suite's hub cache)."""
     out = tmp_path_factory.mktemp("models") / "tiny-musicgen-melody-hf"
     hub_cache = os.environ["HF_HUB_CACHE"]
@@ -52,7 +52,7 @@ def tiny_transformers_melody(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def build_tiny_diffusion(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A diffusion composer's diffusers layout at tiny widths, by the README's command."""
+    """A diffusion composer's diffusers layout at tiny widths, by docs/composers.md's command."""
     out = tmp_path_factory.mktemp("models") / f"tiny-{kind}"
     command = ["-m", "composer.tiny", str(out), "--kind", kind]
     subprocess.run([sys.executable, *command], check=True, capture_output=True)

@@ -25,7 +25,7 @@ from tests.deploy.chart import (
     run_helm,
     tier_of,
 )
-from tests.test_readme import table_rows
+from tests.test_docs import table_rows
 
 KUBERNETES = ("1.30.0", "1.37.0")  # the chart's kubeVersion floor, and the newest schemas
 SCHEMALESS = {"ScaledObject"}  # a CRD: checked below, never silently passed
@@ -199,7 +199,7 @@ def test_every_setting_the_chart_passes_is_one_the_service_reads(profile: str) -
     gateway_settings = {f"GATEWAY_{name.upper()}" for name in GatewaySettings.model_fields}
     known = {
         "GATEWAY_": gateway_settings,
-        "CAPTIONER_": set(table_rows("CAPTIONER_")),  # the README's tables match the code
+        "CAPTIONER_": set(table_rows("CAPTIONER_")),  # docs/configuration.md matches the code
         "COMPOSER_": set(table_rows("COMPOSER_")),
     }
     for deployment in of_kind(render(profile), "Deployment"):

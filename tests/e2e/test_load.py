@@ -54,7 +54,7 @@ def test_fifty_at_once_get_music_or_429_and_leak_nothing(stack: Stack) -> None:
 
 
 def test_the_load_generator_command_runs(stack: Stack) -> None:
-    """The README's command for loading a running stack by hand."""
+    """docs/reliability.md's command for loading a running stack by hand."""
     command = [sys.executable, "bench/loadgen.py", stack.gateway.url, "--requests", "3"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
     assert "requests: 3 in" in result.stdout and "200 x" in result.stdout

@@ -1,4 +1,4 @@
-"""The README's "Scale out" commands run, each against no cluster (`--dry-run=client`)."""
+"""docs/deploy.md's "Scale out" commands run, each against no cluster (`--dry-run=client`)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,13 @@ import yaml
 from tests.deploy.chart import CHART, REPO, run_tool
 
 
+def scale_out_section() -> str:
+    page = (REPO / "docs" / "deploy.md").read_text()
+    return page.split("\n## Scale out: Kubernetes (Helm)\n", 1)[1].split("\n## ", 1)[0]
+
+
 def scale_out_commands() -> list[str]:
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("\n## Scale out\n", 1)[1].split("\n## ", 1)[0]
+    section = scale_out_section()
     block = re.search(r"```bash\n(.*?)```", section, re.DOTALL)
     assert block is not None
     return [line for line in block[1].replace("\\\n", " ").splitlines() if line.strip()]
@@ -32,8 +36,7 @@ def test_the_scale_out_commands_run_without_a_cluster() -> None:
 
 
 def test_the_more_composers_example_is_the_songs_profile() -> None:
-    readme = (REPO / "README.md").read_text()
-    section = readme.split("\n## Scale out\n", 1)[1].split("\n## ", 1)[0]
+    section = scale_out_section()
     block = re.search(r"```yaml\n(.*?)```", section, re.DOTALL)
     assert block is not None
     example = yaml.safe_load(block[1])["moreComposers"]
