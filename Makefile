@@ -77,7 +77,7 @@ typecheck: install
 	$(VENV)/composer/bin/mypy services/composer/composer tests/composer bench/compose_throughput.py \
 		bench/engine_staggered.py bench/gpu/run.py bench/diffusion.py
 	$(VENV)/gateway/bin/mypy gateway/gateway tests/gateway tests/e2e tests/deploy tests/postgres.py \
-		scripts/stack.py scripts/config_doc.py \
+		scripts/stack.py scripts/config_doc.py tooling \
 		bench/gateway_overhead.py bench/loadgen.py
 
 test: lint typecheck k8s-tools

@@ -24,7 +24,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from composer.tiny.musicgen import build  # noqa: E402
-from weavewave_common.supervise import free_port, run_service  # noqa: E402
+from tooling.supervise import free_port, run_service  # noqa: E402
 
 
 async def one(client: httpx.AsyncClient, seconds: float, seed: int) -> tuple[float, float]:

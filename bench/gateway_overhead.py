@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.media_factory import image_bytes  # noqa: E402
-from weavewave_common.supervise import free_port, run_service  # noqa: E402
+from tooling.supervise import free_port, run_service  # noqa: E402
 
 MB = 1024 * 1024
 

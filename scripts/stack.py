@@ -34,7 +34,7 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from weavewave_common.supervise import run_service  # noqa: E402
+from tooling.supervise import run_service  # noqa: E402
 
 DEFAULTS = {
     "captioner": "Qwen/Qwen2.5-VL-3B-Instruct",

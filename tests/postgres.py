@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from weavewave_common.supervise import free_port
+from tooling.supervise import free_port
 
 USER = "weavewave"
 

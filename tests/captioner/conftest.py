@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from weavewave_common.supervise import RunningService, free_port, run_service
+from tooling.supervise import RunningService, free_port, run_service
 
 # Small caps so the tests exercise them with small files.
 SERVICE_ENV = {

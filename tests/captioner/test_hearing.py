@@ -18,8 +18,8 @@ from captioner.prompts import PromptInputs, build_messages
 from tests.captioner.conftest import SERVICE_ENV
 from tests.captioner.test_service import brief_of, describe
 from tests.media_factory import video_bytes, wav_bytes
+from tooling.supervise import RunningService, free_port, run_service
 from weavewave_common.errors import PayloadTooLarge
-from weavewave_common.supervise import RunningService, free_port, run_service
 
 
 @pytest.fixture(scope="module")

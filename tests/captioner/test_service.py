@@ -19,8 +19,8 @@ from tests.captioner.conftest import SERVICE_ENV
 from tests.media_factory import image_bytes, png_bomb, video_bytes, wav_bytes
 from tests.metrics import metric as read_metric
 from tests.metrics import total, wait_for_metric
+from tooling.supervise import RunningService, free_port
 from weavewave_common.protocol import MusicBrief
-from weavewave_common.supervise import RunningService, free_port
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 

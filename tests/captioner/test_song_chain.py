@@ -21,7 +21,7 @@ from tests.captioner.test_brief_chain import ScriptedEngine
 from tests.captioner.test_song_brief import SONG, WRITTEN
 from tests.e2e.conftest import tiny_composer, venv_python
 from tests.media_factory import image_bytes
-from weavewave_common.supervise import RunningService, free_port, run_service
+from tooling.supervise import RunningService, free_port, run_service
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 

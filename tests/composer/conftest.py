@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from weavewave_common.supervise import RunningService, free_port, run_service
+from tooling.supervise import RunningService, free_port, run_service
 
 # A 3 s window with a 2 s stride sends anything longer than 3 s through the continuation path.
 SERVICE_ENV = {

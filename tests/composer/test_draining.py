@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from tests.composer.conftest import SERVICE_ENV
-from weavewave_common.supervise import free_port, run_service
+from tooling.supervise import free_port, run_service
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(180)]
 

@@ -25,7 +25,7 @@ from tests.composer.conftest import serve_composer
 from tests.composer.reference import RowSampler
 from tests.composer.test_engine import Recorder, load, run, run_fixed, solo
 from tests.media_factory import wav_bytes
-from weavewave_common.supervise import RunningService
+from tooling.supervise import RunningService
 
 pytestmark = pytest.mark.timeout(300)
 

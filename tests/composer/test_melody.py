@@ -28,7 +28,7 @@ from composer.generation import (
 from tests.composer.conftest import serve_composer
 from tests.composer.sinks import RecordingSink
 from tests.media_factory import wav_bytes
-from weavewave_common.supervise import RunningService
+from tooling.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 

@@ -15,7 +15,7 @@ import pytest
 from tests.media_factory import image_bytes, wav_bytes
 from tests.metrics import metric as read_metric
 from tests.metrics import still_for
-from weavewave_common.supervise import RunningService
+from tooling.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 

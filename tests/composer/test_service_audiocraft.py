@@ -13,7 +13,7 @@ import pytest
 
 from tests.composer.conftest import serve_composer
 from tests.composer.test_backend_audiocraft import tiny_audiocraft_stereo  # noqa: F401
-from weavewave_common.supervise import RunningService
+from tooling.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 

@@ -23,7 +23,7 @@ from composer.generation import (
 from tests.composer.conftest import serve_composer
 from tests.composer.sinks import RecordingSink
 from tests.composer.test_backend_audiocraft import build_tiny_audiocraft
-from weavewave_common.supervise import RunningService
+from tooling.supervise import RunningService
 
 pytestmark = pytest.mark.timeout(300)
 

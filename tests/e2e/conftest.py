@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.captioner.conftest import SERVICE_ENV as CAPTIONER_ENV
-from weavewave_common.supervise import RunningService, free_port, run_service
+from tooling.supervise import RunningService, free_port, run_service
 
 REPO = Path(__file__).resolve().parents[2]
 VENVS = REPO / ".venv"

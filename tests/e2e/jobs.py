@@ -15,7 +15,7 @@ import av
 import httpx
 
 from tests.e2e.conftest import Stack, venv_python
-from weavewave_common.supervise import RunningService, free_port, run_service
+from tooling.supervise import RunningService, free_port, run_service
 
 
 @contextmanager

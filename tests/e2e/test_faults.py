@@ -20,7 +20,7 @@ import pytest
 from tests.e2e.conftest import Stack, venv_python
 from tests.media_factory import image_bytes, video_bytes
 from tests.metrics import metric, still_for
-from weavewave_common.supervise import RunningService, free_port, run_service
+from tooling.supervise import RunningService, free_port, run_service
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 

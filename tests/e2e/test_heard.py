@@ -15,7 +15,7 @@ from tests.captioner.conftest import SERVICE_ENV as CAPTIONER_ENV
 from tests.e2e.conftest import Stack, venv_python
 from tests.e2e.jobs import jobs_gateway
 from tests.media_factory import wav_bytes
-from weavewave_common.supervise import free_port, run_service
+from tooling.supervise import free_port, run_service
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 

@@ -23,7 +23,7 @@ from tests.e2e.conftest import Stack
 from tests.e2e.jobs import jobs_gateway, seconds_of, submit, wait_for
 from tests.media_factory import image_bytes
 from tests.metrics import metric, still_for
-from weavewave_common.supervise import free_port
+from tooling.supervise import free_port
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 

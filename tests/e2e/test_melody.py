@@ -16,7 +16,7 @@ import pytest
 from tests.e2e.conftest import Stack, venv_python
 from tests.e2e.jobs import jobs_gateway
 from tests.media_factory import image_bytes, wav_bytes
-from weavewave_common.supervise import free_port, run_service
+from tooling.supervise import free_port, run_service
 
 pytestmark = pytest.mark.timeout(300)
 

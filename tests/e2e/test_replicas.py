@@ -18,7 +18,7 @@ import pytest
 
 from tests.e2e.conftest import Stack, venv_python
 from tests.metrics import total
-from weavewave_common.supervise import RunningService, free_port, run_service
+from tooling.supervise import RunningService, free_port, run_service
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 

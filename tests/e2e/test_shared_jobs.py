@@ -20,7 +20,7 @@ from tests.e2e.conftest import Stack
 from tests.e2e.jobs import jobs_gateway, seconds_of, submit, wait_for
 from tests.metrics import metric, still_for, total
 from tests.postgres import PostgresServer
-from weavewave_common.supervise import RunningService
+from tooling.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 

@@ -19,7 +19,7 @@ import pytest
 from tests.e2e.conftest import Stack, tiny_composer
 from tests.e2e.jobs import composers_gateway, jobs_gateway, seconds_of, submit, wait_for
 from tests.e2e.test_studio import SHOTS, downloaded, studio_page
-from weavewave_common.supervise import RunningService
+from tooling.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 

@@ -15,7 +15,7 @@ import pytest
 from tests.e2e.conftest import Stack, tiny_composer
 from tests.e2e.jobs import composers_gateway, seconds_of, submit, wait_for
 from tests.media_factory import image_bytes, wav_bytes
-from weavewave_common.supervise import RunningService
+from tooling.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
