@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 from gateway.audio_use import composer_uses_of
 from gateway.composers import Composers
 from gateway.protocol import AudioUse, ComposeForm, GenerateForm, Knobs, OutputFormat
-from gateway.uploads import ParsedForm, Upload
+from gateway.uploads import FormFile, ParsedForm
 from gateway.upstream import ComposerClient
 from weavewave_common.errors import InvalidInput
 from weavewave_common.protocol import AudioFormat, ComposeFields, ComposerCard, Normalize
@@ -51,13 +51,13 @@ class DurationLimits:
 class Uploads:
     """A form's files by role."""
 
-    images: list[Upload]
-    video: Upload | None
-    audio: Upload | None
+    images: list[FormFile]
+    video: FormFile | None
+    audio: FormFile | None
 
     @classmethod
     def of(cls, form: ParsedForm) -> Uploads:
-        def first(field: str) -> Upload | None:
+        def first(field: str) -> FormFile | None:
             found = form.by_field(field)
             return found[0] if found else None
 

@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
 from tempfile import SpooledTemporaryFile
-from typing import IO
+from typing import BinaryIO, cast
 from urllib.parse import parse_qsl
 
 import filetype
@@ -30,6 +30,7 @@ from weavewave_common.errors import (
     UnsupportedMedia,
 )
 from weavewave_common.threads import run_to_the_end
+from weavewave_common.uploads import Upload
 
 logger = logging.getLogger(__name__)
 
@@ -65,22 +66,21 @@ class UploadLimits:
 
 
 @dataclass
-class Upload:
-    """One spooled file part."""
+class FormFile(Upload):
+    """One spooled file part of a form: an `Upload` with its form field and the media type
+    sniffed from its first bytes."""
 
-    field: str
-    filename: str | None
-    file: IO[bytes]
     size: int = 0
+    field: str = ""
     media_type: str = "application/octet-stream"
 
 
 @dataclass
 class ParsedForm:
     fields: dict[str, str] = field(default_factory=dict)
-    files: list[Upload] = field(default_factory=list)
+    files: list[FormFile] = field(default_factory=list)
 
-    def by_field(self, name: str) -> list[Upload]:
+    def by_field(self, name: str) -> list[FormFile]:
         return [f for f in self.files if f.field == name]
 
     def close(self) -> None:
@@ -100,7 +100,7 @@ class _FormBuilder:
         self._headers: dict[bytes, bytes] = {}
         self._name = ""
         self._text = bytearray()
-        self._upload: Upload | None = None
+        self._upload: FormFile | None = None
 
     def on_part_begin(self) -> None:
         self._headers, self._text, self._upload = {}, bytearray(), None
@@ -134,7 +134,7 @@ class _FormBuilder:
             raise InvalidInput(f"{self._name}: one file at most.", code="too_many_files")
         spool = SpooledTemporaryFile(max_size=self.limits.spool_memory_bytes)  # noqa: SIM115
         name = filename.decode("utf-8", "replace")[-255:] if filename else None
-        self._upload = Upload(self._name, name, spool)
+        self._upload = FormFile(file=cast(BinaryIO, spool), filename=name, field=self._name)
         self.form.files.append(self._upload)
 
     def on_part_data(self, data: bytes, start: int, end: int) -> None:
@@ -165,7 +165,7 @@ class _FormBuilder:
         self._upload.media_type = sniff(self._upload)
 
 
-def sniff(upload: Upload) -> str:
+def sniff(upload: FormFile) -> str:
     """The upload's media type from its first bytes; 415 when it is not the kind its field wants."""
     kind = FILE_FIELDS[upload.field]
     upload.file.seek(0)

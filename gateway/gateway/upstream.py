@@ -20,7 +20,7 @@ import httpx
 from pydantic import ValidationError
 
 from gateway.replicas import NoReplica, Replica, ReplicaPool
-from gateway.uploads import Upload
+from gateway.uploads import FormFile
 from weavewave_common.deadline import TIMEOUT_HEADER
 from weavewave_common.errors import (
     ApiError,
@@ -88,7 +88,7 @@ def _unreachable(upstream: str) -> ServiceUnavailable:
 
 
 def _files(
-    uploads: list[Upload], as_field: str | None = None
+    uploads: list[FormFile], as_field: str | None = None
 ) -> list[tuple[str, tuple[str, Any, str]]]:
     """Multipart file parts for httpx, under their own field names or `as_field`."""
     out = []
@@ -204,7 +204,7 @@ class CaptionerClient:
         return card is not None and card.hears_audio
 
     async def describe(
-        self, fields: dict[str, str], uploads: list[Upload], request_id: str
+        self, fields: dict[str, str], uploads: list[FormFile], request_id: str
     ) -> MusicBrief:
         """The brief for these text fields and uploads: from another replica when one cannot
         be reached or is busy, and after a backoff (`retries` times) when every replica was
@@ -252,7 +252,7 @@ class ComposerClient:
         self.model: ModelCard[ComposerCard] = ModelCard(pool, _composer_card)
 
     async def open_stream(
-        self, request: ComposeFields, clip: Upload | None, request_id: str
+        self, request: ComposeFields, clip: FormFile | None, request_id: str
     ) -> httpx.Response:
         """Start composing on a replica that takes it; returns the streaming response (200)
         for the caller to relay (closing it frees the replica). The clip goes as `audio` when

@@ -14,7 +14,7 @@ import pytest
 from gateway.generate import Generator
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.sqlite_store import SqliteJobStore
-from gateway.uploads import ParsedForm, Upload
+from gateway.uploads import FormFile, ParsedForm
 
 
 def jobs_in(folder: Path) -> int:
@@ -26,7 +26,13 @@ def jobs_in(folder: Path) -> int:
 def test_a_submission_cancelled_during_the_copy_leaves_no_job_to_run(tmp_path: Path) -> None:
     store = SqliteJobStore(tmp_path)
     size = 64 * 1024 * 1024
-    video = Upload("video", "take.mp4", io.BytesIO(bytes(size)), size, "video/mp4")
+    video = FormFile(
+        file=io.BytesIO(bytes(size)),
+        filename="take.mp4",
+        size=size,
+        field="video",
+        media_type="video/mp4",
+    )
     form = ParsedForm(fields={"description": "a drone"}, files=[video])
 
     async def scenario() -> None:

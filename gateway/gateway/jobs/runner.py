@@ -32,7 +32,7 @@ from gateway.jobs.store import JobRecord, JobStore, StoredFile
 from gateway.jobs.webhook import Webhooks
 from gateway.protocol import BRIEF_HEADER
 from gateway.request import Entry
-from gateway.uploads import ParsedForm, Upload
+from gateway.uploads import FormFile, ParsedForm
 from weavewave_common.errors import ApiError, TooManyRequests
 from weavewave_common.request_id import bind_request_id
 from weavewave_common.streams import AudioStream
@@ -311,12 +311,12 @@ class JobRunner:
     def _form_of(self, record: JobRecord) -> ParsedForm:
         """The job's saved inputs as the form `Generator` takes (files opened from its folder)."""
         files = [
-            Upload(
-                f.field,
-                f.filename,
-                self._input_path(record, f).open("rb"),  # noqa: SIM115 - the form closes it
-                f.size,
-                f.media_type,
+            FormFile(
+                file=self._input_path(record, f).open("rb"),  # noqa: SIM115 - the form closes it
+                filename=f.filename,
+                size=f.size,
+                field=f.field,
+                media_type=f.media_type,
             )
             for f in record.files
         ]

@@ -8,18 +8,15 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 
 from captioner.deps import DescriberDep
-from captioner.describe import DescribeInput, Upload
+from captioner.describe import DescribeInput
 from weavewave_common.cancellation import run_until_disconnect
 from weavewave_common.deadline import timeout_of, within
 from weavewave_common.errors import error_responses
 from weavewave_common.protocol import CaptionerCard, CaptionerCards, MusicBrief
 from weavewave_common.request_id import current_request_id, new_request_id
+from weavewave_common.uploads import Upload
 
 router = APIRouter(prefix="/v1", tags=["captioner"])
-
-
-def _upload(file: UploadFile) -> Upload:
-    return Upload(file=file.file, filename=file.filename, size=file.size)
 
 
 @router.post(
@@ -56,9 +53,9 @@ async def describe(
 ) -> MusicBrief:
     request = DescribeInput(
         prompt=prompt,
-        images=[_upload(f) for f in images or []],
-        video=_upload(video) if video is not None else None,
-        audio=_upload(audio) if audio is not None else None,
+        images=[Upload.of(f) for f in images or []],
+        video=Upload.of(video) if video is not None else None,
+        audio=Upload.of(audio) if audio is not None else None,
         hear=hear,
         vocals=vocals,
         lyrics=lyrics,

@@ -14,7 +14,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import BinaryIO
 
 import anyio
 
@@ -41,17 +40,9 @@ from weavewave_common.protocol import (
     Timings,
     TokenUsage,
 )
+from weavewave_common.uploads import Upload
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Upload:
-    """An uploaded file as the describer sees it: an open binary file, its name and size."""
-
-    file: BinaryIO
-    filename: str | None
-    size: int | None
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,13 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import StreamingResponse
 
-from composer.compose import Upload
 from composer.deps import ComposerDep
 from composer.protocol import ComposeRequest
 from weavewave_common.deadline import timeout_of
 from weavewave_common.errors import error_responses
 from weavewave_common.protocol import ComposerCard, ComposerCards
 from weavewave_common.service import audio_response
+from weavewave_common.uploads import Upload
 
 router = APIRouter(prefix="/v1", tags=["composer"])
 
@@ -45,7 +45,7 @@ async def compose(
 def upload_of(file: UploadFile | None) -> Upload | None:
     if file is None:
         return None
-    return Upload(file=file.file, filename=file.filename, size=file.size)
+    return Upload.of(file)
 
 
 @router.get("/models", name="list_models", response_model=ComposerCards)

@@ -16,7 +16,6 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 from functools import partial
-from typing import BinaryIO
 
 import anyio
 import numpy as np
@@ -32,6 +31,7 @@ from weavewave_common.deadline import DeadlineExceeded, idle_bounded
 from weavewave_common.errors import InvalidInput, PayloadTooLarge
 from weavewave_common.protocol import STYLE_EXCERPT_S, Normalize
 from weavewave_common.streams import AudioStream
+from weavewave_common.uploads import Upload
 
 logger = logging.getLogger(__name__)
 
@@ -45,15 +45,6 @@ class ComposeLimits:
     max_description_chars: int = 2000
     max_melody_bytes: int = 20 * 1024 * 1024
     max_melody_seconds: float = 30.0
-
-
-@dataclass(frozen=True)
-class Upload:
-    """An uploaded audio file: a melody to follow, or a clip to reuse."""
-
-    file: BinaryIO
-    filename: str | None
-    size: int | None
 
 
 class Composer:
