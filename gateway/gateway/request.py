@@ -103,9 +103,10 @@ Form = TypeVar("Form", bound=BaseModel)
 
 
 def validated(model: type[Form], fields: dict[str, str]) -> Form:
-    """`fields` as `model` (the route's form model: files absent, so at their defaults)."""
+    """`fields` as `model` (the route's form model: files absent, so at their defaults). An
+    empty field counts as absent, as FastAPI reads forms (a cleared input sends one)."""
     try:
-        return model.model_validate(fields)
+        return model.model_validate({name: v for name, v in fields.items() if v != ""})
     except ValidationError as exc:
         raise InvalidInput.from_validation(exc) from exc
 
@@ -243,6 +244,8 @@ class MusicRequests:
         """The typed request, or the 422 it earns; `model` is the route's form model (by
         default that of `entry`). Nothing upstream is asked but the composer's card (cached)."""
         model = model or (ComposeForm if entry is Entry.COMPOSE else GenerateForm)
+        if entry is Entry.COMPOSE and _present(form.fields.get("description")) is None:
+            raise InvalidInput("description: required.", code="empty_description")
         knobs = validated(model, form.fields)
         if knobs.format is OutputFormat.MP4:  # format=mp4 is mux=true
             knobs = knobs.model_copy(update={"mux": True})
@@ -255,8 +258,6 @@ class MusicRequests:
                 raise InvalidInput("mux: needs a video.", code="mux_without_video")
         # a muxed video's music fits the video
         duration: Duration = "auto" if knobs.mux else parse_duration(knobs.duration)
-        if entry is Entry.COMPOSE and description is None:
-            raise InvalidInput("description: required.", code="empty_description")
         client = self.composers.pick(knobs.model)
         card = await client.model.get()
         composer = ChosenComposer(knobs.model or self.composers.default, client, card)

@@ -1,0 +1,112 @@
+"""The request parsed once (`gateway/request.py`): typed, checked against the chosen composer's
+card before any upstream works, and written to the composer's form in one place. The composer
+here is a mock transport answering `/v1/models` as a real one does."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import httpx
+import pytest
+
+from gateway.composers import Composers
+from gateway.protocol import AudioUse
+from gateway.request import DurationLimits, Entry, MusicRequest, MusicRequests, parse_duration
+from gateway.uploads import FormFile, ParsedForm
+from gateway.upstream import ComposerClient
+from tests.gateway.upstreams import pool
+from weavewave_common.errors import InvalidInput
+from weavewave_common.protocol import ComposerCard, ComposerCards
+
+CARD = ComposerCard(
+    name="stable-audio-open",
+    backend="diffusers",
+    sample_rate=44100,
+    channels=2,
+    supports_melody=False,
+    audio_uses=[],
+    max_duration_s=47.55,
+    loaded=True,
+)
+
+
+def requests(card: ComposerCard = CARD) -> MusicRequests:
+    body = ComposerCards(models=[card]).model_dump(mode="json")
+    client = ComposerClient(pool(lambda _: httpx.Response(200, json=body)), 30)
+    return MusicRequests(Composers({"sao": client}), DurationLimits(default_s=10, max_s=120))
+
+
+def parsed(fields: dict[str, str], entry: Entry = Entry.GENERATE, **files: bytes) -> MusicRequest:
+    parts = [
+        FormFile(file=io.BytesIO(data), filename=name, field=name) for name, data in files.items()
+    ]
+    form = ParsedForm(fields=fields, files=parts)
+    return asyncio.run(requests().parse(form, entry))
+
+
+def refusal(fields: dict[str, str], entry: Entry = Entry.GENERATE) -> str:
+    with pytest.raises(InvalidInput) as refused:
+        parsed(fields, entry)
+    return refused.value.code
+
+
+def test_the_duration_is_parsed_once_into_seconds_auto_or_nothing() -> None:
+    assert parse_duration("12.5") == 12.5
+    assert parse_duration("auto") == "auto"
+    assert parse_duration(None) is None and parse_duration(" ") is None
+    with pytest.raises(InvalidInput):
+        parse_duration("soon")
+
+
+def test_a_duration_is_checked_against_the_gateway_and_the_chosen_composer() -> None:
+    assert parsed({"prompt": "rain", "duration": "40"}).duration == 40.0
+    assert refusal({"prompt": "rain", "duration": "48"}) == "duration_out_of_range"  # its card
+    assert refusal({"prompt": "rain", "duration": "121"}) == "duration_out_of_range"  # ours
+    assert refusal({"description": "rain", "duration": "60"}, Entry.COMPOSE) == (
+        "duration_out_of_range"
+    )
+    request = parsed({"prompt": "rain", "duration": "auto"})
+    assert request.duration_s(video_s=300.0) == 47.55  # the video's length, capped by the card
+    assert parsed({"prompt": "rain"}).duration_s(None) == 10.0
+    assert parsed({"prompt": "rain", "duration": "", "seed": ""}).duration_s(None) == 10.0
+
+
+def test_everything_that_needs_no_model_is_refused_at_parse() -> None:
+    assert refusal({}) == "empty_request"
+    assert refusal({"prompt": "x", "model": "nobody"}) == "unknown_model"
+    assert refusal({"prompt": "x", "mux": "true"}) == "mux_without_video"
+    assert refusal({"prompt": "x", "vocals": "true"}) == "vocals_unsupported"
+    assert refusal({"duration": "5"}, Entry.COMPOSE) == "empty_description"
+    assert refusal({"prompt": "x", "temperature": "9"}) == "invalid_input"
+
+
+def test_the_composers_form_is_written_in_one_place() -> None:
+    request = parsed({"prompt": "rain", "seed": "7", "format": "mp3", "top_k": "50"})
+    fields = request.to_compose_request("soft rain", 12.0, {}, None).form_fields()
+    assert fields == {
+        "description": "soft rain",
+        "duration": "12",
+        "format": "mp3",
+        "normalize": "peak",
+        "seed": "7",
+        "temperature": "1",
+        "top_k": "50",
+        "top_p": "0",
+        "guidance": "3",
+    }
+    muxed = parsed({"mux": "true", "cover_strength": "0.4"}, video=b"v", audio=b"a")
+    fields = muxed.to_compose_request("x", 8.25, {"lyrics": "la"}, AudioUse.COVER).form_fields()
+    assert (fields["format"], fields["normalize"], fields["duration"]) == (
+        "wav",
+        "loudness",
+        "8.25",
+    )
+    assert (fields["audio_use"], fields["cover_strength"], fields["lyrics"]) == (
+        "cover",
+        "0.4",
+        "la",
+    )
+    assert "style_length" not in fields  # only the knobs of the clip's own use
+    melody = muxed.to_compose_request("x", 5.0, {}, AudioUse.MELODY).form_fields()
+    assert "audio_use" not in melody  # a melody goes as `melody`, with no use named
