@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from composer.backends.diffusion.pipeline import PipelineBackend, fitted, kept_outside, on_step_end
+from composer.backends.diffusion.pipeline import PipelineBackend, fitted, on_step_end
 from composer.generation import BackendOptions, GenerationRequest, Song, SourceAudio
 
 
@@ -69,9 +69,7 @@ class AceStepBackend(PipelineBackend):
         first = batch[0]
         song = first.song or Song()
         samples = self.samples_for(first.params.duration_s)
-        clip = None  # float32 as uploaded: a repaint pastes it back bit for bit
-        if first.source is not None:
-            clip = torch.from_numpy(first.source.samples).to(self._device)
+        clip = self._clip(first.source) if first.source is not None else None
         audio: torch.Tensor = self._pipe(
             **self._reuse(first.source, clip, samples),
             **on_step_end(step_done),
@@ -86,10 +84,7 @@ class AceStepBackend(PipelineBackend):
             keyscale=song.key,
             timesignature=beats_of(song.time_signature),
         ).audios
-        if first.source is not None and first.source.use == "repaint":
-            assert clip is not None
-            return kept_outside(audio, clip, first.source, self.sample_rate)
-        return audio
+        return self._kept(audio, clip, first.source)
 
     def _reuse(
         self, source: SourceAudio | None, clip: torch.Tensor | None, samples: int

@@ -50,6 +50,10 @@ def on_step(step_done: Callable[[int], None]) -> dict[str, Any]:
     return {"callback": lambda step, _, __: step_done(step), "callback_steps": 1}
 
 
+PASTED_BACK = ("repaint", "continue")
+"""The clip uses whose kept audio is the clip itself (the pipelines only condition on it)."""
+
+
 def kept_outside(
     audio: torch.Tensor, clip: torch.Tensor, source: SourceAudio, rate: int
 ) -> torch.Tensor:
@@ -164,6 +168,20 @@ class PipelineBackend(PlainModel):
 
     def samples_for(self, seconds: float) -> int:
         return round(seconds * self.sample_rate)
+
+    def _clip(self, source: SourceAudio) -> torch.Tensor:
+        """A clip to reuse on the device, float32 as uploaded (so what is kept of it can be
+        pasted back bit for bit); a request with one is batched alone."""
+        return torch.from_numpy(source.samples).to(self._device)
+
+    def _kept(
+        self, audio: torch.Tensor, clip: torch.Tensor | None, source: SourceAudio | None
+    ) -> torch.Tensor:
+        """`audio`, with the clip itself pasted back outside the span made anew for the uses
+        that keep it (`repaint`, `continue`)."""
+        if source is None or clip is None or source.use not in PASTED_BACK:
+            return audio
+        return kept_outside(audio, clip, source, self.sample_rate)
 
     def _seconds_asked(self, request: GenerationRequest) -> float:
         """The length to ask a pipeline that cuts int(seconds * rate) samples: half a sample

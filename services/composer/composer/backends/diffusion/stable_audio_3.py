@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from composer.backends.diffusion.pipeline import PipelineBackend, fitted, kept_outside, on_step_end
+from composer.backends.diffusion.pipeline import PipelineBackend, fitted, on_step_end
 from composer.generation import BackendOptions, GenerationRequest, Song
 
 DECODE_WINDOW = 256
@@ -96,11 +96,11 @@ class StableAudio3Backend(PipelineBackend):
             "output_type": "latent",
         }
         source = first.source
-        if source is None:
+        clip = self._clip(source) if source is not None else None
+        if source is None or clip is None:
             guidance = first.params.guidance if self.guided else 1.0
             latents = self._pipe(**common, guidance_scale=guidance).audios
-        else:  # a request with a clip is batched alone; its variants take no guidance
-            clip = torch.from_numpy(source.samples).to(self._device)  # float32, pasted back
+        else:  # its variants take no guidance
             audio = fitted(clip, samples)[None].to(self._pipe.vae.dtype)
             reuse: dict[str, Any] = {"audio": audio}
             if source.use == "cover":
@@ -110,6 +110,4 @@ class StableAudio3Backend(PipelineBackend):
                 reuse["mask_end_seconds"] = source.end_s
             latents = self._variants[source.use](**common, **reuse).audios
         decoded = decode_in_windows(self._pipe.vae, latents)[..., :samples].clamp(-1.0, 1.0)
-        if source is not None and source.use in ("repaint", "continue"):
-            return kept_outside(decoded, clip, source, self.sample_rate)
-        return decoded
+        return self._kept(decoded, clip, source)
