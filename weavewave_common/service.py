@@ -125,6 +125,8 @@ def serve(service: str, app: FastAPI, settings: ServiceSettings) -> None:
         app,
         host=settings.host,
         port=settings.port,
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_config=None,
         timeout_graceful_shutdown=10,
         timeout_keep_alive=KEEP_ALIVE_S,

@@ -2,6 +2,9 @@
 
 Each service subclasses `ServiceSettings` with its own env prefix (`CAPTIONER_`, `COMPOSER_`,
 `GATEWAY_`) and its own default port; `serve` reads these fields whoever the service is.
+Forwarded headers are believed only from the proxies an operator names: uvicorn's own default
+believes any local process, which would let one choose its client address (and so its rate-limit
+bucket) with a header.
 """
 
 from __future__ import annotations
@@ -21,4 +24,9 @@ class ServiceSettings(BaseSettings):
     log_json: bool = Field(True, description="JSON log lines (false: plain text for people).")
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long requests under way may finish (0: none)."
+    )
+    forwarded_allow_ips: str = Field(
+        "",
+        description="Proxies whose X-Forwarded-For and -Proto are believed: IPs or networks, "
+        "comma-separated, or * (empty: none; the peer's own address is the client's).",
     )

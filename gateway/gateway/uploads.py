@@ -186,11 +186,21 @@ PARSE_BATCH_BYTES = 256 * 1024
 they must not run on the event loop; one hop per batch keeps the hand-offs cheap)."""
 
 
+MAX_BOUNDARY = 70
+"""RFC 2046's longest multipart boundary."""
+
+
 def boundary_of(content_type: str) -> bytes:
     kind, options = parse_options_header(content_type)
     boundary = options.get(b"boundary")
     if kind != b"multipart/form-data" or not boundary:
         raise BadRequest("Send multipart/form-data with a boundary.", code="not_multipart")
+    if len(boundary) > MAX_BOUNDARY:
+        raise BadRequest(
+            f"Malformed multipart body: a boundary is at most {MAX_BOUNDARY} characters "
+            "(RFC 2046).",
+            code="malformed_multipart",
+        )
     return boundary
 
 

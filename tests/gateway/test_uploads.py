@@ -136,3 +136,20 @@ def test_a_stalled_body_is_408() -> None:
 def test_urlencoded_text_fields_are_read_too() -> None:
     form = parse("application/x-www-form-urlencoded", b"prompt=warm+evening&duration=3")
     assert form.fields == {"prompt": "warm evening", "duration": "3"}
+
+
+def one_field(boundary: str) -> bytes:
+    part = 'Content-Disposition: form-data; name="prompt"\r\n\r\nx'
+    return f"--{boundary}\r\n{part}\r\n--{boundary}--\r\n".encode()
+
+
+def test_a_boundary_past_rfc_2046s_70_characters_is_malformed_not_a_crash() -> None:
+    """Before: a 300-character boundary reached the parser, which raised outside its own
+    error type: a 500 `internal_error`."""
+    long = "b" * 300
+    with pytest.raises(BadRequest) as refused:
+        parse(f"multipart/form-data; boundary={long}", one_field(long))
+    assert refused.value.code == "malformed_multipart"
+    seventy = "c" * 70  # the longest the RFC allows still parses
+    form = parse(f"multipart/form-data; boundary={seventy}", one_field(seventy))
+    assert form.fields == {"prompt": "x"}

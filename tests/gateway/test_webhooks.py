@@ -48,6 +48,16 @@ ATTACKS = [
     "ftp://93.184.216.34/",
     "http:///no-host",
     "http://no-such-host.invalid/",
+    # IPv4 inside IPv6: each names the IPv4 address it carries (before: all passed)
+    "http://[::127.0.0.1]/",  # IPv4-compatible (deprecated)
+    "http://[::ffff:0:127.0.0.1]/",  # IPv4-translated (mapped, with a zero word)
+    "http://[64:ff9b::127.0.0.1]/",  # NAT64
+    "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 to the metadata address
+    "http://[64:ff9b:1::a00:7]/",  # local-use NAT64
+    "http://[2002:7f00:1::]/",  # 6to4 of 127.0.0.1
+    "http://[2002:a00:7::1]/",  # 6to4 of 10.0.0.7
+    "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/",  # Teredo
+    "http://[fec0::1]/",  # site-local (deprecated, still routed inside some networks)
 ]
 
 
@@ -65,6 +75,12 @@ def test_a_public_address_is_called_at_that_address() -> None:
     assert destination.host_header == "93.184.216.34:8443"
     v6 = asyncio.run(policy.check("http://[2606:4700:4700::1111]/h"))
     assert v6.url == "http://[2606:4700:4700::1111]/h"
+
+
+def test_a_public_ipv6_and_public_embedded_ipv4_are_allowed() -> None:
+    for address in ("2606:4700::6810:85e5", "64:ff9b::5db8:d822", "2002:5db8:d822::1"):
+        policy = DestinationPolicy([], resolve=scripted(address))
+        assert asyncio.run(policy.check("http://hooks.example/done")).address == address
 
 
 def test_an_operator_may_allow_internal_hosts() -> None:
@@ -154,6 +170,43 @@ def test_redirects_are_not_followed() -> None:
             asyncio.run(deliver(f"http://127.0.0.1:{port}/hook", DestinationPolicy(["127.0.0.1"])))
     assert len(got) == 2  # tried twice, never sent on
     assert inside == []
+
+
+def test_a_receivers_answer_is_never_read_whatever_its_size() -> None:
+    """Before: the whole answer was read into memory (a 512 MiB one grew the gateway by
+    1.1 GB). Now the delivery takes the status line and hangs up."""
+    answer_mib = 256
+    sent: list[int] = []
+
+    class Flood(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            self.rfile.read(int(self.headers["content-length"]))
+            self.send_response(200)
+            self.send_header("content-length", str(answer_mib << 20))
+            self.end_headers()
+            written, block = 0, bytes(1 << 20)
+            try:
+                for _ in range(answer_mib):
+                    self.wfile.write(block)
+                    written += len(block)
+            except OSError:
+                pass  # the gateway hung up
+            sent.append(written)
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flood)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        asyncio.run(deliver(url, DestinationPolicy(["127.0.0.1"])))
+        deadline = time.monotonic() + 10
+        while not sent and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        server.shutdown()
+    assert sent and sent[0] < (answer_mib << 20) // 4, sent  # one delivery, cut short
 
 
 def test_shutdown_waits_for_a_delivery_under_way_then_cancels_a_stuck_one() -> None:

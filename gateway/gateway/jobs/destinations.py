@@ -7,8 +7,10 @@ host resolves to is globally routable, or when an operator lists the host
 (`GATEWAY_WEBHOOK_ALLOWED_HOSTS`, for receivers inside the network).
 
 The host is resolved by the system resolver, so every spelling of an address it accepts
-(decimal `2130706433`, octal `0177.0.0.1`, hex, `127.1`, IPv6-mapped `::ffff:127.0.0.1`) is
-judged by the address it really names. Delivery resolves again, checks again, and connects to
+(decimal `2130706433`, octal `0177.0.0.1`, hex, `127.1`) is judged by the address it really
+names; an IPv6 address that carries an IPv4 one (mapped, compatible, translated, NAT64, 6to4) is
+judged by that IPv4 address too, and site-local and Teredo addresses are refused.
+Delivery resolves again, checks again, and connects to
 the checked address itself (the name goes in `Host` and TLS SNI), so a name that re-resolves
 elsewhere between check and connect (DNS rebinding) reaches nothing; redirects are not followed.
 """
@@ -52,9 +54,37 @@ class Destination:
     """`Host` as the URL named it (with its port, when not the scheme's default)."""
 
 
+IPV4_CARRIERS = (
+    ipaddress.IPv6Network("::/96"),  # IPv4-compatible (deprecated)
+    ipaddress.IPv6Network("::ffff:0:0/96"),  # IPv4-mapped
+    ipaddress.IPv6Network("::ffff:0:0:0/96"),  # IPv4-translated (SIIT)
+    ipaddress.IPv6Network("64:ff9b::/96"),  # NAT64, well-known prefix
+    ipaddress.IPv6Network("64:ff9b:1::/48"),  # NAT64, local use
+)
+"""IPv6 ranges whose last 32 bits are an IPv4 address a packet is delivered to."""
+
+
+def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries (mapped, compatible, translated, NAT64, 6to4,
+    Teredo's server), which is where a connection to it ends up; None for a native one."""
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[0]
+    if any(address in carrier for carrier in IPV4_CARRIERS):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
 def _public(address: IPAddress) -> bool:
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
+    """Globally routable by the IANA special-purpose registries (as `ipaddress` keeps them),
+    judged on the IPv4 address an IPv6 one carries, where it carries one."""
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.is_site_local or address.teredo is not None:
+            return False  # site-local: routed inside some networks; Teredo: a tunnel inward
+        carried = embedded_ipv4(address)
+        if carried is not None and not _public(carried):
+            return False
     return address.is_global and not address.is_multicast
 
 
