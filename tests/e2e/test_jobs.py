@@ -51,6 +51,16 @@ def test_a_job_runs_to_done_with_its_brief_and_audio(gateway: str) -> None:
     assert seconds_of(audio.content) == pytest.approx(2.0, abs=0.02)
     part = httpx.get(f"{gateway}{done['audio_url']}", headers={"Range": "bytes=0-99"})
     assert part.status_code == 206 and part.content == audio.content[:100]
+    # every refusal in the error envelope (before: Starlette's plain-text 400 and 416)
+    for asked, status, code in [
+        ("bytes=abc", 400, "malformed_range"),
+        ("pages=0-1", 400, "malformed_range"),
+        (f"bytes={len(audio.content)}-", 416, "range_not_satisfiable"),
+    ]:
+        refused = httpx.get(f"{gateway}{done['audio_url']}", headers={"Range": asked})
+        assert refused.status_code == status, refused.text
+        assert refused.json()["error"]["code"] == code
+    assert refused.headers["content-range"] == f"bytes */{len(audio.content)}"
 
 
 def test_audio_plays_while_it_is_composed(gateway: str) -> None:

@@ -1,5 +1,6 @@
-"""A job whose submission is cancelled mid-copy (the server stopping) is never run: its client
-never learned its id, so it must not be recovered and run at the next start."""
+"""Jobs' inputs: a job whose submission is cancelled mid-copy (the server stopping) is never
+run (its client never learned its id, so it must not be recovered and run at the next start),
+and an ended job's inputs leave at once."""
 
 from __future__ import annotations
 
@@ -9,12 +10,19 @@ import sqlite3
 from pathlib import Path
 from typing import cast
 
+import httpx
 import pytest
 
+from gateway.composers import Composers
 from gateway.generate import Generator
+from gateway.jobs.model import JobState
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.sqlite_store import SqliteJobStore
-from gateway.uploads import FormFile, ParsedForm
+from gateway.request import DurationLimits, MusicRequests
+from gateway.uploads import FormFile, ParsedForm, UploadLimits
+from gateway.upstream import CaptionerClient, ComposerClient
+from tests.gateway.upstreams import pool
+from weavewave_common.protocol import ComposerCard, ComposerCards
 
 
 def jobs_in(folder: Path) -> int:
@@ -52,3 +60,48 @@ def test_a_submission_cancelled_during_the_copy_leaves_no_job_to_run(tmp_path: P
     asyncio.run(scenario())
     assert jobs_in(tmp_path) <= 1
     assert not any(tmp_path.glob("*/inputs"))  # no orphaned inputs either
+
+
+def test_an_ended_jobs_inputs_leave_at_once(tmp_path: Path) -> None:
+    """Before: a failed or cancelled job's inputs stayed on disk for its whole TTL."""
+    card = ComposerCards(
+        models=[
+            ComposerCard(
+                name="m",
+                backend="transformers",
+                sample_rate=32000,
+                channels=1,
+                supports_melody=False,
+                max_duration_s=5,
+                loaded=True,
+            )
+        ]
+    ).model_dump(mode="json")
+    composer = ComposerClient(pool(lambda _: httpx.Response(200, json=card)), 30)
+    requests = MusicRequests(Composers({"m": composer}), DurationLimits(10, 120))
+    captioner = CaptionerClient(pool(lambda _: httpx.Response(503)), 0, 30)
+    generator = Generator(captioner, requests, UploadLimits())
+
+    def form(duration: str) -> ParsedForm:
+        clip = FormFile(file=io.BytesIO(bytes(4096)), filename="a.wav", size=4096, field="audio")
+        return ParsedForm(fields={"description": "a drone", "duration": duration}, files=[clip])
+
+    async def scenario() -> None:
+        store = SqliteJobStore(tmp_path)
+        idle = JobRunner(store, generator, workers=0, max_queued=5, ttl_s=60)
+        queued = await idle.submit(form("2"), "compose")
+        assert (store.folder(queued.id) / "inputs").exists()
+        await idle.cancel(queued)  # cancelled while queued
+        assert not (store.folder(queued.id) / "inputs").exists()
+        runner = JobRunner(store, generator, workers=1, max_queued=5, ttl_s=60, poll_s=0.05)
+        refused = await runner.submit(form("30"), "compose")  # over the composer's 5 s
+        await runner.start()
+        while (current := await store.get(refused.id)) is None or not current.state.finished:
+            await asyncio.sleep(0.05)
+        await runner.stop()
+        assert current.state is JobState.FAILED and current.error is not None
+        assert current.error["code"] == "duration_out_of_range"
+        assert not (store.folder(refused.id) / "inputs").exists()
+        await store.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))

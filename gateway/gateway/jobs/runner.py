@@ -20,6 +20,7 @@ import time
 import uuid
 from contextlib import suppress
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote
@@ -168,6 +169,7 @@ class JobRunner:
             return
         if await self._store.request_cancel(record.id, time.time()):
             logger.info("job %s cancelled while queued", record.id)
+            await self._drop_inputs(record.id)
             cancelled = await self._store.get(record.id)
             if cancelled is not None:
                 self._notify(cancelled)
@@ -351,8 +353,15 @@ class JobRunner:
             self._store.audio_path(record).unlink(missing_ok=True)
             record.audio_bytes = 0
         await self._save(record)
+        await self._drop_inputs(record.id)
         logger.info("job %s %s", record.id, state.value)
         self._notify(record)
+
+    async def _drop_inputs(self, job_id: str) -> None:
+        """An ended job's inputs can no longer be used (it never runs again): they go now,
+        not at its expiry (its audio stays until then)."""
+        inputs = self._store.folder(job_id) / "inputs"
+        await anyio.to_thread.run_sync(partial(shutil.rmtree, inputs, ignore_errors=True))
 
     def _notify(self, record: JobRecord) -> None:
         if self._webhooks is not None and record.webhook_url:

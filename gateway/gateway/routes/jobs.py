@@ -15,6 +15,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import FileResponse, StreamingResponse
+from starlette.responses import MalformedRangeHeader, RangeNotSatisfiable
 
 from gateway.access import client_of
 from gateway.jobs.model import Job, JobForm, JobPage, JobState
@@ -24,7 +25,14 @@ from gateway.request import Entry
 from gateway.routes.deps import CapacityDep, GeneratorDep, JobsDep
 from gateway.routes.forms import AUDIO, ERRORS, held_form
 from gateway.routes.openapi import multipart_body
-from weavewave_common.errors import Conflict, InvalidInput, NotFound, error_responses
+from weavewave_common.errors import (
+    BadRequest,
+    Conflict,
+    InvalidInput,
+    NotFound,
+    error_json,
+    error_responses,
+)
 
 router = APIRouter(tags=["jobs"])
 
@@ -106,7 +114,7 @@ async def list_jobs(
     "/jobs/{job_id}/audio",
     name="get_job_audio",
     response_class=StreamingResponse,
-    responses={**AUDIO, **error_responses(404, 409, 503)},
+    responses={**AUDIO, **error_responses(400, 404, 409, 416, 503)},
     summary="The job's audio: the finished file (Range requests), or, while it is being "
     "composed, a stream that follows the file as it grows.",
 )
@@ -115,7 +123,7 @@ async def get_job_audio(job_id: str, jobs: JobsDep, request: Request) -> Respons
     path = jobs.store.audio_path(record)
     media_type = record.media_type or "application/octet-stream"
     if record.state is JobState.DONE:
-        return FileResponse(path, media_type=media_type)
+        return checked_range(request, path) or FileResponse(path, media_type=media_type)
     if record.state is JobState.COMPOSING and record.media_type and path.exists():
         # (`media_type` is set once the composer's stream is open: before, a job may still be
         # refused by the composer, and is not ready to follow)
@@ -123,6 +131,24 @@ async def get_job_audio(job_id: str, jobs: JobsDep, request: Request) -> Respons
     if record.state.finished:
         raise Conflict(f"The job is {record.state.value}: it has no audio.", code="no_audio")
     raise Conflict("The job has no audio yet; poll it.", code="not_ready", retry_after_s=2)
+
+
+def checked_range(request: Request, path: Path) -> Response | None:
+    """The refusal (in the error envelope) for a `Range` the file cannot serve, by the same
+    rules `FileResponse` applies (which would answer them in plain text); None when fine."""
+    asked = request.headers.get("range")
+    if asked is None:
+        return None
+    size = path.stat().st_size
+    try:
+        FileResponse._parse_range_header(asked, size)
+    except MalformedRangeHeader as exc:
+        raise BadRequest(f"Range: {exc.content}", code="malformed_range") from None
+    except RangeNotSatisfiable:
+        refusal = error_json(416, "range_not_satisfiable", f"Range: the file has {size} bytes.")
+        refusal.headers["Content-Range"] = f"bytes */{size}"
+        return refusal
+    return None
 
 
 async def _follow(store: JobStore, followed: JobRecord, path: Path) -> AsyncIterator[bytes]:
