@@ -3,9 +3,11 @@
 API keys are optional (off for the local demo, on in the compose file via `GATEWAY_API_KEYS`):
 a key comes as `Authorization: Bearer <key>` or `X-API-Key`, and is compared with every
 configured key in constant time. No or an unknown key is 401, a revoked one 403. Each key (or
-each client address when keys are off) gets a token bucket of `rate_limit_per_minute`; an
-empty bucket is 429 with `Retry-After`. All of it runs before the body is read, so a refused
-request uploads nothing.
+each client address when keys are off) gets two token buckets: one of `rate_limit_per_minute`
+for the requests that make work (POST, DELETE), and one of `read_rate_limit_per_minute` for
+reads (GET, HEAD: polling one's own jobs, listing models), so a client following a job never
+spends the budget it composes with. An empty bucket is 429 with `Retry-After`. All of it runs
+before the body is read, so a refused request uploads nothing.
 
 Buckets are kept in the order they were last used. One untouched for a minute has refilled, so
 it is the same as none and is dropped; and there are never more than `max_buckets` (the least
@@ -53,6 +55,7 @@ class AccessControl:
     api_keys: list[str]
     revoked_keys: list[str]
     per_minute: int
+    read_per_minute: int = 600
     max_buckets: int = 100_000
     clock: Callable[[], float] = time.monotonic
     _buckets: OrderedDict[str, _Bucket] = field(default_factory=OrderedDict)
@@ -76,14 +79,17 @@ class AccessControl:
             raise Unauthorized("Send a valid API key (Authorization: Bearer <key>).")
         return key
 
-    def take(self, caller: str) -> None:
-        """Spend one request from the caller's bucket, or 429 with the wait in Retry-After."""
+    def take(self, caller: str, reads: bool = False) -> None:
+        """Spend one request from the caller's bucket (its reads' own with `reads`), or 429
+        with the wait in Retry-After."""
         now = self.clock()
-        rate = self.per_minute / 60.0
+        per_minute = self.read_per_minute if reads else self.per_minute
+        rate = per_minute / 60.0
         self._prune(now)
-        bucket = self._buckets.setdefault(caller, _Bucket(float(self.per_minute), now))
-        self._buckets.move_to_end(caller)
-        bucket.tokens = min(self.per_minute, bucket.tokens + (now - bucket.updated) * rate)
+        name = f"read:{caller}" if reads else caller
+        bucket = self._buckets.setdefault(name, _Bucket(float(per_minute), now))
+        self._buckets.move_to_end(name)
+        bucket.tokens = min(per_minute, bucket.tokens + (now - bucket.updated) * rate)
         bucket.updated = now
         if bucket.tokens < 1:
             wait = math.ceil((1 - bucket.tokens) / rate)
@@ -101,9 +107,12 @@ class AccessControl:
         """FastAPI dependency for the music routes; the caller's key fingerprint is left in
         the scope (`client_of`) for the routes that keep what a key made to that key."""
         caller = self.caller(request)
-        self.take(caller)
+        self.take(caller, reads=request.method in READS)
         request.scope[CLIENT_SCOPE_KEY] = fingerprint(caller) if self.api_keys else None
 
+
+READS = frozenset({"GET", "HEAD"})
+"""Methods counted against the read budget."""
 
 CLIENT_SCOPE_KEY = "weavewave.client"
 

@@ -152,7 +152,10 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         return "; ".join(reasons) or None
 
     access = AccessControl(
-        settings.api_keys, settings.revoked_api_keys, settings.rate_limit_per_minute
+        settings.api_keys,
+        settings.revoked_api_keys,
+        settings.rate_limit_per_minute,
+        settings.read_rate_limit_per_minute,
     )
     guarded = APIRouter(  # API key and rate limit first: every route may answer these
         dependencies=[Depends(access)], responses=error_responses(401, 403, 429)

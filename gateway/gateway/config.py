@@ -102,7 +102,16 @@ class GatewaySettings(ServiceSettings):
         default_factory=list, description="Keys that once worked and now get 403."
     )
     rate_limit_per_minute: int = Field(
-        60, ge=1, description="Requests per minute per API key (per client when keys are off)."
+        60,
+        ge=1,
+        description="Requests that make work (POST, DELETE) per minute per API key (per client "
+        "when keys are off).",
+    )
+    read_rate_limit_per_minute: int = Field(
+        600,
+        ge=1,
+        description="Reads (GET: following jobs, listing models) per minute per API key (per "
+        "client when keys are off), a budget of their own.",
     )
     cors_origins: CommaList = Field(
         default_factory=list, description="Origins allowed by CORS, comma-separated (empty: none)."

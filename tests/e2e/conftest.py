@@ -142,6 +142,7 @@ def stack(models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
                     "GATEWAY_MAX_DURATION_S": "30",
                     "GATEWAY_MAX_IMAGE_BYTES": "400000",
                     "GATEWAY_RATE_LIMIT_PER_MINUTE": "10000",
+                    "GATEWAY_READ_RATE_LIMIT_PER_MINUTE": "100000",
                     "GATEWAY_SPOOL_MEMORY_BYTES": "1024",
                     "GATEWAY_UPLOAD_IDLE_TIMEOUT_S": "3",
                     "GATEWAY_JOBS_DIR": str(gateway_tmp.parent / "gateway-jobs"),

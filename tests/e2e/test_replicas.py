@@ -58,6 +58,7 @@ def replicated(stack: Stack) -> Iterator[Replicated]:
             "GATEWAY_COMPOSER_URLS": ",".join(s.url for s in composers),
             "GATEWAY_MAX_DURATION_S": "30",
             "GATEWAY_RATE_LIMIT_PER_MINUTE": "10000",
+            "GATEWAY_READ_RATE_LIMIT_PER_MINUTE": "100000",
             "GATEWAY_REPLICA_CHECK_S": "0.5",
             "GATEWAY_JOBS_DIR": str(stack.logs / "replica-jobs"),
         }

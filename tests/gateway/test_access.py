@@ -63,6 +63,19 @@ def test_open_by_default_but_still_rate_limited_per_client() -> None:
         assert client.post("/compose").status_code == 429
 
 
+def test_following_a_job_never_spends_the_budget_to_compose_with() -> None:
+    """Before: one bucket for everything, so the studio's polling of its own job (2.5 GETs a
+    second) spent the 60 a minute and the job's page failed on 429 mid-job."""
+    with client_for(rate_limit_per_minute=2, read_rate_limit_per_minute=50) as client:
+        polls = [client.get("/jobs/some-job").status_code for _ in range(40)]
+        assert set(polls) == {404}  # read budget: 40 of 50
+        assert [client.post("/compose").status_code for _ in range(3)] == [422, 422, 429]
+        assert client.get("/jobs/some-job").status_code == 404  # reads still have their own
+        for _ in range(20):
+            last = client.get("/jobs/some-job")
+        assert last.status_code == 429  # and are bounded too
+
+
 def test_cors_is_closed_unless_configured() -> None:
     preflight = {"Origin": "https://studio.example", "Access-Control-Request-Method": "POST"}
     with client_for() as closed:

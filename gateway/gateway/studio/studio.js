@@ -14,8 +14,14 @@ function showError(message) {
   $("error").hidden = !message;
 }
 
-async function call(method, path, body) {
+async function call(method, path, body, retries = 5) {
   const response = await fetch(path, { method, body, headers: headers() });
+  if (response.status === 429 && method === "GET" && retries > 0) {
+    // over the read budget: wait as the gateway says, then carry on following
+    const wait = Math.min(Number(response.headers.get("Retry-After")) || 1, 30);
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    return call(method, path, body, retries - 1);
+  }
   if (!response.ok) {
     let message = `${response.status} ${response.statusText}`;
     try {
