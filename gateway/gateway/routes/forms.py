@@ -9,11 +9,12 @@ from typing import Any
 
 from fastapi import Request
 from fastapi.responses import StreamingResponse
+from starlette.requests import ClientDisconnect
 
 from gateway.capacity import Capacity
 from gateway.generate import Generator
 from gateway.uploads import ParsedForm
-from weavewave_common.cancellation import run_until_disconnect
+from weavewave_common.cancellation import ClientDisconnected, run_until_disconnect
 from weavewave_common.errors import error_responses
 from weavewave_common.request_id import current_request_id, new_request_id
 from weavewave_common.service import audio_response
@@ -27,10 +28,20 @@ def _fields(model: type[Any]) -> frozenset[str]:
     return frozenset(model.model_fields)
 
 
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    """The request's body as it streams in; a client that leaves mid-upload is a 499 (its
+    own doing, counted as such), not a server error."""
+    try:
+        async for chunk in request.stream():
+            yield chunk
+    except ClientDisconnect:
+        raise ClientDisconnected("The client left during its upload.") from None
+
+
 async def read_form(request: Request, generator: Generator, model: type[Any]) -> ParsedForm:
     """The request's form, streamed and checked against `model`'s text fields."""
     content_type = request.headers.get("content-type", "")
-    return await generator.read_form(content_type, request.stream(), _fields(model))
+    return await generator.read_form(content_type, _body(request), _fields(model))
 
 
 @asynccontextmanager
