@@ -18,10 +18,11 @@ from gateway.generate import Generator
 from gateway.jobs.model import JobState
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.sqlite_store import SqliteJobStore
+from gateway.jobs.store import JobRecord
 from gateway.request import DurationLimits, MusicRequests
 from gateway.uploads import FormFile, ParsedForm, UploadLimits
 from gateway.upstream import CaptionerClient, ComposerClient
-from tests.gateway.upstreams import pool
+from tests.gateway.upstreams import pool, streamed
 from weavewave_common.protocol import ComposerCard, ComposerCards
 
 
@@ -105,3 +106,66 @@ def test_an_ended_jobs_inputs_leave_at_once(tmp_path: Path) -> None:
         await store.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def composer_that(*answers: str) -> ComposerClient:
+    """A composer whose compose calls answer, in turn: `breaks` (a stream cut after its
+    first bytes, as when the composer dies) or `serves` (a whole WAV-ish stream)."""
+    card = ComposerCards(
+        models=[
+            ComposerCard(
+                name="m",
+                backend="transformers",
+                sample_rate=32000,
+                channels=1,
+                supports_melody=False,
+                max_duration_s=30,
+                loaded=True,
+            )
+        ]
+    ).model_dump(mode="json")
+    left = list(answers)
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/models":
+            return httpx.Response(200, json=card)
+        answer = left.pop(0) if len(left) > 1 else left[0]
+        response = streamed([b"RIFF", b"more"], fail=answer == "breaks")
+        response.headers["content-type"] = "audio/wav"
+        return response
+
+    return ComposerClient(pool(handle), 30)
+
+
+def run_one_job(tmp_path: Path, composer: ComposerClient) -> JobRecord:
+    requests = MusicRequests(Composers({"m": composer}), DurationLimits(10, 120))
+    captioner = CaptionerClient(pool(lambda _: httpx.Response(503)), 0, 30)
+    generator = Generator(captioner, requests, UploadLimits())
+
+    async def scenario() -> JobRecord:
+        store = SqliteJobStore(tmp_path)
+        runner = JobRunner(
+            store, generator, workers=1, max_queued=5, ttl_s=60, poll_s=0.05, upstream_retry_s=0
+        )
+        form = ParsedForm(fields={"description": "a drone", "duration": "2"})
+        job = await runner.submit(form, "compose")
+        await runner.start()
+        while (current := await store.get(job.id)) is None or not current.state.finished:
+            await asyncio.sleep(0.05)
+        await runner.stop()
+        await store.close()
+        return current
+
+    return asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_a_composer_that_dies_mid_job_is_said_as_such_and_the_job_runs_again(
+    tmp_path: Path,
+) -> None:
+    """Before: the broken stream failed the job at once as `internal_error`."""
+    retried = run_one_job(tmp_path / "once", composer_that("breaks", "serves"))
+    assert retried.state is JobState.DONE and retried.attempts == 2
+    twice = run_one_job(tmp_path / "twice", composer_that("breaks"))
+    assert twice.state is JobState.FAILED and twice.error is not None
+    assert twice.error["code"] == "composer_unavailable"
+    assert "mid-stream" in twice.error["message"]

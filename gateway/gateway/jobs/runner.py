@@ -26,6 +26,7 @@ from typing import BinaryIO
 from urllib.parse import unquote
 
 import anyio
+import httpx
 
 from gateway.generate import Generator
 from gateway.jobs.model import JobForm, JobState
@@ -46,6 +47,16 @@ MAX_ATTEMPTS = 2
 host must not be retried forever)."""
 SAVE_EVERY_S = 0.5
 CANCEL_WAIT_S = 10.0
+
+
+UPSTREAM_RETRY_S = 5.0
+"""How long a job whose composer died mid-stream waits before it is queued again."""
+
+
+class UpstreamLost(ApiError):
+    """The composer's stream broke mid-way (the composer died or was cut off)."""
+
+    status, code = 502, "composer_unavailable"
 
 
 class LeaseLost(Exception):
@@ -69,6 +80,7 @@ class JobRunner:
         webhooks: Webhooks | None = None,
         lease_s: float = 30.0,
         poll_s: float = 1.0,
+        upstream_retry_s: float = UPSTREAM_RETRY_S,
     ) -> None:
         self._store = store
         self._generator = generator
@@ -78,6 +90,7 @@ class JobRunner:
         self._webhooks = webhooks
         self._lease_s = lease_s
         self._poll_s = poll_s
+        self._upstream_retry_s = upstream_retry_s
         self.owner = runner_name()
         self._wake = asyncio.Event()
         self._running: dict[str, asyncio.Task[None]] = {}
@@ -276,6 +289,12 @@ class JobRunner:
             raise  # shutting down: the lease is given back, and the job runs again
         except LeaseLost:
             raise
+        except UpstreamLost as exc:
+            if record.attempts < MAX_ATTEMPTS:  # once more, from its saved inputs
+                logger.warning("job %s: %s; queued again", record.id, exc.message)
+                await self._retry_later(record)
+                return
+            await self._finish(record, JobState.FAILED, {"code": exc.code, "message": exc.message})
         except ApiError as exc:
             await self._finish(record, JobState.FAILED, {"code": exc.code, "message": exc.message})
         except Exception:
@@ -300,11 +319,35 @@ class JobRunner:
             out = await anyio.to_thread.run_sync(path.open, "wb")
             try:
                 await self._started(record, stream)
-                await self._write(record, stream, out)
+                try:
+                    await self._write(record, stream, out)
+                except httpx.HTTPError as exc:
+                    raise UpstreamLost(
+                        f"The composer stopped mid-stream ({type(exc).__name__})."
+                    ) from exc
             finally:
                 out.close()
         finally:
             await stream.close()
+
+    async def _retry_later(self, record: JobRecord) -> None:
+        """Queue the job again after `upstream_retry_s` (time for the composer to come back);
+        a cancel meanwhile ends it."""
+        try:
+            await asyncio.sleep(self._upstream_retry_s)
+        except asyncio.CancelledError:
+            if record.id in self._cancelling:
+                await self._finish(record, JobState.CANCELLED, None)
+                return
+            raise
+        await self._requeue(record)
+
+    async def _requeue(self, record: JobRecord) -> None:
+        """Back in the queue (the run still counts): any runner claims it again."""
+        self._store.audio_path(record).unlink(missing_ok=True)
+        record.state, record.audio_bytes, record.media_type = JobState.QUEUED, 0, None
+        await self._save(record)
+        self._wake.set()
 
     async def _save(self, record: JobRecord) -> None:
         if not await self._store.save(record):
