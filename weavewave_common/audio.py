@@ -35,6 +35,10 @@ class DecodedAudio:
         return float(self.samples.shape[-1] / self.sample_rate)
 
 
+MAX_SOURCE_RATE = 768_000
+"""The highest sample rate an upload may declare (studio formats stop at 768 kHz)."""
+
+
 def open_container(
     file: BinaryIO, name: str, allowed: frozenset[str]
 ) -> av.container.InputContainer:
@@ -91,6 +95,15 @@ def decode_audio_stream(
     """Decode the first audio stream to float32 at `sample_rate` Hz, at most `max_seconds`:
     mono [N], or with `stereo` [2, N] (a mono clip on both sides)."""
     stream = first_stream(container, "audio", name)
+    declared = stream.codec_context.sample_rate or stream.rate or 0
+    if not 0 < declared <= MAX_SOURCE_RATE:
+        # the resampler sizes its buffers from the declared rate: a header claiming a huge
+        # one costs gigabytes before a sample is read
+        raise UnsupportedMedia(
+            f"{name}: a sample rate of {declared} Hz is not one audio is recorded at "
+            f"(at most {MAX_SOURCE_RATE})",
+            code="sample_rate_unsupported",
+        )
     channels = 2 if stereo else 1
     layout = "stereo" if stereo else "mono"
     resampler = av.AudioResampler(format="flt", layout=layout, rate=sample_rate)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from PIL import Image
 
 from captioner.media import MediaLimits, decode_image, fit_within
 from captioner.video import sample_times, sample_video
@@ -83,6 +84,23 @@ def test_bad_images_are_refused_with_the_right_status() -> None:
     truncated = io.BytesIO(image_bytes(200, 200, "PNG")[:400])
     assert status_of(lambda: decode_image(truncated, "t.png", LIMITS)) in (415, 422)
     assert status_of(lambda: decode_image(io.BytesIO(b""), "empty.png", LIMITS)) == 415
+
+
+def png_of(mode: str, width: int, height: int) -> io.BytesIO:
+    buffer = io.BytesIO()
+    Image.new(mode, (width, height)).save(buffer, format="PNG")
+    buffer.seek(0)
+    return buffer
+
+
+def test_the_decode_cap_bounds_bytes_not_only_pixels() -> None:
+    """Before: a 49 MP RGBA PNG (under the 50 MP cap) cost +795 MB to decode; four of them,
+    3.1 GB. The cap is a budget of RGB pixels: four bytes a pixel counts as 4/3 of one."""
+    cap = MediaLimits(max_pixels=224 * 224, max_decode_pixels=10_000)
+    assert decode_image(png_of("RGB", 100, 95), "rgb.png", cap).facts.width == 100
+    assert status_of(lambda: decode_image(png_of("RGBA", 100, 95), "rgba.png", cap)) == 413
+    assert decode_image(png_of("RGBA", 80, 80), "small.png", cap).image.mode == "RGB"
+    assert decode_image(png_of("L", 100, 95), "grey.png", cap).facts.width == 100
 
 
 def test_sample_times_are_even_and_capped() -> None:

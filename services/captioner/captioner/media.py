@@ -63,6 +63,21 @@ def pad_for_aspect(image: Image.Image) -> Image.Image:
     return canvas
 
 
+RGB_BYTES = 3
+"""What one pixel of the decoding budget (`max_decode_pixels`) is worth: an RGB pixel."""
+
+
+def bytes_per_pixel(mode: str) -> int:
+    """Bytes one pixel of `mode` takes decoded (4 for RGBA, CMYK, I, F; 2 for I;16 and LA)."""
+    if mode in ("I", "F", "RGBA", "RGBX", "CMYK", "RGBa"):
+        return 4
+    if mode.startswith("I;16") or mode in ("LA", "La", "PA"):
+        return 2
+    if mode in ("RGB", "YCbCr", "LAB", "HSV"):
+        return 3
+    return 1  # 1, L, P
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
     """RGB on white for anything with alpha or a palette; plain conversion for CMYK, L, I;16..."""
     has_alpha = image.mode in ("RGBA", "LA", "PA") or (
@@ -101,6 +116,13 @@ def decode_image(file: BinaryIO, filename: str | None, limits: MediaLimits) -> D
     if width * height > limits.max_decode_pixels:
         raise PayloadTooLarge(
             f"{name}: {width}x{height} is over the {limits.max_decode_pixels}-pixel limit.",
+            code="image_too_large",
+        )
+    if width * height * bytes_per_pixel(image.mode) > limits.max_decode_pixels * RGB_BYTES:
+        # the cap bounds memory: a 4-band or 16-bit image of as many pixels costs more
+        raise PayloadTooLarge(
+            f"{name}: {width}x{height} in {image.mode} is over the decoding budget "
+            f"({limits.max_decode_pixels} RGB pixels).",
             code="image_too_large",
         )
     try:
