@@ -54,6 +54,7 @@ def upload_limits(settings: GatewaySettings) -> UploadLimits:
         field_chars=(("lyrics", LYRICS_MAX_CHARS),),
         spool_memory_bytes=settings.spool_memory_bytes,
         idle_timeout_s=settings.upload_idle_timeout_s,
+        min_bytes_per_s=settings.min_upload_bytes_per_s,
     )
 
 

@@ -60,6 +60,12 @@ class GatewaySettings(ServiceSettings):
     upload_idle_timeout_s: float = Field(
         30.0, gt=0, description="A stalled upload (no bytes this long) gets 408."
     )
+    min_upload_bytes_per_s: float = Field(
+        8192.0,
+        gt=0,
+        description="After its first 10 s, an upload slower than this on average gets 408 "
+        "(a drip that never stalls would hold a slot for nothing).",
+    )
     max_concurrent: int = Field(
         16, ge=1, description="Requests served at once (upload to last byte); more get 429."
     )

@@ -9,10 +9,11 @@ which the caller runs on every path.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from functools import partial
 from tempfile import SpooledTemporaryFile
 from typing import BinaryIO, cast
 from urllib.parse import parse_qsl
@@ -21,7 +22,6 @@ import filetype
 from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, MultipartState, parse_options_header
 
-from weavewave_common.deadline import idle_bounded
 from weavewave_common.errors import (
     BadRequest,
     InvalidInput,
@@ -49,6 +49,11 @@ class UploadLimits:
     spool_memory_bytes: int = 1024 * 1024
     idle_timeout_s: float = 30.0
     """Longest wait for the next bytes of a body (a stalled upload holds a slot and a file)."""
+    min_bytes_per_s: float = 8192.0
+    """After `rate_grace_s`, a body must have come at least this fast on average: one that
+    drips (a byte every few seconds, never idle long enough to stall) holds a slot for
+    nothing and, many at once, locks every other client out."""
+    rate_grace_s: float = 10.0
     text_fields: frozenset[str] = frozenset()
     field_chars: tuple[tuple[str, int], ...] = ()
     """Text fields with a cap of their own (lyrics run longer than a prompt)."""
@@ -230,11 +235,40 @@ def _stalled(idle_s: float) -> RequestTimeout:
     )
 
 
+def _too_slow(rate: float) -> RequestTimeout:
+    return RequestTimeout(
+        f"The upload is too slow: under {rate:g} bytes a second.", code="upload_too_slow"
+    )
+
+
+async def rate_bounded(body: AsyncIterator[bytes], limits: UploadLimits) -> AsyncIterator[bytes]:
+    """`body`, refused (408) once nothing has come for `idle_timeout_s` (`upload_stalled`), or
+    once, past `rate_grace_s`, fewer bytes have come than `min_bytes_per_s` for the time taken
+    (`upload_too_slow`): each wait for the next chunk ends when the rate would fall short."""
+    source = aiter(body)
+    started, received = time.monotonic(), 0
+    while True:
+        elapsed = time.monotonic() - started
+        rate_deadline = limits.rate_grace_s + received / limits.min_bytes_per_s - elapsed
+        wait = min(limits.idle_timeout_s, max(rate_deadline, 0.0))
+        try:
+            async with asyncio.timeout(wait):
+                chunk = await anext(source)
+        except StopAsyncIteration:
+            return
+        except TimeoutError:
+            if wait < limits.idle_timeout_s:
+                raise _too_slow(limits.min_bytes_per_s) from None
+            raise _stalled(limits.idle_timeout_s) from None
+        received += len(chunk)
+        yield chunk
+
+
 async def parse_multipart(
     content_type: str, body: AsyncIterator[bytes], limits: UploadLimits
 ) -> ParsedForm:
     """Parse the streamed body; on any error the temporary files are removed before raising."""
-    body = idle_bounded(body, limits.idle_timeout_s, partial(_stalled, limits.idle_timeout_s))
+    body = rate_bounded(body, limits)
     if parse_options_header(content_type)[0] == URLENCODED:
         return await _parse_urlencoded(body, limits)
     if not content_type:  # no body at all: an empty form (the caller says what is missing)

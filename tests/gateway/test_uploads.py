@@ -4,6 +4,7 @@ limit its own clear error, malformed and stalled bodies."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -153,3 +154,25 @@ def test_a_boundary_past_rfc_2046s_70_characters_is_malformed_not_a_crash() -> N
     seventy = "c" * 70  # the longest the RFC allows still parses
     form = parse(f"multipart/form-data; boundary={seventy}", one_field(seventy))
     assert form.fields == {"prompt": "x"}
+
+
+def test_an_upload_that_drips_is_refused_once_it_falls_under_the_rate() -> None:
+    """Before: a body that sent a byte every few seconds (never idle for the whole idle
+    timeout) held its slot as long as it liked; sixteen of them locked everyone out."""
+    content_type, body = encoded({"prompt": "x" * 200})
+
+    async def drip() -> AsyncIterator[bytes]:
+        for start in range(0, len(body), 10):
+            await asyncio.sleep(0.1)  # 100 bytes a second
+            yield body[start : start + 10]
+
+    limits = UploadLimits(
+        text_fields=TEXT, idle_timeout_s=30, min_bytes_per_s=1000, rate_grace_s=0.3
+    )
+    started = time.monotonic()
+    with pytest.raises(RequestTimeout) as refused:
+        asyncio.run(parse_multipart(content_type, drip(), limits))
+    assert refused.value.code == "upload_too_slow"
+    assert time.monotonic() - started < 2  # at once, not at the idle timeout
+    fast = UploadLimits(text_fields=TEXT, min_bytes_per_s=100, rate_grace_s=0.3)
+    assert asyncio.run(parse_multipart(content_type, drip(), fast)).fields["prompt"]
