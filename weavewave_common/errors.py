@@ -7,6 +7,7 @@ client ever sees a different shape or a stack trace.
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Iterable
 from typing import Any
@@ -101,6 +102,20 @@ class UpstreamTimeout(ApiError):
     status, code = 504, "upstream_timeout"
 
 
+class InsufficientStorage(ApiError):
+    """The disk is full: nothing the client did, and nothing to retry at once."""
+
+    status, code = 507, "disk_full"
+
+
+NO_SPACE = (errno.ENOSPC, errno.EDQUOT)
+"""OSError numbers that mean the disk (or the quota on it) is full."""
+
+
+def no_space(exc: OSError) -> bool:
+    return exc.errno in NO_SPACE
+
+
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -115,6 +130,7 @@ _STATUS_CODES = {
     500: "internal_error",
     503: "service_unavailable",
     504: "upstream_timeout",
+    507: "disk_full",
 }
 
 _DESCRIPTIONS = {
@@ -133,6 +149,7 @@ _DESCRIPTIONS = {
     502: "An upstream service failed on this request.",
     503: "The service is loading or saturated; retry after `Retry-After` seconds.",
     504: "An upstream service did not answer in time.",
+    507: "The server's disk is full; retry later.",
 }
 
 

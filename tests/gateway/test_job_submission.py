@@ -5,6 +5,7 @@ and an ended job's inputs leave at once."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import io
 import sqlite3
 from pathlib import Path
@@ -23,6 +24,7 @@ from gateway.request import DurationLimits, MusicRequests
 from gateway.uploads import FormFile, ParsedForm, UploadLimits
 from gateway.upstream import CaptionerClient, ComposerClient
 from tests.gateway.upstreams import pool, streamed
+from weavewave_common.errors import InsufficientStorage
 from weavewave_common.protocol import ComposerCard, ComposerCards
 
 
@@ -169,3 +171,30 @@ def test_a_composer_that_dies_mid_job_is_said_as_such_and_the_job_runs_again(
     assert twice.state is JobState.FAILED and twice.error is not None
     assert twice.error["code"] == "composer_unavailable"
     assert "mid-stream" in twice.error["message"]
+
+
+def disk_full(*_: object) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+
+def test_a_full_disk_is_said_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: a full jobs disk was a 500 on submission. (The fault is injected: no disk here
+    can be filled on cue.)"""
+    store = SqliteJobStore(tmp_path)
+    runner = JobRunner(store, cast(Generator, None), workers=0, max_queued=5, ttl_s=60)
+    clip = FormFile(file=io.BytesIO(bytes(64)), filename="a.wav", size=64, field="audio")
+    monkeypatch.setattr("gateway.jobs.runner.shutil.copyfileobj", disk_full)
+    with pytest.raises(InsufficientStorage) as refused:
+        asyncio.run(runner.submit(ParsedForm(fields={"description": "x"}, files=[clip]), "c"))
+    assert refused.value.status == 507 and refused.value.code == "disk_full"
+    assert not any(tmp_path.glob("*/inputs"))
+    asyncio.run(store.close())
+
+
+def test_a_disk_that_fills_while_composing_fails_the_job_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("gateway.jobs.runner._append", disk_full)
+    job = run_one_job(tmp_path, composer_that("serves"))
+    assert job.state is JobState.FAILED and job.error is not None
+    assert job.error["code"] == "disk_full"

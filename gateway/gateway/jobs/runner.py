@@ -35,7 +35,7 @@ from gateway.jobs.webhook import Webhooks
 from gateway.protocol import BRIEF_HEADER
 from gateway.request import Entry
 from gateway.uploads import FormFile, ParsedForm
-from weavewave_common.errors import ApiError, TooManyRequests
+from weavewave_common.errors import ApiError, InsufficientStorage, TooManyRequests, no_space
 from weavewave_common.request_id import bind_request_id
 from weavewave_common.streams import AudioStream
 from weavewave_common.threads import complete, run_to_the_end
@@ -171,6 +171,13 @@ class JobRunner:
                         upload.field, upload.filename, str(path), upload.media_type, upload.size
                     )
                 )
+        except OSError as exc:
+            shutil.rmtree(self._store.folder(record.id), ignore_errors=True)
+            if no_space(exc):
+                raise InsufficientStorage(
+                    "The jobs disk is full; retry later.", retry_after_s=60
+                ) from exc
+            raise
         except BaseException:
             shutil.rmtree(self._store.folder(record.id), ignore_errors=True)
             raise
@@ -382,7 +389,12 @@ class JobRunner:
         """The audio to the job's file as it arrives (file and store writes off the loop)."""
         saved = time.monotonic()
         async for chunk in stream.body:
-            await run_to_the_end(_append, out, chunk)
+            try:
+                await run_to_the_end(_append, out, chunk)
+            except OSError as exc:
+                if no_space(exc):
+                    raise InsufficientStorage("The jobs disk filled up while composing.") from exc
+                raise
             record.audio_bytes += len(chunk)
             if time.monotonic() - saved > SAVE_EVERY_S:
                 await self._save(record)
