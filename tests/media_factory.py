@@ -79,10 +79,12 @@ def video_bytes(
     gop: int | None = None,
     with_audio: bool = False,
     codec: str = "libx264",
+    container_format: str = "mp4",
 ) -> bytes:
-    """An MP4 of moving colour bars (H.264 by default), optionally with a sine soundtrack."""
+    """A video of moving colour bars (H.264 in MP4 by default; e.g. `libvpx` in `webm`, what
+    browsers record), optionally with a sine soundtrack."""
     buffer = io.BytesIO()
-    with av.open(buffer, mode="w", format="mp4") as container:
+    with av.open(buffer, mode="w", format=container_format) as container:
         stream: Any = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
         if gop is not None:

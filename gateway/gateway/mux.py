@@ -8,12 +8,13 @@ long the video is (the AAC track, a few MB at most, is encoded first).
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import IO, Any
 
 import av
 
-from weavewave_common.errors import InvalidInput
+from weavewave_common.errors import InvalidInput, UnsupportedMedia
 
 AAC_BITRATE = 128_000  # ample for music; AAC-LC allows at most 6 bits per sample per channel
 
@@ -50,6 +51,31 @@ def video_seconds(video: IO[bytes]) -> float:
             return float((stream.duration or 0) * (stream.time_base or 0))
     except (av.error.FFmpegError, IndexError) as exc:
         raise InvalidInput("video: its length cannot be read.", code="media_unreadable") from exc
+    finally:
+        video.seek(0)
+
+
+def check_muxable(video: IO[bytes]) -> None:
+    """Refuse (415) a video whose picture cannot be copied into MP4 (VP8 WebM, what browsers
+    record, among them), before any work: found only while muxing, after the music, it could
+    only break a response already under way."""
+    video.seek(0)
+    try:
+        with av.open(video, mode="r") as source, av.open(io.BytesIO(), "w", format="mp4") as out:
+            if not source.streams.video:
+                raise InvalidInput("video: no video stream to put the music in.", code="no_video")
+            picture = source.streams.video[0]
+            try:
+                out.add_stream_from_template(picture)
+            except ValueError as exc:
+                name = picture.codec_context.name if picture.codec_context else "unknown"
+                raise UnsupportedMedia(
+                    f"video: its codec ({name}) cannot go into MP4; send H.264, HEVC, VP9 or "
+                    "AV1, or leave mux off for the music alone.",
+                    code="video_not_muxable",
+                ) from exc
+    except av.error.FFmpegError as exc:
+        raise InvalidInput("video: cannot be read for muxing.", code="media_unreadable") from exc
     finally:
         video.seek(0)
 

@@ -15,10 +15,12 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal, TypeVar
 
+import anyio
 from pydantic import BaseModel, ValidationError
 
 from gateway.audio_use import composer_uses_of
 from gateway.composers import Composers
+from gateway.mux import check_muxable
 from gateway.protocol import AudioUse, ComposeForm, GenerateForm, Knobs, OutputFormat
 from gateway.uploads import FormFile, ParsedForm
 from gateway.upstream import ComposerClient
@@ -256,6 +258,7 @@ class MusicRequests:
                 raise InvalidInput("mux: needs a video (use /generate).", code="mux_without_video")
             if uploads.video is None:
                 raise InvalidInput("mux: needs a video.", code="mux_without_video")
+            await anyio.to_thread.run_sync(check_muxable, uploads.video.file)
         # a muxed video's music fits the video
         duration: Duration = "auto" if knobs.mux else parse_duration(knobs.duration)
         client = self.composers.pick(knobs.model)

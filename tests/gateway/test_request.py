@@ -16,7 +16,8 @@ from gateway.request import DurationLimits, Entry, MusicRequest, MusicRequests, 
 from gateway.uploads import FormFile, ParsedForm
 from gateway.upstream import ComposerClient
 from tests.gateway.upstreams import pool
-from weavewave_common.errors import InvalidInput
+from tests.media_factory import video_bytes
+from weavewave_common.errors import InvalidInput, UnsupportedMedia
 from weavewave_common.protocol import ComposerCard, ComposerCards
 
 CARD = ComposerCard(
@@ -72,6 +73,17 @@ def test_a_duration_is_checked_against_the_gateway_and_the_chosen_composer() -> 
     assert parsed({"prompt": "rain", "duration": "", "seed": ""}).duration_s(None) == 10.0
 
 
+VIDEO = video_bytes(seconds=0.5)
+
+
+def test_a_video_that_cannot_be_muxed_is_refused_at_parse() -> None:
+    webm = video_bytes(seconds=0.5, codec="libvpx", container_format="webm")
+    with pytest.raises(UnsupportedMedia) as refused:
+        parsed({"mux": "true"}, video=webm)
+    assert refused.value.code == "video_not_muxable"
+    assert parsed({"format": "mp3"}, video=webm).knobs.mux is False  # the music alone: fine
+
+
 def test_everything_that_needs_no_model_is_refused_at_parse() -> None:
     assert refusal({}) == "empty_request"
     assert refusal({"prompt": "x", "model": "nobody"}) == "unknown_model"
@@ -95,7 +107,7 @@ def test_the_composers_form_is_written_in_one_place() -> None:
         "top_p": "0",
         "guidance": "3",
     }
-    muxed = parsed({"mux": "true", "cover_strength": "0.4"}, video=b"v", audio=b"a")
+    muxed = parsed({"mux": "true", "cover_strength": "0.4"}, video=VIDEO, audio=b"a")
     fields = muxed.to_compose_request("x", 8.25, {"lyrics": "la"}, AudioUse.COVER).form_fields()
     assert (fields["format"], fields["normalize"], fields["duration"]) == (
         "wav",
