@@ -132,6 +132,29 @@ def test_long_video_uses_at_most_max_frames() -> None:
     assert len(video.timestamps) == LIMITS.max_frames
 
 
+def test_frames_span_a_clip_with_a_single_keyframe() -> None:
+    """Before: with one keyframe, a seek landed at the start for every sample and gave up
+    after 120 decoded frames, so all samples of a long clip fell within its first minute."""
+    data = video_bytes(seconds=300, fps=2, width=64, height=48, gop=100_000)
+    video = sample_video(io.BytesIO(data), "one-key.mp4", LIMITS, want_audio=False)
+    times = sample_times(300.0, LIMITS)
+    half = 300.0 / len(times) / 2
+    assert len(video.timestamps) == len(times) and video.seen_until_s is None
+    for stamp, t in zip(video.timestamps, times, strict=True):
+        assert t - half <= stamp <= t + half, (stamp, t)
+
+
+def test_a_clip_past_the_decode_budget_is_seen_in_part_and_says_so() -> None:
+    data = video_bytes(seconds=300, fps=10, width=64, height=48, gop=100_000)
+    video = sample_video(io.BytesIO(data), "one-key.mp4", LIMITS, want_audio=False)
+    times = sample_times(300.0, LIMITS)
+    half = 300.0 / len(times) / 2
+    assert video.seen_until_s is not None and video.seen_until_s < 300
+    assert 2 <= len(video.timestamps) < len(times)
+    for stamp, t in zip(video.timestamps, times, strict=False):
+        assert t - half <= stamp <= t + half, (stamp, t)  # what was seen is where it should be
+
+
 def test_soundtrack_is_decoded_only_when_wanted() -> None:
     data = video_bytes(seconds=2, fps=10, with_audio=True)
     muted = sample_video(io.BytesIO(data), "a.mp4", LIMITS, want_audio=False)

@@ -295,6 +295,11 @@ class Describer:
             if decoded.audio
             else None,
         )
+        if video is not None and video.seen_until_s is not None:
+            warnings.append(
+                f"the video's keyframes are sparse: its frames were seen up to "
+                f"{video.seen_until_s:.0f} s of {video.duration_s:.0f} s"
+            )
         if decoded.audio is not None and not self._engine.accepts_audio:
             warnings.append("the audio clip was decoded but this model cannot hear it")
         metrics.TOKENS.labels("prompt").inc(usage.prompt_tokens)

@@ -3,13 +3,16 @@
 For each of the N sample times the decoder seeks to the keyframe at or before the end of that
 sample's tolerance window (half the sampling interval on each side) and takes the first frame
 inside the window. With keyframes at least as dense as the sampling interval (phone and web
-video: every 1-2 s) that is one decoded frame per sample; with sparse keyframes it decodes
-forward, but never more than `MAX_DECODE_PER_SAMPLE` frames per sample. Frames are scaled
-while converting to RGB (swscale), so full-size frames are never kept.
+video: every 1-2 s) that is one decoded frame per sample. With sparse keyframes (a seek landing
+more than `MAX_DECODE_PER_SAMPLE` frames early) it stops seeking and decodes forward once, so
+the frames still span the clip, within a budget of N x `MAX_DECODE_PER_SAMPLE` decoded frames;
+a clip that needs more is seen up to where the budget ran out, and the brief says so. Frames
+are scaled while converting to RGB (swscale), so full-size frames are never kept.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, BinaryIO
@@ -64,6 +67,9 @@ class DecodedVideo:
     has_audio_track: bool
     soundtrack: DecodedAudio | None
     """The decoded audio track, only when the model can hear it."""
+    seen_until_s: float | None = None
+    """Where the frames stop when decoding ran out of its budget before the end (sparse
+    keyframes in a long clip); None when they span it all."""
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -107,25 +113,65 @@ def _duration(container: av.container.InputContainer, stream: av.video.VideoStre
     raise InvalidInput("The video does not declare its duration.", code="media_unreadable")
 
 
-def _frame_at(
-    container: av.container.InputContainer,
-    stream: av.video.VideoStream,
-    window: tuple[float, float],
-    after: float,
-) -> av.VideoFrame | None:
-    """First frame with time in `window` and after `after` (the previous sample), or None."""
-    start, end = window
-    time_base = stream.time_base or Fraction(1, 1000)
-    container.seek(int(end / time_base), stream=stream, backward=True, any_frame=False)
-    for decoded, frame in enumerate(container.decode(stream)):
-        when = frame.time
-        if when is None or when <= after:
-            continue
-        if when >= start:
-            return frame if when <= end else None
-        if decoded >= MAX_DECODE_PER_SAMPLE:
+class _Sampler:
+    """Frames at sample times: by seeks while keyframes are dense; once a seek lands more than
+    `MAX_DECODE_PER_SAMPLE` frames before its window (sparse keyframes), by one forward pass
+    from there on, so the frames still span the whole clip; at most `budget` frames decoded in
+    all, after which the samples end where the decoding stopped (and the brief says so)."""
+
+    def __init__(
+        self, container: av.container.InputContainer, stream: av.video.VideoStream, budget: int
+    ) -> None:
+        self._container = container
+        self._stream = stream
+        self._budget = budget
+        self.decoded = 0
+        self._forward: Iterator[av.VideoFrame] | None = None
+        self._pending: av.VideoFrame | None = None
+
+    @property
+    def exhausted(self) -> bool:
+        return self.decoded >= self._budget
+
+    def frame_at(self, window: tuple[float, float], after: float) -> av.VideoFrame | None:
+        """First frame with time in `window` and after `after` (the previous sample), or None."""
+        if self._forward is not None:
+            return self._next_in(window, after)
+        time_base = self._stream.time_base or Fraction(1, 1000)
+        self._container.seek(
+            int(window[1] / time_base), stream=self._stream, backward=True, any_frame=False
+        )
+        frames = self._container.decode(self._stream)
+        for count, frame in enumerate(frames, start=1):
+            self.decoded += 1
+            when = frame.time
+            if when is None or when <= after:
+                continue
+            if when >= window[0]:
+                return frame if when <= window[1] else None
+            if count >= MAX_DECODE_PER_SAMPLE or self.exhausted:
+                self._forward = frames  # sparse keyframes: no more seeks, decode on from here
+                return self._next_in(window, after)
+        return None
+
+    def _next_in(self, window: tuple[float, float], after: float) -> av.VideoFrame | None:
+        assert self._forward is not None
+        while True:
+            frame, self._pending = self._pending, None
+            if frame is None:
+                if self.exhausted:
+                    return None
+                frame = next(self._forward, None)
+                if frame is None:
+                    return None
+                self.decoded += 1
+            when = frame.time
+            if when is None or when <= after or when < window[0]:
+                continue
+            if when > window[1]:
+                self._pending = frame  # it belongs to a later window
+                return None
             return frame
-    return None
 
 
 def sample_video(
@@ -149,10 +195,13 @@ def sample_video(
         half = duration / len(times) / 2
         frames: list[npt.NDArray[np.uint8]] = []
         stamps: list[float] = []
+        sampler = _Sampler(container, stream, len(times) * MAX_DECODE_PER_SAMPLE)
         try:
             for t in times:
+                if sampler.exhausted:
+                    break
                 previous = stamps[-1] if stamps else -1.0
-                frame = _frame_at(container, stream, (t - half, t + half), previous)
+                frame = sampler.frame_at((t - half, t + half), previous)
                 if frame is not None:
                     rgb = frame.reformat(width=size[0], height=size[1], format="rgb24")
                     frames.append(np.asarray(rgb.to_ndarray(), dtype=np.uint8))
@@ -178,6 +227,7 @@ def sample_video(
             source_fps=float(rate) if rate else None,
             has_audio_track=bool(container.streams.audio),
             soundtrack=soundtrack,
+            seen_until_s=stamps[-1] + half if sampler.exhausted else None,
         )
 
 
