@@ -23,7 +23,7 @@ from PIL import Image
 
 from captioner import metrics
 from captioner.budget import AudioGeometry, VisionGeometry
-from captioner.prompts import ChatMessage
+from captioner.prompts import ChatMessage, defused_messages
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 
 logger = logging.getLogger(__name__)
@@ -97,6 +97,15 @@ def model_accepts_audio(architectures: list[str], setting: str) -> bool:
     return any(marker in arch for arch in architectures for marker in AUDIO_ARCHITECTURE_MARKERS)
 
 
+def special_tokens(tokenizer: Any) -> list[str]:
+    """Every control token the tokenizer parses out of text: the named ones and every added
+    token marked special (`<|im_start|>`, `<|vision_start|>`, `<|AUDIO|>` …)."""
+    named = set(getattr(tokenizer, "all_special_tokens", []))
+    added = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    named.update(str(token.content) for token in added.values() if getattr(token, "special", False))
+    return sorted(named)
+
+
 class VllmEngine:
     """`CaptionEngine` over vLLM's `AsyncLLM`."""
 
@@ -108,6 +117,7 @@ class VllmEngine:
         self._vision = VisionGeometry.of(chat_renderer)
         self._hearing = AudioGeometry.of(chat_renderer) if audio else None
         self._tokenizer = getattr(chat_renderer, "tokenizer", chat_renderer)
+        self._specials = special_tokens(self._tokenizer)
 
     @property
     def model_name(self) -> str:
@@ -167,7 +177,9 @@ class VllmEngine:
 
     def _inputs(self, request: EngineRequest) -> dict[str, Any]:
         prompt = self._renderer.apply_chat_template(
-            request.messages, tokenize=False, add_generation_prompt=True
+            defused_messages(request.messages, self._specials),
+            tokenize=False,
+            add_generation_prompt=True,
         )
         self._check_budget(prompt, request)
         media: dict[str, Any] = {}

@@ -160,6 +160,41 @@ class PromptInputs:
     """Set for a song with vocals; None for an instrumental."""
 
 
+WORD_JOINER = "\u2060"
+"""Invisible, and no tokenizer's special token contains it: put inside a marker, it leaves the
+marker text (as the model sees it) but no longer a control token."""
+
+
+def defused(text: str, specials: list[str]) -> str:
+    """`text` with every special-token string in it (`<|im_start|>` …) split by an invisible
+    word joiner, so a user's words are tokenized as words: they can never close their turn and
+    open a system or assistant one."""
+    for special in sorted(specials, key=len, reverse=True):
+        if len(special) > 1 and special in text:
+            text = text.replace(special, special[0] + WORD_JOINER + special[1:])
+    return text
+
+
+def defused_messages(messages: list[ChatMessage], specials: list[str]) -> list[ChatMessage]:
+    """The chat with the user turn's text defused (the system prompt and media are ours)."""
+    out: list[ChatMessage] = []
+    for message in messages:
+        content = message["content"]
+        if message["role"] == "user" and isinstance(content, list):
+            parts: list[TextPart | MediaPart] = [
+                TextPart(type="text", text=defused(part["text"], specials))
+                if part["type"] == "text"
+                else part
+                for part in content
+            ]
+            out.append(ChatMessage(role="user", content=parts))
+        elif message["role"] == "user" and isinstance(content, str):
+            out.append(ChatMessage(role="user", content=defused(content, specials)))
+        else:
+            out.append(message)
+    return out
+
+
 def clean_user_prompt(text: str | None) -> str | None:
     """Drop control characters and surrounding blanks; None when nothing is left."""
     if text is None:
