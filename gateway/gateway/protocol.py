@@ -16,6 +16,28 @@ from weavewave_common.protocol import (
 DESCRIPTION_HEADER = "X-WeaveWave-Description"
 BRIEF_HEADER = "X-WeaveWave-Brief"
 AUDIO_USE_HEADER = "X-WeaveWave-Audio-Use"
+OMITTED_HEADER = "X-WeaveWave-Omitted"
+
+TEXT_HEADER_BYTES = 4096
+"""The most one text header (the description, the brief) may take on the wire. Node's HTTP
+client and common proxies refuse responses whose headers pass 16 KiB; with this bound the
+whole response stays under 10 KiB."""
+TEXT_HEADERS = (DESCRIPTION_HEADER, BRIEF_HEADER)
+
+
+def bounded_headers(headers: dict[str, str]) -> dict[str, str]:
+    """`headers` with each text header over `TEXT_HEADER_BYTES` left out and named in
+    `X-WeaveWave-Omitted` (the brief is whole in `/describe`'s answer and a job's record)."""
+    kept, omitted = {}, []
+    for name, value in headers.items():
+        if name in TEXT_HEADERS and len(value.encode()) > TEXT_HEADER_BYTES:
+            omitted.append(name)
+        else:
+            kept[name] = value
+    if omitted:
+        kept[OMITTED_HEADER] = ",".join(omitted)
+    return kept
+
 
 BINARY = {"type": "string", "format": "binary"}
 

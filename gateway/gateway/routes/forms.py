@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect
 
 from gateway.capacity import Capacity
 from gateway.generate import Generator
+from gateway.protocol import bounded_headers
 from gateway.uploads import ParsedForm
 from weavewave_common.cancellation import ClientDisconnected, run_until_disconnect
 from weavewave_common.errors import error_responses
@@ -94,5 +95,5 @@ async def stream_audio(
             slot.release()
 
     return OwnedStreamingResponse(
-        stream.body, release, media_type=stream.media_type, headers=stream.headers
+        stream.body, release, media_type=stream.media_type, headers=bounded_headers(stream.headers)
     )
