@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from weavewave_common.errors import InvalidInput, UnsupportedMedia
+from weavewave_common.mp4_index import check_mp4_index
 
 AUDIO_DEMUXERS = frozenset(
     {"wav", "mp3", "flac", "ogg", "mov", "mp4", "m4a", "matroska", "webm", "aac", "aiff", "w64"}
@@ -42,7 +43,9 @@ MAX_SOURCE_RATE = 768_000
 def open_container(
     file: BinaryIO, name: str, allowed: frozenset[str]
 ) -> av.container.InputContainer:
-    """Open with FFmpeg's probing, then accept only the demuxers in `allowed`."""
+    """Open with FFmpeg's probing, then accept only the demuxers in `allowed`. An MP4's
+    sample index is checked against the file first (FFmpeg allocates whatever it claims)."""
+    check_mp4_index(file, name)
     file.seek(0)
     try:
         container = av.open(file, mode="r", metadata_errors="ignore")

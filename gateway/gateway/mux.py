@@ -15,6 +15,7 @@ from typing import IO, Any
 import av
 
 from weavewave_common.errors import InvalidInput, UnsupportedMedia
+from weavewave_common.mp4_index import check_mp4_index
 
 AAC_BITRATE = 128_000  # ample for music; AAC-LC allows at most 6 bits per sample per channel
 
@@ -42,7 +43,7 @@ def _encode_aac(wav: Path, out: Any) -> tuple[Any, list[Any]]:
 
 def video_seconds(video: IO[bytes]) -> float:
     """The video's length, from its container (or its picture stream)."""
-    video.seek(0)
+    check_mp4_index(video, "video")
     try:
         with av.open(video, mode="r") as container:
             if container.duration:
@@ -59,7 +60,7 @@ def check_muxable(video: IO[bytes]) -> None:
     """Refuse (415) a video whose picture cannot be copied into MP4 (VP8 WebM, what browsers
     record, among them), before any work: found only while muxing, after the music, it could
     only break a response already under way."""
-    video.seek(0)
+    check_mp4_index(video, "video")
     try:
         with av.open(video, mode="r") as source, av.open(io.BytesIO(), "w", format="mp4") as out:
             if not source.streams.video:
