@@ -1,4 +1,9 @@
-"""Structured logs: one JSON object a line (or plain text), request id on every record."""
+"""Structured logs: one JSON object a line (or plain text), request id on every record.
+
+JSON lines carry an ISO 8601 UTC `time`; uvicorn's access lines carry `method`, `path`,
+`status` and `client` as fields of their own; health probes and metric scrapes (most of a
+serving process's lines otherwise) are logged at debug only.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,23 @@ import sys
 from pythonjsonlogger.json import JsonFormatter
 
 from weavewave_common.request_id import current_request_id
+
+PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Paths polled by orchestrators and scrapers: their access lines only at debug."""
+
+
+class AccessLogFilter(logging.Filter):
+    """uvicorn's access lines with their parts as fields; probe lines kept for debug only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if not (isinstance(args, tuple) and len(args) == 5):
+            return True
+        client, method, path, _, status = args
+        record.client, record.method, record.path, record.status = client, method, path, status
+        if str(path).split("?", 1)[0] in PROBES:
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
 
 
 class RequestIdFilter(logging.Filter):
@@ -25,9 +47,10 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = True)
     if json_logs:
         handler.setFormatter(
             JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(request_id)s %(message)s",
-                rename_fields={"levelname": "level", "asctime": "time", "name": "logger"},
+                "%(levelname)s %(name)s %(request_id)s %(message)s",
+                rename_fields={"levelname": "level", "name": "logger"},
                 static_fields={"service": service},
+                timestamp="time",  # ISO 8601, UTC
             )
         )
     else:
@@ -42,3 +65,6 @@ def configure_logging(service: str, level: str = "INFO", json_logs: bool = True)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    access = logging.getLogger("uvicorn.access")
+    access.filters[:] = [f for f in access.filters if not isinstance(f, AccessLogFilter)]
+    access.addFilter(AccessLogFilter())
