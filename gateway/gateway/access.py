@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 
+from gateway import metrics
 from weavewave_common.errors import ApiError, TooManyRequests
 
 
@@ -92,6 +93,7 @@ class AccessControl:
         bucket.tokens = min(per_minute, bucket.tokens + (now - bucket.updated) * rate)
         bucket.updated = now
         if bucket.tokens < 1:
+            metrics.RATE_LIMITED.labels("read" if reads else "work").inc()
             wait = math.ceil((1 - bucket.tokens) / rate)
             raise TooManyRequests("Rate limit reached; retry later.", retry_after_s=wait)
         bucket.tokens -= 1

@@ -22,3 +22,16 @@ REPLICAS_READY = Gauge(
     "gateway_upstream_replicas_ready", "Replicas whose last health check passed.", ["tier"]
 )
 REJECTED = Counter("gateway_at_capacity_total", "Requests refused with 429 at capacity.")
+RATE_LIMITED = Counter(
+    "gateway_rate_limited_total",
+    "Requests refused with 429 by a rate limit, by budget.",
+    ["budget"],
+)
+JOBS_ENDED = Counter("gateway_jobs_ended_total", "Jobs that ended here, by state.", ["state"])
+JOB_SECONDS = Histogram(
+    "gateway_job_seconds",
+    "From a job's submission to its end, by state.",
+    ["state"],
+    buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+JOBS_QUEUED = Gauge("gateway_jobs_queued", "Jobs waiting to run (all replicas), as last seen.")

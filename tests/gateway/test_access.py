@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
+from gateway import metrics
 from gateway.access import AccessControl
 from gateway.app import create_app
 from gateway.config import GatewaySettings
@@ -69,7 +70,9 @@ def test_following_a_job_never_spends_the_budget_to_compose_with() -> None:
     with client_for(rate_limit_per_minute=2, read_rate_limit_per_minute=50) as client:
         polls = [client.get("/jobs/some-job").status_code for _ in range(40)]
         assert set(polls) == {404}  # read budget: 40 of 50
+        limited = metrics.RATE_LIMITED.labels("work")._value.get()
         assert [client.post("/compose").status_code for _ in range(3)] == [422, 422, 429]
+        assert metrics.RATE_LIMITED.labels("work")._value.get() == limited + 1  # counted
         assert client.get("/jobs/some-job").status_code == 404  # reads still have their own
         for _ in range(20):
             last = client.get("/jobs/some-job")

@@ -14,6 +14,7 @@ from typing import cast
 import httpx
 import pytest
 
+from gateway import metrics
 from gateway.composers import Composers
 from gateway.generate import Generator
 from gateway.jobs.model import JobState
@@ -195,6 +196,8 @@ def test_a_disk_that_fills_while_composing_fails_the_job_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("gateway.jobs.runner._append", disk_full)
+    failed = metrics.JOBS_ENDED.labels("failed")._value.get()
     job = run_one_job(tmp_path, composer_that("serves"))
     assert job.state is JobState.FAILED and job.error is not None
     assert job.error["code"] == "disk_full"
+    assert metrics.JOBS_ENDED.labels("failed")._value.get() == failed + 1  # counted by state

@@ -28,6 +28,7 @@ from urllib.parse import unquote
 import anyio
 import httpx
 
+from gateway import metrics
 from gateway.generate import Generator
 from gateway.jobs.model import JobForm, JobState
 from gateway.jobs.store import JobRecord, JobStore, StoredFile
@@ -209,6 +210,7 @@ class JobRunner:
         while True:
             self._wake.clear()
             try:
+                metrics.JOBS_QUEUED.set(await self._store.queued())
                 record = await self._store.claim(self.owner, self._lease_s)
             except Exception:
                 logger.exception("could not claim a job; trying again")
@@ -409,6 +411,8 @@ class JobRunner:
             record.audio_bytes = 0
         await self._save(record)
         await self._drop_inputs(record.id)
+        metrics.JOBS_ENDED.labels(state.value).inc()
+        metrics.JOB_SECONDS.labels(state.value).observe(max(0.0, time.time() - record.created))
         logger.info("job %s %s", record.id, state.value)
         self._notify(record)
 
