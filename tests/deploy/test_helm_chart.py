@@ -194,6 +194,19 @@ def test_the_jobs_database_comes_from_a_secret() -> None:
     assert "GATEWAY_JOBS_DATABASE_URL" not in env_of(pod_spec(default[0])["containers"][0])
 
 
+def test_the_jobs_volume_is_read_write_once_for_one_gateway_and_shared_for_several() -> None:
+    """Before: a ReadWriteMany claim even for one gateway, which most clusters cannot bind."""
+
+    def modes(*sets: str) -> list[str]:
+        (claim,) = of_kind(render("default", *sets), "PersistentVolumeClaim")
+        return list(claim["spec"]["accessModes"])
+
+    assert modes() == ["ReadWriteOnce"]
+    shared = ("gateway.replicas=2", "jobs.database.secretName=db")
+    assert modes(*shared) == ["ReadWriteMany"]
+    assert modes(*shared, "jobs.volume.accessModes={ReadWriteOncePod}") == ["ReadWriteOncePod"]
+
+
 @pytest.mark.parametrize("profile", PROFILES)
 def test_every_setting_the_chart_passes_is_one_the_service_reads(profile: str) -> None:
     gateway_settings = {f"GATEWAY_{name.upper()}" for name in GatewaySettings.model_fields}

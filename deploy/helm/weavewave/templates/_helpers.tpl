@@ -55,9 +55,26 @@ capabilities: {drop: [ALL]}
 {{- add .Values.drainSeconds 30 -}}
 {{- end -}}
 
+{{/* "true" when more than one gateway may run (replicas, or its autoscaler); else "". */}}
+{{- define "weavewave.manyGateways" -}}
+{{- if or (gt (int .Values.gateway.replicas) 1) (and (ne .Values.autoscaling.mode "none") .Values.autoscaling.gateway.enabled) -}}true{{- end -}}
+{{- end -}}
+
+{{/* The jobs volume's access modes: as set, else ReadWriteOnce for one gateway (what every
+cluster offers) and ReadWriteMany for several (they share the files). */}}
+{{- define "weavewave.jobsAccessModes" -}}
+{{- if .Values.jobs.volume.accessModes -}}
+{{- toYaml .Values.jobs.volume.accessModes -}}
+{{- else if include "weavewave.manyGateways" . -}}
+- ReadWriteMany
+{{- else -}}
+- ReadWriteOnce
+{{- end -}}
+{{- end -}}
+
 {{/* Several gateways share jobs only through PostgreSQL: refuse SQLite behind more than one. */}}
 {{- define "weavewave.checkJobs" -}}
-{{- $many := or (gt (int .Values.gateway.replicas) 1) (and (ne .Values.autoscaling.mode "none") .Values.autoscaling.gateway.enabled) -}}
+{{- $many := include "weavewave.manyGateways" . -}}
 {{- if and $many (not .Values.jobs.database.secretName) -}}
 {{- fail "More than one gateway replica needs jobs.database.secretName (PostgreSQL): SQLite jobs belong to one process." -}}
 {{- end -}}
