@@ -63,15 +63,22 @@ def build_service_app(
     return app
 
 
-def audio_response(description: str) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entry for a route that streams audio in any of the supported formats."""
+def audio_response(
+    description: str, headers: dict[str, str] | None = None
+) -> dict[int | str, dict[str, Any]]:
+    """`responses=` entry for a route that streams audio in any of the supported formats;
+    `headers` names the response headers it sets, each with what it says."""
     binary = {"schema": {"type": "string", "format": "binary"}}
-    return {
-        200: {
-            "description": description,
-            "content": dict.fromkeys(AUDIO_MEDIA_TYPES.values(), binary),
-        }
+    response: dict[str, Any] = {
+        "description": description,
+        "content": dict.fromkeys(AUDIO_MEDIA_TYPES.values(), binary),
     }
+    if headers:
+        response["headers"] = {
+            name: {"description": meaning, "schema": {"type": "string"}}
+            for name, meaning in headers.items()
+        }
+    return {200: response}
 
 
 logger = logging.getLogger(__name__)

@@ -102,3 +102,22 @@ def test_every_status_seen_is_declared(tmp_path: Path) -> None:
         "404",
         "429",
     }
+
+
+def test_the_document_needs_no_hand_edits_for_typescript_generators(tmp_path: Path) -> None:
+    """Before: no `servers` entry, `progress.fraction` optional (always sent), and none of the
+    response headers a client reads (the brief, the seed, a job's Location) declared."""
+    settings = GatewaySettings(
+        captioner_url="http://127.0.0.1:9",
+        composer_url="http://127.0.0.1:9",
+        jobs_dir=str(tmp_path / "jobs"),
+    )
+    with TestClient(create_app(settings)) as client:
+        document = client.get("/openapi.json").json()
+    assert document["servers"] == [{"url": "/", "description": "This gateway."}]
+    assert "fraction" in document["components"]["schemas"]["JobProgress"]["required"]
+    for path in ("/generate", "/compose"):
+        headers = document["paths"][path]["post"]["responses"]["200"]["headers"]
+        assert {"X-WeaveWave-Brief", "X-Seed", "X-Request-ID"} <= set(headers)
+    created = document["paths"]["/jobs"]["post"]["responses"]["202"]
+    assert "Location" in created["headers"] and "application/json" in created["content"]

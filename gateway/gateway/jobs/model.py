@@ -42,7 +42,7 @@ class JobProgress(BaseModel):
         description="Audio written so far (known while composing for WAV; at the end for all).",
     )
     audio_seconds_total: float | None = Field(None, description="The length being composed.")
-    fraction: float = Field(0.0, ge=0, le=1, description="Share of the job done, 0 to 1.")
+    fraction: float = Field(ge=0, le=1, description="Share of the job done, 0 to 1.")
 
 
 class JobError(BaseModel):

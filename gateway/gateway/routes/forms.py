@@ -13,7 +13,13 @@ from starlette.requests import ClientDisconnect
 
 from gateway.capacity import Capacity
 from gateway.generate import Generator
-from gateway.protocol import bounded_headers
+from gateway.protocol import (
+    AUDIO_USE_HEADER,
+    BRIEF_HEADER,
+    DESCRIPTION_HEADER,
+    OMITTED_HEADER,
+    bounded_headers,
+)
 from gateway.uploads import ParsedForm
 from weavewave_common.cancellation import ClientDisconnected, run_until_disconnect
 from weavewave_common.errors import error_responses
@@ -21,7 +27,21 @@ from weavewave_common.request_id import current_request_id, new_request_id
 from weavewave_common.service import audio_response
 from weavewave_common.streams import AudioStream, OwnedStreamingResponse
 
-AUDIO = audio_response("The audio, streamed as it is composed. Headers carry the brief.")
+AUDIO_HEADERS = {
+    DESCRIPTION_HEADER: "The description composed, URL-encoded (left out when over 4 KiB).",
+    BRIEF_HEADER: "The whole MusicBrief as URL-encoded JSON (left out when over 4 KiB).",
+    AUDIO_USE_HEADER: "What the audio upload was used for: heard, melody, … unused, none.",
+    OMITTED_HEADER: "The text headers left out for their size, comma-separated.",
+    "X-Sample-Rate": "Hz.",
+    "X-Channels": "1 or 2.",
+    "X-Duration": "Seconds of audio.",
+    "X-Seed": "The seed used: send it back for the same music.",
+    "X-Model": "The composer's model.",
+    "X-Request-ID": "This request's id, in every service's logs.",
+}
+AUDIO = audio_response(
+    "The audio, streamed as it is composed. Headers carry the brief.", AUDIO_HEADERS
+)
 ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422, 429, 502, 503, 504)
 
 

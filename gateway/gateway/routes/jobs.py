@@ -52,7 +52,16 @@ async def _record(jobs: JobsDep, job_id: str, request: Request) -> JobRecord:
     name="create_job",
     status_code=202,
     response_model=Job,
-    responses={**ERRORS, **error_responses(507)},
+    responses={
+        202: {
+            "description": "Accepted: the job, and where to follow it.",
+            "headers": {
+                "Location": {"description": "The job's URL.", "schema": {"type": "string"}}
+            },
+        },
+        **ERRORS,
+        **error_responses(507),
+    },
     openapi_extra=multipart_body(JobForm),
     summary="Accept a generation to run in the background; poll it, play it, cancel it.",
 )

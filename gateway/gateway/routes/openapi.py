@@ -57,7 +57,11 @@ def install_openapi(app: FastAPI, forms: list[type[BaseModel]]) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(
-                title=app.title, version=app.version, summary=app.summary, routes=app.routes
+                title=app.title,
+                version=app.version,
+                summary=app.summary,
+                routes=app.routes,
+                servers=[{"url": "/", "description": "This gateway."}],
             )
             components = document.setdefault("components", {}).setdefault("schemas", {})
             for form in forms:
