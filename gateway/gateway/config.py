@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
 from weavewave_common.settings import ServiceSettings
@@ -107,6 +107,11 @@ class GatewaySettings(ServiceSettings):
     revoked_api_keys: CommaList = Field(
         default_factory=list, description="Keys that once worked and now get 403."
     )
+    require_api_keys: bool = Field(
+        False,
+        description="Refuse to start without API keys (the compose file sets it: a published "
+        "gateway is never open by mistake).",
+    )
     rate_limit_per_minute: int = Field(
         60,
         ge=1,
@@ -122,6 +127,16 @@ class GatewaySettings(ServiceSettings):
     cors_origins: CommaList = Field(
         default_factory=list, description="Origins allowed by CORS, comma-separated (empty: none)."
     )
+
+    @model_validator(mode="after")
+    def _keys_when_required(self) -> GatewaySettings:
+        if self.require_api_keys and not self.api_keys:
+            raise ValueError(
+                "GATEWAY_REQUIRE_API_KEYS is on and GATEWAY_API_KEYS is empty: give the "
+                "comma-separated API keys (with docker compose: WEAVEWAVE_API_KEYS=key1,key2 "
+                "docker compose up)."
+            )
+        return self
 
     @field_validator(
         "api_keys",

@@ -9,6 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
+
+from gateway.config import GatewaySettings
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -22,16 +25,19 @@ def compose_binary() -> Path:
     return binary
 
 
-def config(*args: str, keys: str | None = "k1,k2") -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "WEAVEWAVE_API_KEYS"}
+def config(
+    *args: str, keys: str | None = "k1,k2", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    variables = {k: v for k, v in os.environ.items() if k != "WEAVEWAVE_API_KEYS"}
+    variables.update(env or {})
     if keys is not None:
-        env["WEAVEWAVE_API_KEYS"] = keys
+        variables["WEAVEWAVE_API_KEYS"] = keys
     return subprocess.run(
         [str(compose_binary()), "-f", str(REPO / "docker-compose.yml"), "config", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
-        env=env,
+        env=variables,
     )
 
 
@@ -119,11 +125,23 @@ def test_only_the_gateway_is_published_and_nothing_runs_privileged(
         assert int(service["mem_limit"]) > 0 and service["pids_limit"] > 0
 
 
-def test_api_keys_are_required_in_compose(services: dict[str, Any]) -> None:
+def test_api_keys_are_required_where_the_gateway_starts_not_by_every_command(
+    services: dict[str, Any],
+) -> None:
+    """Before: every compose command (config, down, logs) failed without WEAVEWAVE_API_KEYS."""
     assert services["gateway"]["environment"]["GATEWAY_API_KEYS"] == "k1,k2"
+    assert services["gateway"]["environment"]["GATEWAY_REQUIRE_API_KEYS"] == "true"
     missing = config("-q", keys=None)
-    assert missing.returncode != 0
-    assert "WEAVEWAVE_API_KEYS" in missing.stderr
+    assert missing.returncode == 0, missing.stderr
+    with pytest.raises(ValidationError, match="WEAVEWAVE_API_KEYS=key1,key2"):
+        GatewaySettings(require_api_keys=True, api_keys=[])  # what the gateway says at start
+
+
+def test_gpu_placement_is_a_setting() -> None:
+    placed = config("--format", "json", env={"WEAVEWAVE_CAPTIONER_GPU": "3"})
+    services = json.loads(placed.stdout)["services"]
+    devices = services["captioner"]["deploy"]["resources"]["reservations"]["devices"]
+    assert devices[0]["device_ids"] == ["3"]
 
 
 CACHE_VARIABLES = {
