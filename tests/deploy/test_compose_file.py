@@ -86,6 +86,8 @@ def test_each_model_service_owns_its_own_gpu(services: dict[str, Any]) -> None:
 def test_health_wiring(services: dict[str, Any]) -> None:
     for name in ("captioner", "composer", "gateway"):
         assert services[name]["healthcheck"]["test"]
+    for name in ("captioner", "composer"):  # before: 10 minutes, less than a first download
+        assert services[name]["healthcheck"]["start_period"] == "30m0s"
     depends = services["gateway"]["depends_on"]
     assert {name: (d["condition"], d["required"]) for name, d in depends.items()} == {
         "captioner": ("service_healthy", True),
