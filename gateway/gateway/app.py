@@ -20,7 +20,7 @@ from gateway.jobs.model import JobForm
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.stores import open_job_store
 from gateway.jobs.webhook import Webhooks
-from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
+from gateway.protocol import BRIEF_FIELD_CHARS, ComposeForm, DescribeForm, GenerateForm
 from gateway.replicas import ReplicaPool
 from gateway.request import DurationLimits, MusicRequests
 from gateway.routes import jobs as jobs_routes
@@ -51,7 +51,7 @@ def upload_limits(settings: GatewaySettings) -> UploadLimits:
         max_video_bytes=settings.max_video_bytes,
         max_audio_bytes=settings.max_audio_bytes,
         max_field_chars=settings.max_prompt_chars,
-        field_chars=(("lyrics", LYRICS_MAX_CHARS),),
+        field_chars=(("lyrics", LYRICS_MAX_CHARS), ("brief", BRIEF_FIELD_CHARS)),
         spool_memory_bytes=settings.spool_memory_bytes,
         idle_timeout_s=settings.upload_idle_timeout_s,
         min_bytes_per_s=settings.min_upload_bytes_per_s,

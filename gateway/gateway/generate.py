@@ -164,6 +164,8 @@ class Generator:
             description, headers = given, {DESCRIPTION_HEADER: quote(given, safe="")}
             video_s = await _video_seconds(request) if request.duration == "auto" else None
             song = {"lyrics": request.lyrics} if request.lyrics else {}
+            if request.brief is not None and request.brief.lyrics:
+                song = song_fields(request.brief)  # an edited brief's song travels whole
         else:
             fields = request.captioner_fields(hear=plan.hear)
             brief = await self._describe(fields, request.form, request_id)

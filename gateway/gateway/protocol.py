@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from weavewave_common.protocol import (
+    DESCRIPTION_MAX_CHARS,
+    LYRICS_MAX_CHARS,
     NORMALIZE_DESCRIPTION,
     ClipUseFields,
     Normalize,
@@ -116,9 +118,33 @@ class SongFields(BaseModel):
     )
 
 
+class EditedBrief(BaseModel):
+    """A brief composed as it is: `/describe`'s answer sent back (edited or not). What the
+    composer is given of it; its other fields (source, usage, media …) are ignored."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX_CHARS)
+    lyrics: str | None = Field(None, max_length=LYRICS_MAX_CHARS)
+    vocal_language: str | None = Field(None, max_length=16)
+    tempo_bpm: int | None = Field(None, ge=30, le=300)
+    key: str | None = Field(None, max_length=20)
+    time_signature: str | None = Field(None, max_length=8)
+
+
+BRIEF_FIELD_CHARS = LYRICS_MAX_CHARS + 4 * DESCRIPTION_MAX_CHARS
+"""The longest `brief` field: room for the lyrics, the description and the rest, escaped."""
+
+
 class GenerateForm(Knobs, SongFields):
     """`POST /generate`: any mix of prompt, images, video and audio (at least one) + knobs."""
 
+    brief: str | None = Field(
+        None,
+        description="A brief to compose as it is, as JSON: `/describe`'s answer, edited. Its "
+        "description, lyrics, tempo, key, time signature and language reach the composer; "
+        "the captioner is skipped.",
+    )
     prompt: str | None = Field(None, description="Your own words about the music you want.")
     images: list[bytes] = Field(default_factory=list, description="Pictures.")
     video: bytes | None = Field(None, description="One video clip.")

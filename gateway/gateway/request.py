@@ -21,10 +21,17 @@ from pydantic import BaseModel, ValidationError
 from gateway.audio_use import composer_uses_of
 from gateway.composers import Composers
 from gateway.mux import check_muxable
-from gateway.protocol import AudioUse, ComposeForm, GenerateForm, Knobs, OutputFormat
+from gateway.protocol import (
+    AudioUse,
+    ComposeForm,
+    EditedBrief,
+    GenerateForm,
+    Knobs,
+    OutputFormat,
+)
 from gateway.uploads import FormFile, ParsedForm
 from gateway.upstream import ComposerClient
-from weavewave_common.errors import InvalidInput
+from weavewave_common.errors import InvalidInput, describe_validation
 from weavewave_common.protocol import AudioFormat, ComposeFields, ComposerCard, Normalize
 
 
@@ -101,6 +108,18 @@ def parse_duration(raw: str | None) -> Duration:
         raise InvalidInput("duration: a number of seconds, or auto.") from None
 
 
+def parse_brief(raw: str | None) -> EditedBrief | None:
+    """The `brief` field (JSON) as the brief to compose; None when absent or blank."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return EditedBrief.model_validate_json(raw)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"brief: {describe_validation(exc.errors())}", code="invalid_brief"
+        ) from exc
+
+
 Form = TypeVar("Form", bound=BaseModel)
 
 
@@ -134,10 +153,13 @@ class MusicRequest:
     vocals: bool
     description: str | None
     """A finished description to compose (None: the captioner writes one)."""
+    brief: EditedBrief | None = None
+    """A brief sent back to compose as it is (its description is `description`)."""
 
     @property
     def wants_song(self) -> bool:
-        return self.vocals or self.lyrics is not None
+        brief_sings = self.brief is not None and bool(self.brief.lyrics)
+        return self.vocals or self.lyrics is not None or brief_sings
 
     @property
     def has_audio(self) -> bool:
@@ -253,6 +275,13 @@ class MusicRequests:
             knobs = knobs.model_copy(update={"mux": True})
         uploads = Uploads.of(form)
         description = _present(getattr(knobs, "description", None))
+        brief = parse_brief(getattr(knobs, "brief", None))
+        if brief is not None:
+            if description is not None:
+                raise InvalidInput(
+                    "Give a description or a brief, not both.", code="brief_and_description"
+                )
+            description = brief.description
         if knobs.mux:
             if entry is Entry.COMPOSE:
                 raise InvalidInput("mux: needs a video (use /generate).", code="mux_without_video")
@@ -277,6 +306,7 @@ class MusicRequests:
             lyrics=_present(getattr(knobs, "lyrics", None)),
             vocals=bool(getattr(knobs, "vocals", False)),
             description=description,
+            brief=brief,
         )
         self._check_duration(request)
         if description is None and not (_present(request.prompt) or request.lyrics or form.files):

@@ -9,14 +9,30 @@ paid for.
 from __future__ import annotations
 
 import re
+from typing import Protocol
 
-from weavewave_common.protocol import TIME_SIGNATURE_PATTERN, VOCAL_LANGUAGE_PATTERN, MusicBrief
+from weavewave_common.protocol import TIME_SIGNATURE_PATTERN, VOCAL_LANGUAGE_PATTERN
 
 TIME_SIGNATURE = re.compile(TIME_SIGNATURE_PATTERN)
 LANGUAGE = re.compile(VOCAL_LANGUAGE_PATTERN)
 
 
-def song_fields(brief: MusicBrief) -> dict[str, str]:
+class SongSource(Protocol):
+    """What a brief says of a song: the captioner's `MusicBrief`, or one sent back edited."""
+
+    @property
+    def lyrics(self) -> str | None: ...
+    @property
+    def vocal_language(self) -> str | None: ...
+    @property
+    def tempo_bpm(self) -> int | None: ...
+    @property
+    def key(self) -> str | None: ...
+    @property
+    def time_signature(self) -> str | None: ...
+
+
+def song_fields(brief: SongSource) -> dict[str, str]:
     """The composer's song fields for `brief` (empty for an instrumental brief)."""
     if not brief.lyrics:
         return {}

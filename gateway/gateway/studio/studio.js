@@ -3,6 +3,7 @@
 
 const $ = (id) => document.getElementById(id);
 let currentJob = null;
+let lastBrief = null; // the last brief /describe wrote, sent back whole when composing
 
 function headers() {
   const key = $("api-key").value.trim();
@@ -66,6 +67,7 @@ async function describe() {
     const form = inputsForm();
     if (!$("match-video").checked || !$("video").files[0]) form.append("duration", $("duration").value);
     const brief = await call("POST", "/describe", form);
+    lastBrief = brief;
     $("description").value = brief.description;
     describeBrief(brief);
     $("status").textContent = "Brief ready: edit it, then compose.";
@@ -78,7 +80,12 @@ async function describe() {
 function jobForm() {
   const form = new FormData();
   const description = $("description").value.trim();
-  if (description) form.append("description", description);
+  if (description && lastBrief) {
+    // the brief travels whole (its lyrics, tempo, key …), with the description as edited
+    const { lyrics, vocal_language, tempo_bpm, key, time_signature } = lastBrief;
+    const brief = { description, lyrics, vocal_language, tempo_bpm, key, time_signature };
+    form.append("brief", JSON.stringify(brief));
+  } else if (description) form.append("description", description);
   else if ($("prompt").value.trim()) form.append("prompt", $("prompt").value.trim());
   for (const file of $("images").files) form.append("images", file);
   const video = $("video").files[0];
