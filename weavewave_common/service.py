@@ -15,8 +15,10 @@ from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
+import h11
 import uvicorn
 from fastapi import APIRouter, FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from weavewave_common.draining import Drain, DrainMiddleware
 from weavewave_common.errors import install_error_handlers
@@ -88,6 +90,53 @@ KEEP_ALIVE_S = 5
 must let theirs go sooner, or a request can meet a connection the server is closing."""
 
 
+class HeaderDeadlineProtocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for a request's headers: a connection
+    whose headers are not complete `header_timeout_s` after it opened (or after its previous
+    response) is closed. uvicorn has none: headers dripped a byte every few seconds held a
+    connection open for good, and enough of them every socket."""
+
+    header_timeout_s = 10.0
+    _header_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm_header_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_header_deadline()
+        super().connection_lost(exc)
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        if self.conn.their_state is not h11.IDLE:  # the headers are in
+            self._disarm_header_deadline()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self.transport.is_closing():
+            self._arm_header_deadline()  # the next request's headers have the same time
+
+    def _arm_header_deadline(self) -> None:
+        self._disarm_header_deadline()
+        self._header_deadline = self.loop.call_later(self.header_timeout_s, self._headers_late)
+
+    def _disarm_header_deadline(self) -> None:
+        if self._header_deadline is not None:
+            self._header_deadline.cancel()
+            self._header_deadline = None
+
+    def _headers_late(self) -> None:
+        self._header_deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+def header_deadline_protocol(seconds: float) -> type[HeaderDeadlineProtocol]:
+    """The protocol class for uvicorn's `http=`, with this deadline."""
+    return type("HeaderDeadline", (HeaderDeadlineProtocol,), {"header_timeout_s": seconds})
+
+
 class DrainingServer(uvicorn.Server):
     """uvicorn's server, with SIGTERM/SIGINT draining first (`weavewave_common.draining`)."""
 
@@ -132,6 +181,7 @@ def serve(service: str, app: FastAPI, settings: ServiceSettings) -> None:
         app,
         host=settings.host,
         port=settings.port,
+        http=header_deadline_protocol(settings.header_timeout_s),
         proxy_headers=bool(settings.forwarded_allow_ips),
         forwarded_allow_ips=settings.forwarded_allow_ips or None,
         log_config=None,

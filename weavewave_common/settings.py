@@ -25,6 +25,12 @@ class ServiceSettings(BaseSettings):
     drain_timeout_s: float = Field(
         30.0, ge=0, description="On SIGTERM, how long requests under way may finish (0: none)."
     )
+    header_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        description="A connection whose request headers are not complete this long after it "
+        "opened (or after its last response) is closed.",
+    )
     forwarded_allow_ips: str = Field(
         "",
         description="Proxies whose X-Forwarded-For and -Proto are believed: IPs or networks, "

@@ -48,3 +48,28 @@ def test_a_client_that_leaves_mid_upload_is_a_499_not_a_server_error(tmp_path: P
         while sum(generate_statuses(gw.url).values()) < 3 and time.monotonic() < deadline:
             time.sleep(0.1)
         assert generate_statuses(gw.url) == {"499": 3.0}, gw.log()[-2000:]
+
+
+def test_headers_dripped_a_byte_at_a_time_are_cut_off(tmp_path: Path) -> None:
+    """Before: ten connections sending their headers a byte every 5 s were all still open
+    after 65 s (uvicorn has no deadline for headers)."""
+    with gateway(tmp_path, GATEWAY_HEADER_TIMEOUT_S="1.5") as gw:
+        parts = urlsplit(gw.url)
+        request = f"GET /healthz HTTP/1.1\r\nHost: {parts.netloc}\r\nX-Slow: " + "x" * 100
+        with socket.create_connection((parts.hostname, parts.port), timeout=10) as connection:
+            started = time.monotonic()
+            closed = False
+            for byte in request.encode():
+                try:
+                    connection.sendall(bytes([byte]))
+                    connection.settimeout(0.3)
+                    closed = connection.recv(1024) == b""
+                except TimeoutError:
+                    continue
+                except OSError:
+                    closed = True
+                if closed:
+                    break
+            held = time.monotonic() - started
+        assert closed and held < 5, held
+        assert httpx.get(f"{gw.url}/healthz").status_code == 200  # whole requests still served
