@@ -7,6 +7,7 @@ the demuxers a caller allows are accepted (FFmpeg would otherwise happily open a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import BinaryIO, Literal, overload
 
@@ -88,15 +89,29 @@ def first_stream(
     return stream
 
 
+class DecodeStopped(Exception):
+    """The caller no longer wants the decode (its client left): it ended early."""
+
+
+StopAsked = Callable[[], bool]
+"""Whether to stop now (checked between frames: a decode runs in a thread nothing can cancel)."""
+
+
+def never() -> bool:
+    return False
+
+
 def decode_audio_stream(
     container: av.container.InputContainer,
     name: str,
     sample_rate: int,
     max_seconds: float,
     stereo: bool = False,
+    stop: StopAsked = never,
 ) -> DecodedAudio:
     """Decode the first audio stream to float32 at `sample_rate` Hz, at most `max_seconds`:
-    mono [N], or with `stereo` [2, N] (a mono clip on both sides)."""
+    mono [N], or with `stereo` [2, N] (a mono clip on both sides). `stop()` is asked between
+    frames: True ends the decode with `DecodeStopped`."""
     stream = first_stream(container, "audio", name)
     declared = stream.codec_context.sample_rate or stream.rate or 0
     if not 0 < declared <= MAX_SOURCE_RATE:
@@ -122,6 +137,8 @@ def decode_audio_stream(
 
     try:
         for frame in container.decode(stream):
+            if stop():
+                raise DecodeStopped(name)
             for out in resampler.resample(frame):
                 chunk = planar(out)
                 chunks.append(chunk)
@@ -156,9 +173,10 @@ def decode_audio(
     sample_rate: int,
     max_seconds: float,
     stereo: bool = False,
+    stop: StopAsked = never,
 ) -> DecodedAudio:
     """Decode an uploaded audio clip (any common container) under the length cap."""
     name = filename or "audio"
     container = open_container(file, name, AUDIO_DEMUXERS)
     with container:
-        return decode_audio_stream(container, name, sample_rate, max_seconds, stereo)
+        return decode_audio_stream(container, name, sample_rate, max_seconds, stereo, stop)

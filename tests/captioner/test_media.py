@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
+import time
+from collections.abc import Callable
 
 import pytest
 from PIL import Image
@@ -12,6 +15,7 @@ from captioner.video import sample_times, sample_video
 from tests.media_factory import image_bytes, png_bomb, video_bytes, wav_bytes
 from weavewave_common.audio import decode_audio
 from weavewave_common.errors import ApiError
+from weavewave_common.uploads import Upload
 
 LIMITS = MediaLimits(max_pixels=224 * 224, max_frames=8, max_frame_pixels=112 * 112)
 
@@ -198,3 +202,39 @@ def test_an_elongated_video_is_padded_into_the_processors_ratio() -> None:
     video = sample_video(io.BytesIO(data), "strip.mp4", LIMITS, want_audio=False)
     height, width = video.frames.shape[1:3]
     assert width / height <= 200 and width >= 1600 * 0.5
+
+
+def test_a_decode_ends_soon_after_its_caller_is_cancelled() -> None:
+    """Before: a client that left 2 s into a long audio decode left the captioner decoding
+    for ~9 s more (a worker thread nothing could stop). Now the thread is told, and checks
+    between frames."""
+    from captioner.describe import DescribeInput, DescribeLimits, Describer
+    from tests.captioner.test_brief_chain import ScriptedEngine
+
+    long_clip = wav_bytes(seconds=600.0, rate=96000)  # about two seconds to decode here
+    ended: list[float] = []
+    describer = Describer(ScriptedEngine(), MediaLimits(max_audio_seconds=600), DescribeLimits())
+    original = describer._decode
+
+    def timed(request: DescribeInput, stop: Callable[[], bool]) -> object:
+        try:
+            return original(request, stop)
+        finally:
+            ended.append(time.monotonic())
+
+    describer._decode = timed  # type: ignore[method-assign,assignment]
+    request = DescribeInput(audio=Upload(io.BytesIO(long_clip), "long.wav", len(long_clip)))
+
+    async def leave_early() -> float:
+        task = asyncio.ensure_future(describer._decoded(request))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.monotonic()
+
+    cancelled = asyncio.run(leave_early())
+    deadline = time.monotonic() + 10
+    while not ended and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert ended and ended[0] - cancelled < 0.25  # the thread stopped at once

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,7 @@ from captioner.prompts import (
     clean_user_prompt,
 )
 from captioner.video import DecodedVideo, sample_video
-from weavewave_common.audio import DecodedAudio, decode_audio
+from weavewave_common.audio import DecodedAudio, DecodeStopped, StopAsked, decode_audio, never
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
 from weavewave_common.protocol import (
     LYRICS_MAX_CHARS,
@@ -154,12 +155,19 @@ class Describer:
             self._pending -= 1
             metrics.IN_FLIGHT.dec()
 
-    def _decode(self, request: DescribeInput) -> _Decoded:
+    def _decode(self, request: DescribeInput, stop: StopAsked = never) -> _Decoded:
+        """Every input decoded; `stop()` (the client left) ends it between images and frames."""
         hear = self._engine.accepts_audio and request.hear
-        images = [decode_image(u.file, u.filename, self._media) for u in request.images]
+        images = []
+        for upload in request.images:
+            if stop():
+                raise DecodeStopped("images")
+            images.append(decode_image(upload.file, upload.filename, self._media))
         video = None
         if request.video is not None:
-            video = sample_video(request.video.file, request.video.filename, self._media, hear)
+            video = sample_video(
+                request.video.file, request.video.filename, self._media, hear, stop
+            )
         audio = None
         if request.audio is not None:
             audio = decode_audio(
@@ -167,8 +175,19 @@ class Describer:
                 request.audio.filename,
                 self._media.audio_sample_rate,
                 self._media.max_audio_seconds,
+                stop=stop,
             )
         return _Decoded(images, video, audio)
+
+    async def _decoded(self, request: DescribeInput) -> _Decoded:
+        """`_decode` in a worker thread that stops soon after its caller is cancelled (a
+        thread cannot be cancelled: it is told, and checks between frames)."""
+        stopped = threading.Event()
+        try:
+            return await anyio.to_thread.run_sync(self._decode, request, stopped.is_set)
+        except BaseException:
+            stopped.set()
+            raise
 
     async def describe(self, request: DescribeInput, request_id: str) -> MusicBrief:
         """Decode, prompt, generate and validate; see the module docstring for the fallbacks."""
@@ -182,7 +201,7 @@ class Describer:
     async def _describe(self, request: DescribeInput, request_id: str) -> MusicBrief:
         with self._slot():
             started = time.perf_counter()
-            decoded = await anyio.to_thread.run_sync(self._decode, request)
+            decoded = await self._decoded(request)
             decode_s = time.perf_counter() - started
             metrics.DECODE_SECONDS.observe(decode_s)
             brief = await self._write(request, decoded, request_id)

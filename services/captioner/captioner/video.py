@@ -26,8 +26,11 @@ from captioner.budget import padded_for_aspect
 from captioner.media import MediaLimits, fit_within
 from weavewave_common.audio import (
     DecodedAudio,
+    DecodeStopped,
+    StopAsked,
     decode_audio_stream,
     first_stream,
+    never,
     open_container,
 )
 from weavewave_common.errors import InvalidInput, PayloadTooLarge
@@ -175,7 +178,11 @@ class _Sampler:
 
 
 def sample_video(
-    file: BinaryIO, filename: str | None, limits: MediaLimits, want_audio: bool
+    file: BinaryIO,
+    filename: str | None,
+    limits: MediaLimits,
+    want_audio: bool,
+    stop: StopAsked = never,
 ) -> DecodedVideo:
     """Sample frames evenly (about `frames_per_second`, at most `max_frames`), downscaled."""
     name = filename or "video"
@@ -198,6 +205,8 @@ def sample_video(
         sampler = _Sampler(container, stream, len(times) * MAX_DECODE_PER_SAMPLE)
         try:
             for t in times:
+                if stop():
+                    raise DecodeStopped(name)
                 if sampler.exhausted:
                     break
                 previous = stamps[-1] if stamps else -1.0
@@ -214,7 +223,7 @@ def sample_video(
         if want_audio and container.streams.audio:
             container.seek(0)
             soundtrack = decode_audio_stream(
-                container, name, limits.audio_sample_rate, limits.max_audio_seconds
+                container, name, limits.audio_sample_rate, limits.max_audio_seconds, stop=stop
             )
         rate = stream.average_rate
         return DecodedVideo(
