@@ -49,3 +49,38 @@ def test_a_child_dies_with_its_killed_parent(tmp_path: Path) -> None:
     2.3 GB) were alive 30 s later, holding the accelerator."""
     assert orphan_after_kill("plain", tmp_path)  # without it, the child lives on
     assert not orphan_after_kill("guarded", tmp_path)
+
+
+LIVING = """
+import multiprocessing, threading, time
+from captioner.engine import ENGINE_FORKER
+from captioner.orphans import children_die_with_this_process
+children_die_with_this_process()
+def fork():
+    return multiprocessing.get_context("fork").Process(
+        target=time.sleep, args=(120,), daemon=True
+    )
+def start(process):
+    process.start()
+    time.sleep(0.5)  # the child's own hook has run before this thread may end
+    return process
+from_pooled = fork()
+worker = threading.Thread(target=start, args=(from_pooled,))
+worker.start()
+worker.join()  # a pooled worker thread that ends when idle, as anyio's do
+from_forker = ENGINE_FORKER.submit(start, fork()).result()
+time.sleep(1)
+print(from_pooled.is_alive(), from_forker.is_alive(), flush=True)
+from_forker.kill()
+"""
+
+
+def test_the_engine_is_started_from_a_thread_that_lives_as_long_as_the_process(
+    tmp_path: Path,
+) -> None:
+    """Linux sends the parent-death signal when the forking *thread* ends: a child forked from
+    a worker thread that ends dies with it; the engine's own forker thread never ends."""
+    script = tmp_path / "living.py"
+    script.write_text(LIVING)
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert done.stdout.split() == ["False", "True"], done.stderr

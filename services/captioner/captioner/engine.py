@@ -12,6 +12,7 @@ import logging
 import os
 import uuid
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -281,6 +282,12 @@ def processor_kwargs(options: EngineOptions, processor: Any) -> dict[str, Any]:
     return {"size": {"shortest_edge": low, "longest_edge": min(high, options.max_pixels)}}
 
 
+ENGINE_FORKER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engine-forker")
+"""The thread vLLM's engine core is started from. Linux sends a child its parent-death signal
+when the *thread* that forked it ends, and anyio's worker threads end when idle: this one lives
+as long as the process."""
+
+
 @asynccontextmanager
 async def open_engine(options: EngineOptions) -> AsyncIterator[VllmEngine]:
     """Load the model in a worker thread, yield the engine, and always shut it down."""
@@ -290,7 +297,12 @@ async def open_engine(options: EngineOptions) -> AsyncIterator[VllmEngine]:
     audio = model_accepts_audio(architectures, options.audio_input)
     renderer = await anyio.to_thread.run_sync(_load_chat_renderer, options.model)
     kwargs = processor_kwargs(options, renderer)
-    llm = await anyio.to_thread.run_sync(_build_llm, options, audio, kwargs, abandon_on_cancel=True)
+    # the engine core is forked from the thread that builds it, and dies with that thread
+    # (orphans.py): build it on the one that lives as long as the process
+    building = asyncio.get_running_loop().run_in_executor(
+        ENGINE_FORKER, _build_llm, options, audio, kwargs
+    )
+    llm = await building
     logger.info("engine ready: %s (%s), audio input %s", options.served_name, architectures, audio)
     try:
         yield VllmEngine(llm, renderer, options, audio)

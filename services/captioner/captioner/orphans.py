@@ -5,7 +5,9 @@ children, which follow it through vLLM's death pipe). If the service's process i
 (`kill -9`, the OOM killer), nothing shuts the engine down: it lived on, holding the GPU, and a
 supervisor's restart found the device taken. On Linux every process this one forks directly is
 asked to receive SIGTERM when this one dies (the parent-death signal), so the engine core shuts
-down as on any stop.
+down as on any stop. Linux counts the *thread* that forked as the parent: the engine is started
+from a thread that lives as long as the process (`engine.ENGINE_FORKER`), never from a pooled
+worker thread that ends when idle.
 """
 
 from __future__ import annotations
