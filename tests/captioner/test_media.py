@@ -238,3 +238,36 @@ def test_a_decode_ends_soon_after_its_caller_is_cancelled() -> None:
     while not ended and time.monotonic() < deadline:
         time.sleep(0.01)
     assert ended and ended[0] - cancelled < 0.25  # the thread stopped at once
+
+
+def test_decodes_at_once_are_bounded() -> None:
+    """Before: every request decoded at once (four 49 MP images took +3.1 GB together); now at
+    most `max_concurrent_decodes` run, the others wait their turn."""
+    from captioner.describe import DescribeInput, DescribeLimits, Describer
+    from tests.captioner.test_brief_chain import ScriptedEngine
+
+    clip = wav_bytes(seconds=120.0, rate=48000)
+    spans: list[tuple[float, float]] = []
+    limits = DescribeLimits(max_concurrent_decodes=1)
+    describer = Describer(ScriptedEngine(), MediaLimits(max_audio_seconds=600), limits)
+    original = describer._decode
+
+    def timed(request: DescribeInput, stop: Callable[[], bool]) -> object:
+        started = time.monotonic()
+        try:
+            return original(request, stop)
+        finally:
+            spans.append((started, time.monotonic()))
+
+    describer._decode = timed  # type: ignore[method-assign,assignment]
+
+    async def three_at_once() -> None:
+        requests = [
+            DescribeInput(audio=Upload(io.BytesIO(clip), f"{n}.wav", len(clip))) for n in range(3)
+        ]
+        await asyncio.gather(*(describer._decoded(r) for r in requests))
+
+    asyncio.run(three_at_once())
+    spans.sort()
+    assert len(spans) == 3
+    assert all(later[0] >= earlier[1] for earlier, later in zip(spans, spans[1:], strict=False))

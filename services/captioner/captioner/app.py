@@ -53,6 +53,7 @@ def make_describer_factory(settings: CaptionerSettings) -> Callable[[CaptionEngi
         max_video_bytes=settings.max_video_bytes,
         max_audio_bytes=settings.max_audio_bytes,
         max_pending=settings.max_pending,
+        max_concurrent_decodes=settings.max_concurrent_decodes,
         max_tokens=settings.max_tokens,
         temperature=settings.temperature,
     )

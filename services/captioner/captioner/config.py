@@ -71,6 +71,9 @@ class CaptionerSettings(ServiceSettings):
     )
     audio_sample_rate: int = Field(16000, description="Audio is resampled to this rate, Hz.")
     max_pending: int = Field(32, ge=1, description="Requests in flight before 503 Busy.")
+    max_concurrent_decodes: int = Field(
+        2, ge=1, description="Requests decoding media at once (each may take hundreds of MB)."
+    )
 
     @property
     def model_name(self) -> str:

@@ -82,6 +82,9 @@ class DescribeLimits:
     max_video_bytes: int = 500 * 1024 * 1024
     max_audio_bytes: int = 50 * 1024 * 1024
     max_pending: int = 32
+    max_concurrent_decodes: int = 2
+    """Requests decoding media at once: each decode may take hundreds of MB at the caps, so
+    their number, not only their size, bounds the memory they take."""
     max_tokens: int = 256
     temperature: float = 0.7
 
@@ -101,6 +104,7 @@ class Describer:
         self._media = media
         self._limits = limits
         self._pending = 0
+        self._decoding = asyncio.Semaphore(limits.max_concurrent_decodes)
 
     @property
     def model_name(self) -> str:
@@ -183,11 +187,12 @@ class Describer:
         """`_decode` in a worker thread that stops soon after its caller is cancelled (a
         thread cannot be cancelled: it is told, and checks between frames)."""
         stopped = threading.Event()
-        try:
-            return await anyio.to_thread.run_sync(self._decode, request, stopped.is_set)
-        except BaseException:
-            stopped.set()
-            raise
+        async with self._decoding:  # a bounded number at once: memory, not only size
+            try:
+                return await anyio.to_thread.run_sync(self._decode, request, stopped.is_set)
+            except BaseException:
+                stopped.set()
+                raise
 
     async def describe(self, request: DescribeInput, request_id: str) -> MusicBrief:
         """Decode, prompt, generate and validate; see the module docstring for the fallbacks."""
