@@ -8,7 +8,9 @@ any job.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -37,6 +39,8 @@ from weavewave_common.errors import (
 router = APIRouter(tags=["jobs"])
 
 FOLLOW_POLL_S = 0.2
+MAX_WAIT_S = 30.0
+"""The longest a `GET /jobs/{id}?wait=` is held (under every proxy's idle timeout)."""
 
 
 async def _record(jobs: JobsDep, job_id: str, request: Request) -> JobRecord:
@@ -90,10 +94,36 @@ async def create_job(
     name="get_job",
     response_model=Job,
     responses=error_responses(404, 503),
-    summary="A job's state, progress, brief and errors.",
+    summary="A job's state, progress, brief and errors; with `wait`, as soon as it changes.",
 )
-async def get_job(job_id: str, jobs: JobsDep, request: Request) -> Job:
-    return job_view(await _record(jobs, job_id, request))
+async def get_job(
+    job_id: str,
+    jobs: JobsDep,
+    request: Request,
+    wait: Annotated[
+        float,
+        Query(
+            ge=0,
+            le=MAX_WAIT_S,
+            description="Hold the answer up to this many seconds until the job is updated "
+            "after `after` (a long poll: follow a job without asking again and again).",
+        ),
+    ] = 0,
+    after: Annotated[
+        datetime | None,
+        Query(description="The `updated_at` of the job as last seen (with `wait`)."),
+    ] = None,
+) -> Job:
+    record = await _record(jobs, job_id, request)
+    if wait and after is not None:
+        # `updated_at` is shown to the microsecond: compare at that precision
+        seen, deadline = round(after.timestamp(), 6), time.monotonic() + wait
+        while round(record.updated, 6) <= seen and not record.state.finished:
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(FOLLOW_POLL_S)
+            record = await _record(jobs, job_id, request)
+    return job_view(record)
 
 
 @router.get(

@@ -182,7 +182,9 @@ function previewWithSoundtrack() {
 async function follow(job) {
   let playing = false;
   while (currentJob === job.id) {
-    job = await call("GET", `/jobs/${job.id}`);
+    // a long poll: the gateway answers as soon as the job changes (or after 20 s)
+    const after = encodeURIComponent(job.updated_at);
+    job = await call("GET", `/jobs/${job.id}?wait=20&after=${after}`);
     $("progress").value = job.progress.fraction;
     const ready = job.progress.audio_seconds_ready;
     $("status").textContent = `${job.state}` + (ready != null ? ` · ${ready.toFixed(1)} s ready` : "");
@@ -209,7 +211,6 @@ async function follow(job) {
       showError(job.error ? job.error.message : `The job was ${job.state}.`);
       break;
     }
-    await new Promise((resolve) => setTimeout(resolve, 400));
   }
   $("cancel").hidden = true;
 }
