@@ -25,7 +25,7 @@ from gateway.jobs.store import JobRecord, JobStore
 from gateway.jobs.view import job_view
 from gateway.request import Entry
 from gateway.routes.deps import CapacityDep, GeneratorDep, JobsDep
-from gateway.routes.forms import AUDIO, ERRORS, held_form
+from gateway.routes.forms import ERRORS, held_form
 from gateway.routes.openapi import multipart_body
 from weavewave_common.errors import (
     BadRequest,
@@ -35,9 +35,11 @@ from weavewave_common.errors import (
     error_json,
     error_responses,
 )
+from weavewave_common.service import audio_response
 
 router = APIRouter(tags=["jobs"])
 
+JOB_AUDIO = audio_response("The job's audio (the file, or the stream that follows it).")
 FOLLOW_POLL_S = 0.2
 MAX_WAIT_S = 30.0
 """The longest a `GET /jobs/{id}?wait=` is held (under every proxy's idle timeout)."""
@@ -153,7 +155,7 @@ async def list_jobs(
     "/jobs/{job_id}/audio",
     name="get_job_audio",
     response_class=StreamingResponse,
-    responses={**AUDIO, **error_responses(400, 404, 409, 416, 503)},
+    responses={**JOB_AUDIO, **error_responses(400, 404, 409, 416, 503)},
     summary="The job's audio: the finished file (Range requests), or, while it is being "
     "composed, a stream that follows the file as it grows.",
 )
