@@ -30,6 +30,7 @@ from gateway.request import (
     MusicRequest,
     MusicRequests,
     captioner_fields,
+    require_inputs,
     validated,
 )
 from gateway.song import song_fields
@@ -107,12 +108,8 @@ class Generator:
     async def describe(self, form: ParsedForm, request_id: str) -> MusicBrief:
         """`/describe`: the brief alone."""
         asked = validated(DescribeForm, form.fields)
+        require_inputs(asked.prompt, asked.lyrics, bool(form.files))
         lyrics = asked.lyrics if asked.lyrics and asked.lyrics.strip() else None
-        if not (asked.prompt and asked.prompt.strip()) and lyrics is None and not form.files:
-            raise InvalidInput(
-                "Give at least one of: prompt, lyrics, images, video, audio.",
-                code="empty_request",
-            )
         fields = captioner_fields(asked.prompt, asked.vocals, lyrics, asked.duration, hear=True)
         return await self._describe(fields, form, request_id)
 
@@ -163,7 +160,7 @@ class Generator:
         if given is not None:
             description, headers = given, {DESCRIPTION_HEADER: quote(given, safe="")}
             video_s = await _video_seconds(request) if request.duration == "auto" else None
-            song = {"lyrics": request.lyrics} if request.lyrics else {}
+            song = request.own_song
             if request.brief is not None and request.brief.lyrics:
                 song = song_fields(request.brief)  # an edited brief's song travels whole
         else:
@@ -194,7 +191,7 @@ class Generator:
             raise InvalidInput(
                 "audio: the composer's model takes no clip.", code="melody_unsupported"
             )
-        song = {"lyrics": request.lyrics} if request.lyrics else {}
+        song = request.own_song
         compose = request.to_compose_request(
             request.description, request.duration_s(None), song, plan.composer_use
         )

@@ -96,6 +96,14 @@ def _present(text: str | None) -> str | None:
     return text if text is not None and text.strip() else None
 
 
+def require_inputs(prompt: str | None, lyrics: str | None, has_files: bool) -> None:
+    """422 `empty_request` when there is nothing to describe: no words, lyrics or files."""
+    if _present(prompt) is None and _present(lyrics) is None and not has_files:
+        raise InvalidInput(
+            "Give at least one of: prompt, lyrics, images, video, audio.", code="empty_request"
+        )
+
+
 def parse_duration(raw: str | None) -> Duration:
     """The `duration` field: a number of seconds, `auto`, or nothing (empty counts as nothing)."""
     if raw is None or raw.strip() == "":
@@ -160,6 +168,11 @@ class MusicRequest:
     def wants_song(self) -> bool:
         brief_sings = self.brief is not None and bool(self.brief.lyrics)
         return self.vocals or self.lyrics is not None or brief_sings
+
+    @property
+    def own_song(self) -> dict[str, str]:
+        """The composer's song fields for the user's own lyrics (none when there are none)."""
+        return {"lyrics": self.lyrics} if self.lyrics else {}
 
     @property
     def has_audio(self) -> bool:
@@ -309,11 +322,8 @@ class MusicRequests:
             brief=brief,
         )
         self._check_duration(request)
-        if description is None and not (_present(request.prompt) or request.lyrics or form.files):
-            raise InvalidInput(
-                "Give at least one of: prompt, lyrics, images, video, audio.",
-                code="empty_request",
-            )
+        if description is None:
+            require_inputs(request.prompt, request.lyrics, bool(form.files))
         await self._check_song(request)
         return request
 

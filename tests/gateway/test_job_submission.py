@@ -66,21 +66,23 @@ def test_a_submission_cancelled_during_the_copy_leaves_no_job_to_run(tmp_path: P
     assert not any(tmp_path.glob("*/inputs"))  # no orphaned inputs either
 
 
+def models_answer(max_duration_s: float) -> dict[str, object]:
+    """A MusicGen composer's `/v1/models` answer, with this longest clip."""
+    card = ComposerCard(
+        name="m",
+        backend="transformers",
+        sample_rate=32000,
+        channels=1,
+        supports_melody=False,
+        max_duration_s=max_duration_s,
+        loaded=True,
+    )
+    return ComposerCards(models=[card]).model_dump(mode="json")
+
+
 def test_an_ended_jobs_inputs_leave_at_once(tmp_path: Path) -> None:
     """Before: a failed or cancelled job's inputs stayed on disk for its whole TTL."""
-    card = ComposerCards(
-        models=[
-            ComposerCard(
-                name="m",
-                backend="transformers",
-                sample_rate=32000,
-                channels=1,
-                supports_melody=False,
-                max_duration_s=5,
-                loaded=True,
-            )
-        ]
-    ).model_dump(mode="json")
+    card = models_answer(max_duration_s=5)
     composer = ComposerClient(pool(lambda _: httpx.Response(200, json=card)), 30)
     requests = MusicRequests(Composers({"m": composer}), DurationLimits(10, 120))
     captioner = CaptionerClient(pool(lambda _: httpx.Response(503)), 0, 30)
@@ -114,19 +116,7 @@ def test_an_ended_jobs_inputs_leave_at_once(tmp_path: Path) -> None:
 def composer_that(*answers: str) -> ComposerClient:
     """A composer whose compose calls answer, in turn: `breaks` (a stream cut after its
     first bytes, as when the composer dies) or `serves` (a whole WAV-ish stream)."""
-    card = ComposerCards(
-        models=[
-            ComposerCard(
-                name="m",
-                backend="transformers",
-                sample_rate=32000,
-                channels=1,
-                supports_melody=False,
-                max_duration_s=30,
-                loaded=True,
-            )
-        ]
-    ).model_dump(mode="json")
+    card = models_answer(max_duration_s=30)
     left = list(answers)
 
     def handle(request: httpx.Request) -> httpx.Response:
