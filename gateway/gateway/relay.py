@@ -26,10 +26,12 @@ async def relay(
 ) -> AsyncGenerator[bytes]:
     first: float | None = None
     outcome = "broken"
+    sent = 0
     try:
         async for chunk in response.aiter_raw():
             if first is None:
                 first = time.perf_counter() - started
+            sent += len(chunk)
             yield chunk
         outcome = "completed"
     except (asyncio.CancelledError, GeneratorExit):
@@ -44,3 +46,11 @@ async def relay(
         if first is not None:
             metrics.FIRST_AUDIO.observe(first)
         metrics.STREAMS.labels(outcome).inc()
+        logger.info(  # one line per stream: what a person reading the log wants to know
+            "stream %s: %d bytes in %.2f s, first audio after %s",
+            outcome,
+            sent,
+            time.perf_counter() - started,
+            f"{first:.2f} s" if first is not None else "none",
+            extra={"outcome": outcome, "bytes": sent},
+        )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 import pytest
@@ -79,6 +80,16 @@ def test_errors_share_one_envelope(client: TestClient) -> None:
     missing = client.get("/nowhere")
     assert missing.status_code == 404
     assert missing.json()["error"]["code"] == "not_found"
+
+
+def test_a_refusal_is_logged_with_its_code(
+    client: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Before: a 4xx left only the access line (its status), not which refusal it was."""
+    with caplog.at_level(logging.INFO, logger="weavewave_common.errors"):
+        client.get("/invalid")
+    (line,) = [r for r in caplog.records if r.name == "weavewave_common.errors"]
+    assert line.code == "bad_knob" and "422 bad_knob" in line.getMessage()  # type: ignore[attr-defined]
 
 
 def test_unavailable_carries_retry_after(client: TestClient) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import io
+import logging
 import sqlite3
 from pathlib import Path
 from typing import cast
@@ -183,11 +184,14 @@ def test_a_full_disk_is_said_as_such(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_a_disk_that_fills_while_composing_fails_the_job_with_the_reason(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr("gateway.jobs.runner._append", disk_full)
     failed = metrics.JOBS_ENDED.labels("failed")._value.get()
-    job = run_one_job(tmp_path, composer_that("serves"))
+    with caplog.at_level(logging.INFO, logger="gateway.jobs.runner"):
+        job = run_one_job(tmp_path, composer_that("serves"))
+    ended = [r.getMessage() for r in caplog.records if "failed (disk_full) after" in r.getMessage()]
+    assert len(ended) == 1  # one summary line for the job: how it ended, why, how long
     assert job.state is JobState.FAILED and job.error is not None
     assert job.error["code"] == "disk_full"
     assert metrics.JOBS_ENDED.labels("failed")._value.get() == failed + 1  # counted by state

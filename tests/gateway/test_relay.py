@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 
 import httpx
 import pytest
@@ -37,3 +38,17 @@ def test_the_relay_passes_every_byte_and_always_closes_the_upstream() -> None:
         return response.is_closed
 
     assert asyncio.run(left())
+
+
+def test_each_stream_ends_with_one_summary_line(caplog: pytest.LogCaptureFixture) -> None:
+    """Before: a finished stream left no line of its own in the log."""
+
+    async def whole() -> None:
+        async for _ in relay(streamed([b"RIFF", b"data"]), 0.0, lambda: None):
+            pass
+
+    with caplog.at_level(logging.INFO, logger="gateway.relay"):
+        asyncio.run(whole())
+    (line,) = [r for r in caplog.records if r.name == "gateway.relay"]
+    assert line.getMessage().startswith("stream completed: 8 bytes in")
+    assert (line.outcome, line.bytes) == ("completed", 8)  # type: ignore[attr-defined]

@@ -411,9 +411,20 @@ class JobRunner:
             record.audio_bytes = 0
         await self._save(record)
         await self._drop_inputs(record.id)
+        seconds = max(0.0, time.time() - record.created)
         metrics.JOBS_ENDED.labels(state.value).inc()
-        metrics.JOB_SECONDS.labels(state.value).observe(max(0.0, time.time() - record.created))
-        logger.info("job %s %s", record.id, state.value)
+        metrics.JOB_SECONDS.labels(state.value).observe(seconds)
+        code = error["code"] if error else None
+        logger.info(  # one line per job: how it ended, why, how long it took
+            "job %s %s%s after %.1f s (%d bytes of audio, run %d)",
+            record.id,
+            state.value,
+            f" ({code})" if code else "",
+            seconds,
+            record.audio_bytes,
+            record.attempts,
+            extra={"job": record.id, "state": state.value, "code": code},
+        )
         self._notify(record)
 
     async def _drop_inputs(self, job_id: str) -> None:
