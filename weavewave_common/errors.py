@@ -187,15 +187,14 @@ def install_error_handlers(app: FastAPI) -> None:
         assert isinstance(exc, ApiError)
         if exc.status >= 500:
             logger.warning("%s: %s", exc.code, exc.message)
-        else:  # the client's: at info, with its code (the access line has only the status)
-            logger.info("%d %s: %s", exc.status, exc.code, exc.message, extra={"code": exc.code})
+        else:  # the client's: its code at info (never its message: it may quote the input)
+            logger.info("%d %s", exc.status, exc.code, extra={"code": exc.code})
         return error_json(exc.status, exc.code, exc.message, retry_after_s=exc.retry_after_s)
 
     async def on_validation_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        message = describe_validation(exc.errors())
-        logger.info("422 invalid_input: %s", message, extra={"code": "invalid_input"})
-        return error_json(422, "invalid_input", message)
+        logger.info("422 invalid_input", extra={"code": "invalid_input"})
+        return error_json(422, "invalid_input", describe_validation(exc.errors()))
 
     async def on_http_error(_: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)

@@ -89,7 +89,7 @@ def test_a_refusal_is_logged_with_its_code(
     with caplog.at_level(logging.INFO, logger="weavewave_common.errors"):
         client.get("/invalid")
     (line,) = [r for r in caplog.records if r.name == "weavewave_common.errors"]
-    assert line.code == "bad_knob" and "422 bad_knob" in line.getMessage()  # type: ignore[attr-defined]
+    assert line.code == "bad_knob" and line.getMessage() == "422 bad_knob"  # type: ignore[attr-defined]
 
 
 def test_unavailable_carries_retry_after(client: TestClient) -> None:
