@@ -10,9 +10,12 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 DESCRIPTION_MAX_CHARS = 600
+SECTIONS_MAX = 16
+"""Most sections a brief carries (the captioner plans at most its `max_sections`, 8 by
+default; an edited brief may split further, up to this)."""
 
 
 class BriefSource(StrEnum):
@@ -54,6 +57,11 @@ class VideoFacts(BaseModel):
     sampled_fps: float = Field(description="Frames used per second of video.")
     has_audio_track: bool
     audio_track_used: bool = Field(description="Whether the model heard the soundtrack.")
+    cuts_found: int | None = Field(
+        default=None,
+        description="Hard cuts found in the video (None: not looked for, `score=single`); "
+        "the sections are these merged to a musician's length.",
+    )
 
 
 class AudioFacts(BaseModel):
@@ -110,6 +118,58 @@ STYLE_EXCERPT_S = (1.5, 3.0, 4.5)
 range)."""
 
 
+class Score(StrEnum):
+    """How a video is scored."""
+
+    SECTIONS = "sections"
+    """In sections that change on the video's cuts (one when it has none)."""
+    SINGLE = "single"
+    """One piece throughout, as for a picture."""
+
+
+class Energy(StrEnum):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+class BriefSection(BaseModel):
+    """One stretch of a video's score: its times in the video (and so in the music) and what
+    changes there. Tempo, key and the core instrumentation stay the brief's, so the piece
+    stays one piece."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start_s: float = Field(ge=0, description="Where the section starts, seconds.")
+    end_s: float = Field(gt=0, description="Where it ends (the next one starts), seconds.")
+    description: str = Field(
+        min_length=1,
+        max_length=DESCRIPTION_MAX_CHARS,
+        description="What the music does here, in the brief's catalogue style.",
+    )
+    mood: str | None = Field(default=None, max_length=60)
+    energy: Energy | None = None
+    instruments: list[str] = Field(default_factory=list, max_length=8)
+
+    @model_validator(mode="after")
+    def _ends_after_start(self) -> BriefSection:
+        if self.end_s <= self.start_s:
+            raise ValueError(f"a section ends ({self.end_s}) after it starts ({self.start_s})")
+        return self
+
+
+def check_sections(sections: list[BriefSection]) -> None:
+    """Sections tile the piece: the first starts at 0, each starts where the last ended."""
+    if sections and sections[0].start_s != 0:
+        raise ValueError("the first section starts at 0")
+    for before, after in zip(sections, sections[1:], strict=False):
+        if abs(after.start_s - before.end_s) > 1e-3:
+            raise ValueError(
+                f"sections are contiguous: one ends at {before.end_s}, the next starts at "
+                f"{after.start_s}"
+            )
+
+
 class MusicBrief(BaseModel):
     """The bridge between what inspired the user and the music model.
 
@@ -136,6 +196,12 @@ class MusicBrief(BaseModel):
         default=None, max_length=16, description="The lyrics' language (ISO 639-1, e.g. `en`)."
     )
     time_signature: str | None = Field(default=None, max_length=8, description="e.g. `4/4`.")
+    sections: list[BriefSection] = Field(
+        default_factory=list,
+        max_length=SECTIONS_MAX,
+        description="A video's score in sections that change on its cuts, in order, tiling "
+        "the video; empty for one piece throughout.",
+    )
     source: BriefSource
     warnings: list[str] = Field(
         default_factory=list, description="Human-readable notes, e.g. why a fallback was used."
@@ -144,6 +210,11 @@ class MusicBrief(BaseModel):
     usage: TokenUsage
     timings: Timings
     media: MediaFacts
+
+    @model_validator(mode="after")
+    def _sections_tile(self) -> MusicBrief:
+        check_sections(self.sections)
+        return self
 
 
 class Normalize(StrEnum):

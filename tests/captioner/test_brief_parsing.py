@@ -16,17 +16,28 @@ VALID = {
 }
 
 
+SECTION = {
+    "description": "Sparse piano alone, hushed.",
+    "mood": "still",
+    "energy": "low",
+    "instruments": ["piano"],
+}
+
+
 def test_a_valid_brief_parses() -> None:
-    fields = parse_brief(json.dumps(VALID))
-    assert fields is not None
+    parsed = parse_brief(json.dumps(VALID))
+    assert parsed is not None
+    fields, sections = parsed
+    assert sections == []
     assert fields.tempo_bpm == 80
     assert fields.instruments == ["drums", "electric piano"]
 
 
 def test_control_characters_inside_strings_are_tolerated_then_removed() -> None:
     text = json.dumps(VALID).replace("Warm", "Warm\\u0007\\t").replace("\\u0007", "\x07")
-    fields = parse_brief(text)
-    assert fields is not None
+    parsed = parse_brief(text)
+    assert parsed is not None
+    fields = parsed[0]
     assert "\x07" not in fields.description and "\t" not in fields.description
 
 
@@ -44,3 +55,18 @@ def test_descriptions_are_cut_to_three_sentences_on_one_line() -> None:
     assert tidy_description(text) == "One. Two! Three?"
     assert tidy_description("\ufffd\ufffdsoft\x00 strings ") == "soft strings"
     assert len(tidy_description("x" * 5000)) == 600
+
+
+def test_sections_asked_for_come_back_exactly_so_many() -> None:
+    loud = {**SECTION, "energy": "high", "description": "Full drums and brass.\nDriving."}
+    parsed = parse_brief(json.dumps({**VALID, "sections": [SECTION, loud]}), sections=2)
+    assert parsed is not None
+    assert [s.energy for s in parsed[1]] == ["low", "high"]
+    assert parsed[1][1].description == "Full drums and brass. Driving."
+    assert parse_brief(json.dumps({**VALID, "sections": [SECTION]}), sections=2) is None
+    assert parse_brief(json.dumps(VALID), sections=2) is None
+    bad_energy = {**SECTION, "energy": "extreme"}
+    assert parse_brief(json.dumps({**VALID, "sections": [SECTION, bad_energy]}), sections=2) is None
+    # sections not asked for are an extra field, as before
+    assert parse_brief(json.dumps({**VALID, "sections": [SECTION]})) is None
+    assert parse_brief(json.dumps([VALID]), sections=1) is None

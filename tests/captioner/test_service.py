@@ -16,7 +16,13 @@ import httpx
 import pytest
 
 from tests.captioner.conftest import SERVICE_ENV
-from tests.media_factory import image_bytes, png_bomb, video_bytes, wav_bytes
+from tests.media_factory import (
+    image_bytes,
+    png_bomb,
+    scene_video_bytes,
+    video_bytes,
+    wav_bytes,
+)
 from tests.metrics import metric as read_metric
 from tests.metrics import total, wait_for_metric
 from tooling.supervise import RunningService, free_port
@@ -88,6 +94,25 @@ def test_video_respects_the_frame_cap_and_reports_its_duration(captioner: Runnin
     assert video.duration_s == pytest.approx(8.0, abs=0.15)
     assert 2 <= video.frames_used <= 6
     assert (video.width, video.height, video.codec) == (160, 120, "h264")
+
+
+def test_a_video_with_cuts_is_scored_in_sections_on_them(captioner: RunningService) -> None:
+    clip = scene_video_bytes([6.0, 12.5], seconds=19, fps=10, gop=20)
+    files = [("video", ("cuts.mp4", clip, "video/mp4"))]
+    brief = brief_of(describe(captioner, files=files))
+    assert [(s.start_s, s.end_s) for s in brief.sections] == [(0, 6.0), (6.0, 12.5), (12.5, 19.0)]
+    assert all(s.description for s in brief.sections)
+    assert brief.media.video is not None and brief.media.video.cuts_found == 2
+    single = brief_of(describe(captioner, data={"score": "single"}, files=files))
+    assert single.sections == [] and single.media.video is not None
+    assert single.media.video.cuts_found is None
+    one_scene = [("video", ("still.mp4", scene_video_bytes([], seconds=8), "video/mp4"))]
+    assert brief_of(describe(captioner, files=one_scene)).sections == []
+    micro = scene_video_bytes([i * 0.1 for i in range(1, 150)], seconds=15, fps=10, gop=20)
+    merged = brief_of(describe(captioner, files=[("video", ("m.mp4", micro, "video/mp4"))]))
+    assert len(merged.sections) <= 2
+    assert merged.media.video is not None and merged.media.video.cuts_found == 149
+    assert_error(describe(captioner, data={"score": "every-frame"}, files=files), 422)
 
 
 def test_image_video_and_text_together(captioner: RunningService) -> None:

@@ -12,7 +12,7 @@ from captioner.describe import DescribeInput
 from weavewave_common.cancellation import run_until_disconnect
 from weavewave_common.deadline import timeout_of, within
 from weavewave_common.errors import error_responses
-from weavewave_common.protocol import CaptionerCard, CaptionerCards, MusicBrief
+from weavewave_common.protocol import CaptionerCard, CaptionerCards, MusicBrief, Score
 from weavewave_common.request_id import current_request_id, new_request_id
 from weavewave_common.uploads import Upload
 
@@ -50,6 +50,10 @@ async def describe(
         float | None,
         Form(gt=0, le=3600, description="The song's length in seconds, to size its lyrics."),
     ] = None,
+    score: Annotated[
+        Score,
+        Form(description="A video in `sections` that change on its cuts, or one `single` piece."),
+    ] = Score.SECTIONS,
 ) -> MusicBrief:
     request = DescribeInput(
         prompt=prompt,
@@ -60,6 +64,7 @@ async def describe(
         vocals=vocals,
         lyrics=lyrics,
         duration_s=duration,
+        score=score,
     )
     work = describer.describe(request, current_request_id() or new_request_id())
     return await run_until_disconnect(http_request, within(timeout_of(http_request), work))

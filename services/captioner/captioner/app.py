@@ -14,6 +14,7 @@ from captioner.describe import DescribeLimits, Describer
 from captioner.engine import CaptionEngine, EngineOptions, open_engine
 from captioner.loader import EngineLoader
 from captioner.media import MediaLimits
+from captioner.scenes import SceneLimits
 from weavewave_common.service import build_service_app
 
 EngineFactory = Callable[[], AbstractAsyncContextManager[CaptionEngine]]
@@ -56,6 +57,11 @@ def make_describer_factory(settings: CaptionerSettings) -> Callable[[CaptionEngi
         max_concurrent_decodes=settings.max_concurrent_decodes,
         max_tokens=settings.max_tokens,
         temperature=settings.temperature,
+        scenes=SceneLimits(
+            min_section_s=settings.min_section_s,
+            max_sections=settings.max_sections,
+            max_scan_frames=settings.max_scan_frames,
+        ),
     )
     return lambda engine: Describer(engine, media, limits)
 

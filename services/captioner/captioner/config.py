@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
+from weavewave_common.protocol import SECTIONS_MAX
 from weavewave_common.settings import ServiceSettings
 
 
@@ -64,6 +65,17 @@ class CaptionerSettings(ServiceSettings):
     frames_per_second: float = Field(1.0, gt=0, description="Video sampling rate before the cap.")
     max_frame_pixels: int = Field(
         360 * 640, description="Video frames are downscaled to at most this many pixels."
+    )
+    min_section_s: float = Field(
+        6.0, gt=0, description="A video's shortest section: cuts closer are merged."
+    )
+    max_sections: int = Field(
+        8, ge=1, le=SECTIONS_MAX, description="Most sections a video is scored in."
+    )
+    max_scan_frames: int = Field(
+        36_000,
+        ge=1,
+        description="Most frames decoded to find a video's cuts (the rest is one section).",
     )
     max_audio_bytes: int = Field(50 * 1024 * 1024, description="Largest audio upload, bytes.")
     max_audio_seconds: float = Field(

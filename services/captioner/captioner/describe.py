@@ -24,12 +24,16 @@ from captioner.engine import CaptionEngine, EngineOutput, EngineRequest
 from captioner.media import DecodedImage, MediaLimits, audio_facts, decode_image
 from captioner.prompts import (
     BRIEF_JSON_SCHEMA,
+    SECTION_TOKENS,
     BriefFields,
     PromptInputs,
+    SectionFields,
     SongRequest,
     build_messages,
     clean_user_prompt,
+    with_sections,
 )
+from captioner.scenes import SceneLimits, plan_sections
 from captioner.video import DecodedVideo, sample_video
 from weavewave_common.audio import DecodedAudio, DecodeStopped, StopAsked, decode_audio, never
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
@@ -38,6 +42,7 @@ from weavewave_common.protocol import (
     BriefSource,
     MediaFacts,
     MusicBrief,
+    Score,
     Timings,
     TokenUsage,
 )
@@ -61,6 +66,8 @@ class DescribeInput:
     """The user's own lyrics: kept exactly as given, never rewritten (and never logged)."""
     duration_s: float | None = None
     """The song's length, to size written lyrics (a video's length when there is one)."""
+    score: Score = Score.SECTIONS
+    """A video in sections on its cuts, or one piece throughout."""
 
     @property
     def own_lyrics(self) -> str | None:
@@ -87,6 +94,7 @@ class DescribeLimits:
     their number, not only their size, bounds the memory they take."""
     max_tokens: int = 256
     temperature: float = 0.7
+    scenes: SceneLimits = field(default_factory=SceneLimits)
 
 
 @dataclass
@@ -94,6 +102,8 @@ class _Decoded:
     images: list[DecodedImage]
     video: DecodedVideo | None
     audio: DecodedAudio | None
+    sections: tuple[tuple[float, float], ...] = ()
+    """The video's sections (start, end) when there are two or more."""
 
 
 class Describer:
@@ -168,10 +178,14 @@ class Describer:
                 raise DecodeStopped("images")
             images.append(decode_image(upload.file, upload.filename, self._media))
         video = None
+        sections: tuple[tuple[float, float], ...] = ()
         if request.video is not None:
+            scenes = self._limits.scenes if request.score is Score.SECTIONS else None
             video = sample_video(
-                request.video.file, request.video.filename, self._media, hear, stop
+                request.video.file, request.video.filename, self._media, hear, stop, scenes
             )
+            if video.scan is not None and scenes is not None:
+                sections = _planned(video.scan.cuts, video.duration_s, scenes)
         audio = None
         if request.audio is not None:
             audio = decode_audio(
@@ -181,7 +195,7 @@ class Describer:
                 self._media.max_audio_seconds,
                 stop=stop,
             )
-        return _Decoded(images, video, audio)
+        return _Decoded(images, video, audio, sections)
 
     async def _decoded(self, request: DescribeInput) -> _Decoded:
         """`_decode` in a worker thread that stops soon after its caller is cancelled (a
@@ -243,8 +257,11 @@ class Describer:
             video_seconds=video.duration_s if video else 0.0,
             audio_clips=len(clips),
             song=song,
+            sections=decoded.sections,
         )
         schema = song.schema if song is not None else BRIEF_JSON_SCHEMA
+        if decoded.sections:
+            schema = with_sections(schema, len(decoded.sections))
         return EngineRequest(
             request_id=request_id,
             messages=build_messages(inputs, structured=structured),
@@ -252,7 +269,7 @@ class Describer:
             video=(video.frames, video.metadata) if video else None,
             audio=clips,
             json_schema=schema if structured else None,
-            max_tokens=self._limits.max_tokens,
+            max_tokens=self._limits.max_tokens + SECTION_TOKENS * len(decoded.sections),
             temperature=temperature,
         )
 
@@ -263,7 +280,7 @@ class Describer:
         warnings: list[str] = []
         temperature = self._limits.temperature
         attempts = [(True, temperature), (True, max(temperature, 0.7)), (False, temperature)]
-        fields: BriefFields | None = None
+        parsed: tuple[BriefFields, list[SectionFields]] | None = None
         output = EngineOutput("", 0, 0, None)
         song = _song(request, decoded.video.duration_s if decoded.video else None)
         kind = song.fields if song is not None else BriefFields
@@ -275,14 +292,16 @@ class Describer:
             usage = _add_usage(usage, output)
             if not structured:
                 break
-            fields = parse_brief(output.text, kind)
-            if fields is not None:
+            parsed = parse_brief(output.text, kind, len(decoded.sections))
+            if parsed is not None:
                 break
             warnings.append(f"attempt {number}: the model's JSON was not a valid brief")
             logger.info("brief attempt %d invalid (finish %s)", number, output.finish_reason)
-        if fields is not None:
+        if parsed is not None:
             source = BriefSource.STRUCTURED if usage.attempts == 1 else BriefSource.RETRIED
-            return self._brief(fields.model_dump(), source, warnings, usage, decoded, request)
+            fields, parts = parsed
+            written = {**fields.model_dump(), "sections": _timed(decoded.sections, parts)}
+            return self._brief(written, source, warnings, usage, decoded, request)
         description = tidy_description(output.text)
         if len(description) < 3:
             description = tidy_description(clean_user_prompt(request.prompt) or "")
@@ -290,9 +309,14 @@ class Describer:
             warnings.append("the model wrote no usable text; the description is a stand-in")
         else:
             warnings.append("the description is the model's plain text (no structured fields)")
-        return self._brief(
-            {"description": description}, BriefSource.PLAIN_TEXT, warnings, usage, decoded, request
-        )
+        plain: dict[str, object] = {"description": description}
+        if decoded.sections:
+            # the cuts are the video's, not the model's: the times stay, with one description
+            plain["sections"] = [
+                {"start_s": a, "end_s": b, "description": description} for a, b in decoded.sections
+            ]
+            warnings.append("the sections share the one description (no structured sections)")
+        return self._brief(plain, BriefSource.PLAIN_TEXT, warnings, usage, decoded, request)
 
     def _brief(
         self,
@@ -344,6 +368,26 @@ class Describer:
                 "media": media,
             }
         )
+
+
+def _planned(
+    cuts: list[float], duration_s: float, scenes: SceneLimits
+) -> tuple[tuple[float, float], ...]:
+    """The video's sections, times to the millisecond; none when it is one section."""
+    plan = plan_sections(cuts, duration_s, scenes.min_section_s, scenes.max_sections)
+    if len(plan) < 2:
+        return ()
+    return tuple((round(a, 3), round(b, 3)) for a, b in plan)
+
+
+def _timed(
+    spans: tuple[tuple[float, float], ...], parts: list[SectionFields]
+) -> list[dict[str, object]]:
+    """The model's sections with the captioner's times (the model writes what, never when)."""
+    return [
+        {"start_s": a, "end_s": b, **part.model_dump()}
+        for (a, b), part in zip(spans, parts, strict=True)
+    ]
 
 
 def _lines(text: str) -> str:

@@ -37,6 +37,14 @@ rhythm: frequent cuts and fast motion call for a higher tempo and a driving puls
 shots call for a slow tempo and sustained textures. Follow its arc: if it builds, let the music \
 build."""
 
+SECTIONS_GUIDANCE = """\
+The video is scored in {count} sections that change on its cuts: {spans}. Besides the \
+description of the whole piece, write `sections`, one per section in that order: what the \
+music does there (one sentence in the same catalogue style), its mood, its energy (low, medium \
+or high) and the instruments leading it. The tempo, key and core instrumentation of the whole \
+piece hold through every section, so the music stays one piece; let the sections follow the \
+video's arc."""
+
 AUDIO_GUIDANCE = """\
 An audio clip is attached. Match its tempo, key and feel unless the user asks otherwise."""
 
@@ -105,6 +113,36 @@ class SongFields(SungFields):
     lyrics: str = Field(min_length=20, max_length=3000)
 
 
+class SectionFields(BaseModel):
+    """What the model writes for one section (its times are the captioner's, not the model's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    description: str = Field(min_length=10, max_length=300)
+    mood: str = Field(min_length=2, max_length=40)
+    energy: Literal["low", "medium", "high"]
+    instruments: list[str] = Field(min_length=1, max_length=6)
+
+
+SECTION_JSON_SCHEMA: dict[str, Any] = SectionFields.model_json_schema()
+SECTION_TOKENS = 80
+"""Tokens one section's JSON takes at most, about (added to the brief's token budget)."""
+
+
+def with_sections(schema: dict[str, Any], count: int) -> dict[str, Any]:
+    """`schema` (a brief's) with a `sections` array of exactly `count` sections required."""
+    properties = {
+        **schema["properties"],
+        "sections": {
+            "type": "array",
+            "items": SECTION_JSON_SCHEMA,
+            "minItems": count,
+            "maxItems": count,
+        },
+    }
+    return {**schema, "properties": properties, "required": [*schema["required"], "sections"]}
+
+
 BRIEF_JSON_SCHEMA: dict[str, Any] = BriefFields.model_json_schema()
 SUNG_JSON_SCHEMA: dict[str, Any] = SungFields.model_json_schema()
 SONG_JSON_SCHEMA: dict[str, Any] = SongFields.model_json_schema()
@@ -158,6 +196,8 @@ class PromptInputs:
     audio_clips: int = 0
     song: SongRequest | None = None
     """Set for a song with vocals; None for an instrumental."""
+    sections: tuple[tuple[float, float], ...] = ()
+    """A video's sections (start, end seconds) when it is scored in more than one."""
 
 
 WORD_JOINER = "\u2060"
@@ -215,6 +255,12 @@ def build_messages(inputs: PromptInputs, structured: bool = True) -> list[ChatMe
         guidance.append(
             VIDEO_GUIDANCE.format(frames=inputs.video_frames, seconds=inputs.video_seconds)
         )
+        if structured and len(inputs.sections) > 1:
+            spans = "; ".join(
+                f"section {i} from {a:.1f} s to {b:.1f} s"
+                for i, (a, b) in enumerate(inputs.sections, start=1)
+            )
+            guidance.append(SECTIONS_GUIDANCE.format(count=len(inputs.sections), spans=spans))
     if inputs.audio_clips:
         parts.extend(MediaPart(type="audio") for _ in range(inputs.audio_clips))
         guidance.append(AUDIO_GUIDANCE)

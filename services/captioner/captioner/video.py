@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 from captioner.budget import padded_for_aspect
 from captioner.media import MediaLimits, fit_within
+from captioner.scenes import SceneLimits, SceneScan, scan_cuts
 from weavewave_common.audio import (
     DecodedAudio,
     DecodeStopped,
@@ -73,6 +74,8 @@ class DecodedVideo:
     seen_until_s: float | None = None
     """Where the frames stop when decoding ran out of its budget before the end (sparse
     keyframes in a long clip); None when they span it all."""
+    scan: SceneScan | None = None
+    """The video's cuts, when they were looked for."""
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -99,6 +102,7 @@ class DecodedVideo:
             sampled_fps=round(len(self.timestamps) / self.duration_s, 3),
             has_audio_track=self.has_audio_track,
             audio_track_used=audio_used,
+            cuts_found=len(self.scan.cuts) if self.scan is not None else None,
         )
 
 
@@ -183,8 +187,10 @@ def sample_video(
     limits: MediaLimits,
     want_audio: bool,
     stop: StopAsked = never,
+    scenes: SceneLimits | None = None,
 ) -> DecodedVideo:
-    """Sample frames evenly (about `frames_per_second`, at most `max_frames`), downscaled."""
+    """Sample frames evenly (about `frames_per_second`, at most `max_frames`), downscaled;
+    with `scenes`, find the video's cuts too."""
     name = filename or "video"
     container = open_container(file, name, VIDEO_DEMUXERS)
     with container:
@@ -219,6 +225,14 @@ def sample_video(
             raise InvalidInput(f"{name}: the video is corrupt.", code="media_unreadable") from exc
         if not frames:
             raise InvalidInput(f"{name}: no frame could be decoded.", code="media_unreadable")
+        scan = None
+        if scenes is not None:
+            try:
+                scan = scan_cuts(container, stream, duration, scenes, stop)
+            except (av.error.FFmpegError, ValueError) as exc:
+                raise InvalidInput(
+                    f"{name}: the video is corrupt.", code="media_unreadable"
+                ) from exc
         soundtrack = None
         if want_audio and container.streams.audio:
             container.seek(0)
@@ -237,6 +251,7 @@ def sample_video(
             has_audio_track=bool(container.streams.audio),
             soundtrack=soundtrack,
             seen_until_s=stamps[-1] + half if sampler.exhausted else None,
+            scan=scan,
         )
 
 

@@ -1,0 +1,86 @@
+"""Cuts found in generated videos with known cuts, and cuts merged into sections."""
+
+from __future__ import annotations
+
+import io
+import time
+
+import av
+import pytest
+
+from captioner.media import MediaLimits
+from captioner.scenes import SceneLimits, plan_sections, scan_cuts
+from captioner.video import sample_video
+from tests.media_factory import scene_video_bytes
+
+CUTS = [3.0, 7.5, 8.2, 13.1]
+
+
+def scan(data: bytes, seconds: float) -> list[float]:
+    with av.open(io.BytesIO(data), mode="r") as container:
+        return scan_cuts(container, container.streams.video[0], seconds, SceneLimits()).cuts
+
+
+@pytest.mark.parametrize(
+    ("preset", "gop"),
+    [("ultrafast", 20), ("veryfast", 20), ("ultrafast", 1), ("ultrafast", 250)],
+    ids=["cuts-between-keyframes", "keyframes-on-cuts", "all-keyframes", "one-keyframe"],
+)
+def test_hard_cuts_are_found_to_the_frame(preset: str, gop: int) -> None:
+    data = scene_video_bytes(CUTS, seconds=16, fps=10, gop=gop, preset=preset)
+    assert scan(data, 16.0) == pytest.approx(CUTS, abs=1e-6)
+
+
+def test_a_video_without_cuts_has_none() -> None:
+    assert scan(scene_video_bytes([], seconds=10, fps=10, gop=20), 10.0) == []
+
+
+def test_the_scan_stops_at_its_frame_budget() -> None:
+    data = scene_video_bytes(CUTS, seconds=16, fps=10, gop=20)
+    with av.open(io.BytesIO(data), mode="r") as container:
+        stream = container.streams.video[0]
+        result = scan_cuts(container, stream, 16.0, SceneLimits(max_scan_frames=40))
+    assert not result.complete
+    assert result.frames_decoded <= 40
+    assert result.cuts == [c for c in result.cuts if c in CUTS]
+
+
+def test_the_sampler_reports_the_cuts_beside_its_frames() -> None:
+    data = scene_video_bytes(CUTS, seconds=16, fps=10, gop=20)
+    video = sample_video(
+        io.BytesIO(data), "v.mp4", MediaLimits(max_frames=6), False, scenes=SceneLimits()
+    )
+    assert video.scan is not None and video.scan.cuts == pytest.approx(CUTS)
+    assert video.facts("v.mp4", audio_used=False).cuts_found == 4
+    plain = sample_video(io.BytesIO(data), "v.mp4", MediaLimits(max_frames=6), False)
+    assert plain.scan is None and plain.facts(None, audio_used=False).cuts_found is None
+
+
+def test_sections_keep_cuts_a_section_apart() -> None:
+    assert plan_sections([], 30.0, 6.0, 8) == [(0.0, 30.0)]
+    # 7.5-8.2 joins its shorter neighbour (3-7.5), then the short ends join theirs
+    assert plan_sections([3.0, 7.5, 8.2, 13.1], 16.0, 4.0, 8) == [(0.0, 8.2), (8.2, 16.0)]
+    assert plan_sections([10.0, 20.0], 30.0, 6.0, 8) == [(0.0, 10.0), (10.0, 20.0), (20.0, 30.0)]
+
+
+def test_a_short_video_is_one_section() -> None:
+    assert plan_sections([1.0, 2.0], 4.0, 6.0, 8) == [(0.0, 4.0)]
+
+
+def test_sections_are_capped_by_merging_the_shortest() -> None:
+    sections = plan_sections([7.0, 14.0, 30.0, 37.0, 60.0], 80.0, 6.0, 3)
+    assert len(sections) == 3
+    assert sections[0][0] == 0.0 and sections[-1][1] == 80.0
+    assert all(b > a for a, b in sections)
+
+
+def test_ten_thousand_micro_scenes_merge_into_a_few_sections_quickly() -> None:
+    cuts = [i * 0.06 for i in range(1, 10_000)]
+    started = time.perf_counter()
+    sections = plan_sections(cuts, 600.0, 6.0, 8)
+    assert time.perf_counter() - started < 10  # a hang, not a benchmark
+    assert len(sections) == 8
+    assert all(b - a >= 6.0 for a, b in sections)
+    inner = {a for a, _ in sections[1:]}
+    assert inner <= set(cuts)
+    assert [s[1] for s in sections[:-1]] == [s[0] for s in sections[1:]]
