@@ -333,6 +333,14 @@ class ComposeFields(SamplingKnobs, ClipUseFields):
         pattern=TIME_SIGNATURE_PATTERN,
         description="e.g. `4/4`; singing models only.",
     )
+    sections: str | None = Field(
+        None,
+        max_length=SECTIONS_MAX * (DESCRIPTION_MAX_CHARS + 200),
+        description='Where the description changes, as JSON: `[{"start_s": 6.0, '
+        '"description": "..."}, ...]`, ascending, each inside the duration (the '
+        "`description` holds from 0 to the first); models that follow sections only (see "
+        "`GET /v1/models`).",
+    )
     audio_use: ReuseUse | None = Field(
         None,
         description="What the `audio` upload is for: its timbre (`reference`), a new version "
@@ -345,6 +353,15 @@ class ComposeFields(SamplingKnobs, ClipUseFields):
         """The fields that were set, as multipart text (what the composer's form parses)."""
         values = self.model_dump(mode="json", exclude_unset=True, exclude_none=True)
         return {name: f"{v:g}" if isinstance(v, float) else str(v) for name, v in values.items()}
+
+
+class LaterSection(BaseModel):
+    """A section after the first, as the composer takes it: from `start_s` on, `description`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    start_s: float = Field(gt=0)
+    description: str = Field(min_length=1, max_length=DESCRIPTION_MAX_CHARS + 200)
 
 
 class ComposerCard(BaseModel):
@@ -362,6 +379,8 @@ class ComposerCard(BaseModel):
     `style`)."""
     max_duration_s: float
     """The longest clip it makes: the smaller of its model's and its service's limits."""
+    follows_sections: bool = False
+    """Whether it changes its description at section times (a video scored in sections)."""
     loaded: bool
 
 

@@ -19,6 +19,7 @@ class GatedBackend:
     name, sample_rate, channels, supports_melody, sings = "gated", 32000, 1, False, False
     max_duration_s = None
     audio_uses: tuple[str, ...] = ()
+    follows_sections = False
 
     def __init__(self) -> None:
         self.gate = threading.Event()

@@ -263,6 +263,12 @@ def test_the_service_takes_a_clip_to_reuse_and_refuses_what_it_cannot(
     (card,) = httpx.get(f"{diffusion_composer.url}/v1/models").json()["models"]
     clip = {"audio": ("hum.wav", wav_bytes(1.5, rate=48000), "audio/wav")}
     url = f"{diffusion_composer.url}/v1/compose"
+    assert card["follows_sections"] is False
+    later = '[{"start_s": 1.0, "description": "brass"}]'
+    sections = httpx.post(url, data={"description": "pads", "duration": "2", "sections": later})
+    assert sections.status_code == 422
+    assert sections.json()["error"]["code"] == "sections_unsupported"
+    assert "transformers" in sections.json()["error"]["message"]
     if kind == "stable-audio-3":
         assert card["audio_uses"] == ["cover", "repaint", "continue"]
         base = {"description": "pads", "duration": "2", "seed": "3", "format": "wav"}

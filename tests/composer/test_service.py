@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from functools import partial
 from typing import Any
 
@@ -162,10 +163,34 @@ def test_bad_input_gets_clear_4xx(composer: RunningService) -> None:
     assert httpx.get(f"{composer.url}/readyz").status_code == 200
 
 
+def test_sections_change_the_description_where_the_header_says(composer: RunningService) -> None:
+    later = [
+        {"start_s": 0.61, "description": "dark techno"},
+        {"start_s": 1.5, "description": "harp"},
+    ]
+    sectioned = compose(composer, duration=2, seed=4, sections=json.dumps(later))
+    assert sectioned.status_code == 200, sectioned.text
+    assert sectioned.headers["x-sections"] == "0.000,0.600,1.500"  # on the codec's 20 ms frames
+    assert decoded_seconds(sectioned.content)[0] == pytest.approx(2.0, abs=0.02)
+    plain = compose(composer, duration=2, seed=4)
+    assert "x-sections" not in plain.headers and plain.content != sectioned.content
+    for bad in (
+        "not json",
+        json.dumps([{"start_s": 3.0, "description": "after the end"}]),
+        json.dumps([{"start_s": 1.0, "description": "a"}, {"start_s": 0.5, "description": "b"}]),
+        json.dumps([{"start_s": 1.0, "description": "a", "mood": "extra field"}]),
+        json.dumps([{"start_s": 0.1 * (i + 1), "description": "x"} for i in range(16)]),
+    ):
+        refused = compose(composer, duration=2, sections=bad)
+        assert refused.status_code == 422, bad
+        assert refused.json()["error"]["code"] == "sections_invalid", refused.text
+
+
 def test_models_and_openapi(composer: RunningService) -> None:
     models = httpx.get(f"{composer.url}/v1/models").json()["models"]
     assert models[0]["sample_rate"] == 32000
     assert models[0]["supports_melody"] is False
+    assert models[0]["follows_sections"] is True
     spec = httpx.get(f"{composer.url}/openapi.json").json()
     operation = spec["paths"]["/v1/compose"]["post"]
     assert operation["operationId"] == "compose"

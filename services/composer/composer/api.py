@@ -59,6 +59,7 @@ async def list_models(request: Request, composer: ComposerDep) -> ComposerCards:
         supports_melody=backend.supports_melody,
         sings=backend.sings,
         audio_uses=list(backend.audio_uses),
+        follows_sections=backend.follows_sections,
         max_duration_s=composer.max_duration_s,
         loaded=True,
     )

@@ -187,6 +187,13 @@ class Composer:
         queued (or stalled) past it is dropped, freeing its place, and its stream cut."""
         description = self._check(request, melody)
         self._check_reuse(request, audio)
+        sections = request.later_sections()
+        if sections and not self._backend.follows_sections:
+            raise InvalidInput(
+                f"sections: {self._backend.name} does not follow sections; MusicGen text "
+                "checkpoints (COMPOSER_BACKEND=transformers) do. Leave them out for one piece.",
+                code="sections_unsupported",
+            )
         source = await self._source(request, audio) if audio is not None else None
         clip = None
         if melody is not None:
@@ -214,7 +221,7 @@ class Composer:
             request.format, self._backend.sample_rate, self._backend.channels, total
         )
         ticket = self._scheduler.submit(
-            GenerationRequest(description, params, clip, group, song, source)
+            GenerationRequest(description, params, clip, group, song, source, sections)
         )
         headers = {
             "X-Sample-Rate": str(encoder.sample_rate),
@@ -223,6 +230,10 @@ class Composer:
             "X-Seed": str(params.seed),
             "X-Model": self._backend.name,
         }
+        if sections:
+            rate = self._backend.sample_rate
+            starts = [self._backend.samples_for(s.start_s) / rate for s in sections]
+            headers["X-Sections"] = ",".join(f"{t:.3f}" for t in [0.0, *starts])
 
         async def release() -> None:
             ticket.cancel()

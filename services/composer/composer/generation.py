@@ -77,6 +77,15 @@ class SourceAudio:
 
 
 @dataclass(frozen=True)
+class Section:
+    """Where the music's description changes: from `start_s` on, `description` (the
+    request's own description holds from 0 to the first section)."""
+
+    start_s: float
+    description: str
+
+
+@dataclass(frozen=True)
 class GenerationRequest:
     description: str
     params: GenerationParams
@@ -87,6 +96,8 @@ class GenerationRequest:
     """Lyrics and song metadata, for models that sing (`ModelInfo.sings`)."""
     source: SourceAudio | None = None
     """A clip to reuse, for models that take one (`ModelInfo.audio_uses`)."""
+    sections: tuple[Section, ...] = ()
+    """Later sections, ascending, each inside the duration (`ModelInfo.follows_sections`)."""
 
 
 class BatchSink(Protocol):
@@ -130,6 +141,11 @@ class ModelInfo(Protocol):
         """What the model can do with an uploaded clip besides following a melody
         (`SourceAudio.use`)."""
 
+    @property
+    def follows_sections(self) -> bool:
+        """Whether the model changes its description at section times
+        (`GenerationRequest.sections`), continuing from its own audio."""
+
     def samples_for(self, seconds: float) -> int:
         """Samples per channel that a request for `seconds` of audio yields (whole frames)."""
 
@@ -152,6 +168,10 @@ class PlainModel:
     @property
     def audio_uses(self) -> tuple[str, ...]:
         return ()
+
+    @property
+    def follows_sections(self) -> bool:
+        return False
 
 
 class MusicBackend(ModelInfo, Protocol):

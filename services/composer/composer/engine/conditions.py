@@ -9,6 +9,8 @@ A request without a melody on a melody checkpoint conditions on the null chroma,
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from composer.chroma import ChromaExtractor, StemSeparator
@@ -38,7 +40,11 @@ class Conditioner:
         chromas: list[torch.Tensor | None] = [None]
         if self._model.melody and request.melody is not None:
             chromas = self._window_chromas(request.melody, request.params.duration_s)
-        return self._model.condition(request.description, chromas)
+        condition = self._model.condition(request.description, chromas)
+        if not request.sections or self._model.melody:
+            return condition
+        later = [self._model.condition(s.description, [None]).text for s in request.sections]
+        return replace(condition, section_texts=tuple(t for t in later if t is not None))
 
     def _window_chromas(self, melody: Melody, seconds: float) -> list[torch.Tensor | None]:
         assert self._chroma is not None

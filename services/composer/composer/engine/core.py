@@ -164,6 +164,9 @@ class EngineCore:
             row.advance(tokens[i], self._finite[i])
             if row.window_done:
                 row.close_window(self._finite[i])
+                if row.text_changed:  # a new section: its text from the window's prefill on
+                    text = row.section_text()
+                    self.cache.set_text(i, text.keys, text.values)
         self._retire(lambda row: row.finished)
         return n
 

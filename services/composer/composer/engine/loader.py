@@ -83,6 +83,13 @@ class TransformersBackend(PlainModel):
     def supports_melody(self) -> bool:
         return self.model.melody
 
+    @property
+    def follows_sections(self) -> bool:
+        """A text-conditioned checkpoint swaps a slot's cross-attention text at a section's
+        first frame; a melody checkpoint's text is inside its per-window prefix, which the
+        engine does not re-cut at section times."""
+        return not self.model.melody
+
     def samples_for(self, seconds: float) -> int:
         return self.geometry.frames(seconds) * self.geometry.hop
 

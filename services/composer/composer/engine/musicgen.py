@@ -55,6 +55,8 @@ class Condition:
 
     text: TextCondition | None = None
     prefixes: tuple[torch.Tensor, ...] = ()
+    section_texts: tuple[TextCondition, ...] = ()
+    """The texts of the request's later sections, in order (text checkpoints only)."""
 
     @property
     def prefix_length(self) -> int:

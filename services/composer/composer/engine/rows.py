@@ -8,6 +8,11 @@ positions 0 … P-1, and column c sits at position P + c). Cells known in advanc
 delays' padding, a prompt's codes) are written when the window opens; the rest (-1) are sampled,
 one column per step. Every row has its own window length, position and generator, so rows never
 wait for each other.
+
+A request in sections ends a window at each section's first frame and opens the next one,
+prompted with its own tail as any continuation, under the next section's text
+(`text_changed`: the engine swaps the slot's cross-attention before the window's prefill). So
+the description changes exactly at the section's frame, and the music goes on from itself.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import torch
 
 from composer.codec.streaming import LOOKAHEAD_FRAMES, RowDecoder, undelay
 from composer.engine.delivery import Delivery, Listener
-from composer.engine.musicgen import Condition
+from composer.engine.musicgen import Condition, TextCondition
 from composer.generation import GenerationRequest
 
 SAMPLED = -1
@@ -99,9 +104,20 @@ class Row:
         self.generator = torch.Generator(device=device)
         self.generator.manual_seed(request.params.seed)
         self.total_frames = geometry.frames(request.params.duration_s)
+        self.boundaries = section_frames(request, geometry, self.total_frames)
+        """(first frame, index in `request.sections`) of each later section, ascending;
+        `Row.section` counts those passed."""
+        self.section = 0
+        self.text_changed = False
         self.done_frames = 0
         self.finished = False
-        self._open(None, min(geometry.window_frames, self.total_frames))
+        self._open(None, min(geometry.window_frames, self.total_frames, self._to_boundary()))
+
+    def _to_boundary(self) -> int:
+        """Frames from here to the next section's start (no end when none is left)."""
+        if self.section < len(self.boundaries):
+            return self.boundaries[self.section][0] - self.done_frames
+        return self.total_frames
 
     def _open(self, prompt: torch.Tensor | None, new_frames: int) -> None:
         """Start a window of `new_frames` after `prompt` [K, P] (None: the first window)."""
@@ -193,4 +209,27 @@ class Row:
             return
         tail = codes[:, max(0, self._limit - self._g.keep_frames) : self._limit].clone()
         self.window += 1
-        self._open(tail, min(self._g.stride_frames, remaining))
+        passed = self.section < len(self.boundaries)
+        if passed and self.done_frames >= self.boundaries[self.section][0]:
+            self.section += 1
+            self.text_changed = True
+        self._open(tail, min(self._g.stride_frames, remaining, self._to_boundary()))
+
+    def section_text(self) -> TextCondition:
+        """The text of the section the row is in (after its first)."""
+        self.text_changed = False
+        return self.condition.section_texts[self.boundaries[self.section - 1][1]]
+
+
+def section_frames(
+    request: GenerationRequest, geometry: Geometry, total: int
+) -> list[tuple[int, int]]:
+    """Each later section's first frame (its time to the nearest frame) and its index, strictly
+    ascending and inside the audio (a section that rounds onto the one before it, or past the
+    end, is dropped: it would last no frame)."""
+    found: list[tuple[int, int]] = []
+    for index, section in enumerate(request.sections):
+        frame = round(section.start_s * geometry.sample_rate / geometry.hop)
+        if (found[-1][0] if found else 0) < frame < total:
+            found.append((frame, index))
+    return found
