@@ -61,3 +61,8 @@ class Composers:
         """The names of the composers whose model sings."""
         cards = await self.cards()
         return [name for name, card in cards.items() if card is not None and card.sings]
+
+    async def section_followers(self) -> list[str]:
+        """The names of the composers whose model follows a video's sections."""
+        cards = await self.cards()
+        return [name for name, card in cards.items() if card is not None and card.follows_sections]

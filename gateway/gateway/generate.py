@@ -23,6 +23,7 @@ from gateway.protocol import (
     DESCRIPTION_HEADER,
     AudioUse,
     DescribeForm,
+    EditedBrief,
 )
 from gateway.relay import relay
 from gateway.request import (
@@ -33,6 +34,7 @@ from gateway.request import (
     require_inputs,
     validated,
 )
+from gateway.sections import PieceFacts, realised
 from gateway.song import song_fields
 from gateway.uploads import ParsedForm, UploadLimits, parse_multipart
 from gateway.upstream import CaptionerClient
@@ -43,7 +45,7 @@ from weavewave_common.threads import run_to_the_end
 
 logger = logging.getLogger(__name__)
 
-PASSED_ON = ("x-sample-rate", "x-channels", "x-duration", "x-seed", "x-model")
+PASSED_ON = ("x-sample-rate", "x-channels", "x-duration", "x-seed", "x-model", "x-sections")
 
 
 async def _muxed(music: AsyncGenerator[bytes], form: ParsedForm) -> AsyncGenerator[bytes]:
@@ -110,7 +112,9 @@ class Generator:
         asked = validated(DescribeForm, form.fields)
         require_inputs(asked.prompt, asked.lyrics, bool(form.files))
         lyrics = asked.lyrics if asked.lyrics and asked.lyrics.strip() else None
-        fields = captioner_fields(asked.prompt, asked.vocals, lyrics, asked.duration, hear=True)
+        fields = captioner_fields(
+            asked.prompt, asked.vocals, lyrics, asked.duration, hear=True, score=asked.score
+        )
         return await self._describe(fields, form, request_id)
 
     async def _describe(
@@ -157,6 +161,7 @@ class Generator:
         plan = await self._audio_plan(request, describing=given is None)
         heard = False
         song: dict[str, str] = {}
+        brief: MusicBrief | EditedBrief | None = request.brief
         if given is not None:
             description, headers = given, {DESCRIPTION_HEADER: quote(given, safe="")}
             video_s = await _video_seconds(request) if request.duration == "auto" else None
@@ -178,9 +183,22 @@ class Generator:
             }
         headers[AUDIO_USE_HEADER] = audio_use_header(request.has_audio, heard, plan.composer_use)
         compose = request.to_compose_request(
-            description, request.duration_s(video_s), song, plan.composer_use
+            description,
+            request.duration_s(video_s),
+            song,
+            plan.composer_use,
+            brief.sections if brief is not None else None,
+            PieceFacts.model_validate(brief.model_dump()) if brief is not None else None,
         )
-        return await self._compose(request, compose, plan.composer_use, request_id, headers)
+        stream = await self._compose(request, compose, plan.composer_use, request_id, headers)
+        if isinstance(brief, MusicBrief) and "x-sections" in stream.headers:
+            # the brief as the audio realised it: section times on the codec's frames
+            timed = realised(brief.sections, stream.headers["x-sections"], compose.duration)
+            done = brief.model_copy(update={"sections": timed})
+            stream.headers[BRIEF_HEADER] = quote(
+                json.dumps(done.model_dump(mode="json"), separators=(",", ":")), safe=""
+            )
+        return stream
 
     async def compose(self, request: MusicRequest, request_id: str) -> AudioStream:
         """Text (and optionally a clip) straight to the composer."""

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from weavewave_common.protocol import (
     DESCRIPTION_MAX_CHARS,
     LYRICS_MAX_CHARS,
     NORMALIZE_DESCRIPTION,
+    SECTIONS_MAX,
+    BriefSection,
     ClipUseFields,
     Normalize,
     SamplingKnobs,
+    Score,
+    check_sections,
 )
 
 DESCRIPTION_HEADER = "X-WeaveWave-Description"
@@ -130,15 +134,28 @@ class EditedBrief(BaseModel):
     tempo_bpm: int | None = Field(None, ge=30, le=300)
     key: str | None = Field(None, max_length=20)
     time_signature: str | None = Field(None, max_length=8)
+    sections: list[BriefSection] = Field(default_factory=list, max_length=SECTIONS_MAX)
+
+    @model_validator(mode="after")
+    def _sections_tile(self) -> EditedBrief:
+        check_sections(self.sections)
+        return self
 
 
-BRIEF_FIELD_CHARS = LYRICS_MAX_CHARS + 4 * DESCRIPTION_MAX_CHARS
-"""The longest `brief` field: room for the lyrics, the description and the rest, escaped."""
+BRIEF_FIELD_CHARS = LYRICS_MAX_CHARS + (4 + 2 * SECTIONS_MAX) * DESCRIPTION_MAX_CHARS
+"""The longest `brief` field: room for the lyrics, the description, the sections and the
+rest, escaped."""
+
+SCORE_DESCRIPTION = (
+    "A video's score: `sections` that change on its cuts (the default where the composer "
+    "follows sections: `GET /models` says), or one `single` piece throughout."
+)
 
 
 class GenerateForm(Knobs, SongFields):
     """`POST /generate`: any mix of prompt, images, video and audio (at least one) + knobs."""
 
+    score: Score | None = Field(None, description=SCORE_DESCRIPTION)
     brief: str | None = Field(
         None,
         description="A brief to compose as it is, as JSON: `/describe`'s answer, edited. Its "
@@ -159,6 +176,10 @@ class DescribeForm(SongFields):
 
     duration: float | None = Field(
         None, gt=0, le=3600, description="The song's length in seconds, to size its lyrics."
+    )
+    score: Score = Field(
+        Score.SECTIONS,
+        description="A video in `sections` that change on its cuts, or one `single` piece.",
     )
     prompt: str | None = Field(None, description="Your own words about the music you want.")
     images: list[bytes] = Field(default_factory=list, description="Pictures.")

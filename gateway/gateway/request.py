@@ -29,10 +29,18 @@ from gateway.protocol import (
     Knobs,
     OutputFormat,
 )
+from gateway.sections import PieceFacts, composer_sections
 from gateway.uploads import FormFile, ParsedForm
 from gateway.upstream import ComposerClient
 from weavewave_common.errors import InvalidInput, describe_validation
-from weavewave_common.protocol import AudioFormat, ComposeFields, ComposerCard, Normalize
+from weavewave_common.protocol import (
+    AudioFormat,
+    BriefSection,
+    ComposeFields,
+    ComposerCard,
+    Normalize,
+    Score,
+)
 
 
 class Entry(StrEnum):
@@ -89,6 +97,10 @@ class ChosenComposer:
     @property
     def sings(self) -> bool:
         return self.card is not None and self.card.sings
+
+    @property
+    def follows_sections(self) -> bool:
+        return self.card is not None and self.card.follows_sections
 
 
 def _present(text: str | None) -> str | None:
@@ -163,6 +175,14 @@ class MusicRequest:
     """A finished description to compose (None: the captioner writes one)."""
     brief: EditedBrief | None = None
     """A brief sent back to compose as it is (its description is `description`)."""
+    score: Score | None = None
+    """As asked (None: sections where the composer follows them)."""
+
+    @property
+    def in_sections(self) -> bool:
+        """Whether a video is scored in sections: unless asked for one piece, where the
+        composer follows them (asked for with one that does not is refused at parse)."""
+        return self.score is not Score.SINGLE and self.composer.follows_sections
 
     @property
     def wants_song(self) -> bool:
@@ -198,6 +218,7 @@ class MusicRequest:
             self.lyrics,
             self.duration if isinstance(self.duration, float) else None,
             hear,
+            Score.SECTIONS if self.in_sections else Score.SINGLE,
         )
 
     def to_compose_request(
@@ -206,10 +227,18 @@ class MusicRequest:
         duration_s: float,
         song: dict[str, str],
         use: AudioUse | None,
+        sections: list[BriefSection] | None = None,
+        piece: PieceFacts | None = None,
     ) -> ComposeFields:
         """The composer's form: `song` the lyrics and metadata to sing (empty for an
-        instrumental), `use` what the composer does with the audio clip (None: no clip)."""
+        instrumental), `use` what the composer does with the audio clip (None: no clip),
+        `sections` a video's score in sections (`piece`: what holds through all of them)."""
         knobs = self.knobs
+        planned = None
+        if sections and self.in_sections:
+            planned = composer_sections(sections, piece or PieceFacts(), duration_s)
+        if planned is not None:
+            description = planned[0]
         values: dict[str, object] = {
             **song,
             "description": description,
@@ -225,16 +254,23 @@ class MusicRequest:
         }
         if knobs.seed is not None:
             values["seed"] = knobs.seed
+        if planned is not None:
+            values["sections"] = planned[1]
         if use is not None and use is not AudioUse.MELODY:
             values.update(reuse_values(use, knobs))
         return ComposeFields.model_validate(values)
 
 
 def captioner_fields(
-    prompt: str | None, vocals: bool, lyrics: str | None, duration_s: float | None, hear: bool
+    prompt: str | None,
+    vocals: bool,
+    lyrics: str | None,
+    duration_s: float | None,
+    hear: bool,
+    score: Score = Score.SECTIONS,
 ) -> dict[str, str]:
     """The captioner's text fields: `duration_s` sizes a song's lyrics."""
-    fields: dict[str, str] = {}
+    fields: dict[str, str] = {"score": score.value}
     if prompt is not None:
         fields["prompt"] = prompt
     if vocals:
@@ -320,8 +356,10 @@ class MusicRequests:
             vocals=bool(getattr(knobs, "vocals", False)),
             description=description,
             brief=brief,
+            score=getattr(knobs, "score", None),
         )
         self._check_duration(request)
+        await self._check_sections(request)
         if description is None:
             require_inputs(request.prompt, request.lyrics, bool(form.files))
         await self._check_song(request)
@@ -346,6 +384,23 @@ class MusicRequests:
                 f"{request.longest_s:g} s.",
                 code="duration_out_of_range",
             )
+
+    async def _check_sections(self, request: MusicRequest) -> None:
+        """`score=sections` needs a composer that follows sections: a 422 naming those that
+        do (by default a composer that does not gets one piece)."""
+        if request.score is not Score.SECTIONS or request.composer.follows_sections:
+            return
+        followers = await self.composers.section_followers()
+        instead = (
+            f"pick one that does with `model` ({', '.join(followers)})"
+            if followers
+            else "and no served model can"
+        )
+        raise InvalidInput(
+            f"score=sections: the composer ({request.composer.name}) does not follow sections; "
+            f"{instead}, or ask for score=single.",
+            code="sections_unsupported",
+        )
 
     async def _check_song(self, request: MusicRequest) -> None:
         """Vocals or lyrics need a composer that sings: a 422 naming those that do."""

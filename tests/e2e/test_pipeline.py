@@ -16,7 +16,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Stack
-from tests.media_factory import image_bytes, video_bytes, wav_bytes
+from tests.e2e.jobs import submit, wait_for
+from tests.media_factory import image_bytes, scene_video_bytes, video_bytes, wav_bytes
 from tests.metrics import metric, still_for, total
 from weavewave_common.protocol import MusicBrief
 
@@ -93,6 +94,41 @@ def test_video_with_auto_duration_lasts_as_long_as_the_video(stack: Stack) -> No
     assert response.headers["content-type"] == "audio/flac"
     assert seconds_of(response.content) == pytest.approx(4.0, abs=0.02)
     assert brief_of(response).media.video is not None
+
+
+def test_a_video_with_cuts_is_scored_in_sections_that_change_on_them(stack: Stack) -> None:
+    clip = scene_video_bytes([6.0, 12.5], seconds=19, fps=10, gop=20)
+    files: Files = [("video", ("cuts.mp4", clip, "video/mp4"))]
+    described = post(stack, "/describe", files=files)
+    assert described.status_code == 200, described.text
+    planned = MusicBrief.model_validate(described.json()).sections
+    assert [(s.start_s, s.end_s) for s in planned] == [(0, 6.0), (6.0, 12.5), (12.5, 19.0)]
+
+    scored = post(stack, "/generate", {"duration": "auto", "seed": 3}, files)
+    assert scored.status_code == 200, scored.text
+    assert scored.headers["x-sections"] == "0.000,6.000,12.500"  # where the composer changed
+    assert seconds_of(scored.content) == pytest.approx(19.0, abs=0.02)
+    # a job keeps the brief whole (the header may be over its size), its sections as realised
+    job = submit(stack.gateway.url, {"duration": "auto", "seed": "3"}, files)
+    done = wait_for(stack.gateway.url, job["id"], {"done"})
+    realised = [(s["start_s"], s["end_s"]) for s in done["brief"]["sections"]]
+    assert realised == [(0, 6.0), (6.0, 12.5), (12.5, 19.0)]
+
+    # an edited brief: a boundary moved, a section rewritten, composed again as it is
+    edited = described.json()
+    edited["sections"][0]["end_s"] = edited["sections"][1]["start_s"] = 5.01
+    edited["sections"][1]["description"] = "A lone cello, slow and grave."
+    again = post(stack, "/generate", {"brief": json.dumps(edited), "duration": 13, "seed": 3})
+    assert again.status_code == 200, again.text
+    assert again.headers["x-sections"] == "0.000,5.000,12.500"  # on the codec's 20 ms frames
+
+    single = post(stack, "/generate", {"duration": 4, "score": "single"}, files)
+    assert single.status_code == 200, single.text
+    assert "x-sections" not in single.headers and brief_of(single).sections == []
+    unknown = post(stack, "/generate", {"score": "every-cut"}, files)
+    assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "invalid_input"
+    short = post(stack, "/generate", {"duration": 5}, files)  # the music ends before a cut
+    assert short.status_code == 200 and "x-sections" not in short.headers
 
 
 def test_everything_at_once(stack: Stack) -> None:

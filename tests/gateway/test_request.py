@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 
 import httpx
 import pytest
@@ -13,12 +14,13 @@ import pytest
 from gateway.composers import Composers
 from gateway.protocol import AudioUse
 from gateway.request import DurationLimits, Entry, MusicRequest, MusicRequests, parse_duration
+from gateway.sections import PieceFacts, realised
 from gateway.uploads import FormFile, ParsedForm
 from gateway.upstream import ComposerClient
 from tests.gateway.upstreams import pool
 from tests.media_factory import video_bytes
 from weavewave_common.errors import InvalidInput, UnsupportedMedia
-from weavewave_common.protocol import ComposerCard, ComposerCards
+from weavewave_common.protocol import BriefSection, ComposerCard, ComposerCards, Energy
 
 CARD = ComposerCard(
     name="stable-audio-open",
@@ -122,3 +124,44 @@ def test_the_composers_form_is_written_in_one_place() -> None:
     assert "style_length" not in fields  # only the knobs of the clip's own use
     melody = muxed.to_compose_request("x", 5.0, {}, AudioUse.MELODY).form_fields()
     assert "audio_use" not in melody  # a melody goes as `melody`, with no use named
+
+
+def test_sections_go_to_a_composer_that_follows_them_and_are_refused_by_one_that_cannot() -> None:
+    sections = [
+        BriefSection(start_s=0, end_s=6, description="Hushed piano.", energy=Energy.LOW),
+        BriefSection(
+            start_s=6, end_s=14, description="Drums enter", mood="urgent", instruments=["drums"]
+        ),
+        BriefSection(start_s=14, end_s=20, description="Brass fanfare."),
+    ]
+    piece = PieceFacts(tempo_bpm=96, key="D minor")
+    # a composer that cannot follow them gets one piece; asking for sections is refused
+    assert refusal({"prompt": "x", "score": "sections"}) == "sections_unsupported"
+    one_piece = parsed({"prompt": "x"})
+    assert not one_piece.in_sections
+    assert one_piece.captioner_fields(hear=True)["score"] == "single"
+    assert "sections" not in one_piece.to_compose_request("x", 20, {}, None, sections).form_fields()
+
+    following = CARD.model_copy(update={"follows_sections": True})
+    form = ParsedForm(fields={"prompt": "x"}, files=[])
+    request = asyncio.run(requests(following).parse(form, Entry.GENERATE))
+    assert request.in_sections and request.captioner_fields(hear=True)["score"] == "sections"
+    fields = request.to_compose_request("whole", 20, {}, None, sections, piece).form_fields()
+    assert fields["description"] == "Hushed piano. Low energy. 96 BPM. In D minor."
+    assert json.loads(fields["sections"]) == [
+        {"start_s": 6.0, "description": "Drums enter. Urgent. Drums. 96 BPM. In D minor."},
+        {"start_s": 14.0, "description": "Brass fanfare. 96 BPM. In D minor."},
+    ]
+    # music shorter than the video: only the sections that start inside it
+    short = request.to_compose_request("whole", 10, {}, None, sections, piece).form_fields()
+    assert [s["start_s"] for s in json.loads(short["sections"])] == [6.0]
+    assert "sections" not in request.to_compose_request("w", 5, {}, None, sections).form_fields()
+
+
+def test_sections_as_the_audio_realised_them() -> None:
+    sections = [
+        BriefSection(start_s=0, end_s=6.01, description="a"),
+        BriefSection(start_s=6.01, end_s=9, description="b"),
+    ]
+    timed = realised(sections, "0.000,6.000", 9.5)
+    assert [(s.start_s, s.end_s) for s in timed] == [(0, 6.0), (6.0, 9.5)]
