@@ -222,3 +222,43 @@ def _write_samples(
         frame.pts = start
         container.mux(stream.encode(frame))
     container.mux(stream.encode(None))
+
+
+def spoken(text: str, rate: int = 16000) -> np.ndarray:
+    """`text` read aloud by espeak-ng (a Debian package: synthesised speech, no recording
+    committed), mono float samples at `rate`."""
+    import shutil
+    import subprocess
+
+    program = shutil.which("espeak-ng")
+    if program is None:
+        raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
+    wav = subprocess.run([program, "--stdout", text], check=True, capture_output=True).stdout
+    with av.open(io.BytesIO(wav), mode="r") as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        pieces = [
+            out.to_ndarray()[0]
+            for frame in container.decode(audio=0)
+            for out in resampler.resample(frame)
+        ]
+        pieces += [out.to_ndarray()[0] for out in resampler.resample(None)]
+    samples: np.ndarray = np.concatenate(pieces).astype(np.float32)
+    return samples
+
+
+def soundtrack_with_speech(
+    seconds: float, spans: list[tuple[float, str]], rate: int = 16000
+) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """A soundtrack of `seconds`: silence but for each (start, text) read aloud from start;
+    returns the samples and where each reading really is (start, end seconds)."""
+    track = np.zeros(int(seconds * rate), dtype=np.float32)
+    where = []
+    for start, text in spans:
+        voice = spoken(text, rate)
+        voice = voice * np.float32(0.5 / max(1e-6, float(np.abs(voice).max())))
+        first = int(start * rate)
+        voice = voice[: len(track) - first]
+        track[first : first + len(voice)] += voice
+        nonzero = np.flatnonzero(np.abs(voice) > 1e-3)
+        where.append(((first + nonzero[0]) / rate, (first + nonzero[-1]) / rate))
+    return track, where

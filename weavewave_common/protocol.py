@@ -42,6 +42,18 @@ class ImageFacts(BaseModel):
     used_height: int = Field(description="Height in pixels given to the model.")
 
 
+class Span(BaseModel):
+    """A stretch of time, seconds."""
+
+    model_config = ConfigDict(frozen=True)
+
+    start_s: float = Field(ge=0)
+    end_s: float = Field(ge=0)
+
+
+SPEECH_SPANS_MAX = 200
+
+
 class VideoFacts(BaseModel):
     """What the captioner saw of the video."""
 
@@ -61,6 +73,12 @@ class VideoFacts(BaseModel):
         default=None,
         description="Hard cuts found in the video (None: not looked for, `score=single`); "
         "the sections are these merged to a musician's length.",
+    )
+    speech: list[Span] | None = Field(
+        default=None,
+        max_length=SPEECH_SPANS_MAX,
+        description="Where people speak in the soundtrack (None: not looked for, or no "
+        "soundtrack); a muxed video keeps these and ducks the music under them.",
     )
 
 

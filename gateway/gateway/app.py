@@ -113,6 +113,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 ),
                 MusicRequests(composer_clients, durations),
                 upload_limits(settings),
+                settings.duck_depth_db,
             )
             store = await open_job_store(settings)
             stack.push_async_callback(store.close)

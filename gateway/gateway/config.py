@@ -57,6 +57,12 @@ class GatewaySettings(ServiceSettings):
         description="Longest audio a request may ask for (a composer's own may be lower).",
     )
     default_duration_s: float = Field(10.0, gt=0, description="Duration when none is given.")
+    duck_depth_db: float = Field(
+        -12.0,
+        ge=-60,
+        le=0,
+        description="How far a muxed video's music dips under its voices, dB (keep_speech).",
+    )
     upload_idle_timeout_s: float = Field(
         30.0, gt=0, description="A stalled upload (no bytes this long) gets 408."
     )

@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from urllib.parse import quote
@@ -16,14 +17,17 @@ import anyio
 
 from gateway import metrics
 from gateway.audio_use import AudioPlan, audio_use_header, plan_audio
+from gateway.mix import mix_soundtrack
 from gateway.mux import mux_soundtrack, video_seconds
 from gateway.protocol import (
     AUDIO_USE_HEADER,
     BRIEF_HEADER,
     DESCRIPTION_HEADER,
+    KEPT_HEADER,
     AudioUse,
     DescribeForm,
     EditedBrief,
+    KeepOriginal,
 )
 from gateway.relay import relay
 from gateway.request import (
@@ -32,6 +36,7 @@ from gateway.request import (
     MusicRequests,
     captioner_fields,
     require_inputs,
+    speech_of,
     validated,
 )
 from gateway.sections import PieceFacts, realised
@@ -48,9 +53,21 @@ logger = logging.getLogger(__name__)
 PASSED_ON = ("x-sample-rate", "x-channels", "x-duration", "x-seed", "x-model", "x-sections")
 
 
-async def _muxed(music: AsyncGenerator[bytes], form: ParsedForm) -> AsyncGenerator[bytes]:
-    """The uploaded video with `music` (WAV) as its soundtrack, as MP4 bytes. The music is
-    gathered whole first (a container's index needs every packet); files go on every path."""
+@dataclass(frozen=True)
+class MixPlan:
+    """What of the video's own soundtrack the muxed video keeps, and where it speaks."""
+
+    keep: KeepOriginal
+    spans: list[tuple[float, float]]
+    depth_db: float
+
+
+async def _muxed(
+    music: AsyncGenerator[bytes], form: ParsedForm, plan: MixPlan
+) -> AsyncGenerator[bytes]:
+    """The uploaded video with `music` (WAV) as its soundtrack, as MP4 bytes, mixed with the
+    video's own as `plan` says. The music is gathered whole first (a container's index needs
+    every packet); files go on every path."""
     try:
         folder = await anyio.to_thread.run_sync(partial(tempfile.mkdtemp, prefix="weavewave-mux-"))
         try:
@@ -62,6 +79,12 @@ async def _muxed(music: AsyncGenerator[bytes], form: ParsedForm) -> AsyncGenerat
             finally:
                 out.close()
             video = form.by_field("video")[0].file
+            if plan.keep is not KeepOriginal.NONE:
+                both = Path(folder) / "mixed.wav"
+                await anyio.to_thread.run_sync(
+                    mix_soundtrack, video, wav, both, plan.keep, plan.spans, plan.depth_db
+                )
+                wav = both
             await anyio.to_thread.run_sync(mux_soundtrack, video, wav, mp4)
             result = await anyio.to_thread.run_sync(mp4.open, "rb")
             try:
@@ -86,12 +109,17 @@ class Generator:
     compose, then stream (or mux into the video)."""
 
     def __init__(
-        self, captioner: CaptionerClient, requests: MusicRequests, limits: UploadLimits
+        self,
+        captioner: CaptionerClient,
+        requests: MusicRequests,
+        limits: UploadLimits,
+        duck_depth_db: float = -12.0,
     ) -> None:
         self._captioner = captioner
         self.requests = requests
         self.composers = requests.composers
         self._limits = limits
+        self._duck_depth_db = duck_depth_db
 
     async def read_form(
         self, content_type: str, body: AsyncIterator[bytes], text_fields: frozenset[str]
@@ -133,6 +161,7 @@ class Generator:
         use: AudioUse | None,
         request_id: str,
         extra_headers: dict[str, str],
+        mix: MixPlan | None = None,
     ) -> AudioStream:
         clip = request.uploads.audio if use is not None else None
         started = time.perf_counter()
@@ -150,7 +179,9 @@ class Generator:
 
         if request.knobs.mux:  # the form (the video) is needed after the music: the muxer closes it
             music = relay(response, started, lambda: None)
-            return AudioStream("video/mp4", headers, _muxed(music, form), release)
+            plan = mix or MixPlan(KeepOriginal.NONE, [], self._duck_depth_db)
+            headers[KEPT_HEADER] = plan.keep.value
+            return AudioStream("video/mp4", headers, _muxed(music, form, plan), release)
         media_type = response.headers.get("content-type", "application/octet-stream")
         return AudioStream(media_type, headers, relay(response, started, form.close), release)
 
@@ -190,7 +221,8 @@ class Generator:
             brief.sections if brief is not None else None,
             PieceFacts.model_validate(brief.model_dump()) if brief is not None else None,
         )
-        stream = await self._compose(request, compose, plan.composer_use, request_id, headers)
+        mix = self._mix_plan(request, brief)
+        stream = await self._compose(request, compose, plan.composer_use, request_id, headers, mix)
         if isinstance(brief, MusicBrief) and "x-sections" in stream.headers:
             # the brief as the audio realised it: section times on the codec's frames
             timed = realised(brief.sections, stream.headers["x-sections"], compose.duration)
@@ -199,6 +231,21 @@ class Generator:
                 json.dumps(done.model_dump(mode="json"), separators=(",", ":")), safe=""
             )
         return stream
+
+    def _mix_plan(
+        self, request: MusicRequest, brief: MusicBrief | EditedBrief | None
+    ) -> MixPlan | None:
+        """A muxed video's mix: as asked, or by default its voices kept when it has some."""
+        if not request.knobs.mux:
+            return None
+        spans = speech_of(brief) or []
+        keep = request.keep
+        if keep is None:
+            keep = KeepOriginal.SPEECH if spans else KeepOriginal.NONE
+        video = brief.media.video if brief is not None and brief.media is not None else None
+        if video is not None and not video.has_audio_track:
+            keep = KeepOriginal.NONE  # nothing of its own to keep
+        return MixPlan(keep, spans, self._duck_depth_db)
 
     async def compose(self, request: MusicRequest, request_id: str) -> AudioStream:
         """Text (and optionally a clip) straight to the composer."""

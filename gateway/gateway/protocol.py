@@ -13,6 +13,7 @@ from weavewave_common.protocol import (
     SECTIONS_MAX,
     BriefSection,
     ClipUseFields,
+    MediaFacts,
     Normalize,
     SamplingKnobs,
     Score,
@@ -57,6 +58,19 @@ class OutputFormat(StrEnum):
     MP3 = "mp3"
     OGG = "ogg"
     MP4 = "mp4"
+
+
+class KeepOriginal(StrEnum):
+    """What of the video's own soundtrack a muxed video keeps: `none` (the music alone),
+    `speech` (the soundtrack, the music ducked under its voices), `all` (the soundtrack and
+    the music, undisturbed)."""
+
+    NONE = "none"
+    SPEECH = "speech"
+    ALL = "all"
+
+
+KEPT_HEADER = "X-WeaveWave-Original-Audio"
 
 
 class AudioUse(StrEnum):
@@ -135,6 +149,9 @@ class EditedBrief(BaseModel):
     key: str | None = Field(None, max_length=20)
     time_signature: str | None = Field(None, max_length=8)
     sections: list[BriefSection] = Field(default_factory=list, max_length=SECTIONS_MAX)
+    media: MediaFacts | None = Field(
+        None, description="As `/describe` answered: a video's speech spans are kept from it."
+    )
 
     @model_validator(mode="after")
     def _sections_tile(self) -> EditedBrief:
@@ -156,6 +173,15 @@ class GenerateForm(Knobs, SongFields):
     """`POST /generate`: any mix of prompt, images, video and audio (at least one) + knobs."""
 
     score: Score | None = Field(None, description=SCORE_DESCRIPTION)
+    keep_original_audio: KeepOriginal | None = Field(
+        None,
+        description="With mux: what of the video's own soundtrack stays under the music "
+        "(default: `speech` when the video has voices, else `none`).",
+    )
+    keep_speech: bool | None = Field(
+        None,
+        description="With mux: `true` is keep_original_audio=speech, `false` is none.",
+    )
     brief: str | None = Field(
         None,
         description="A brief to compose as it is, as JSON: `/describe`'s answer, edited. Its "

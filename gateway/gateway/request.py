@@ -26,6 +26,7 @@ from gateway.protocol import (
     ComposeForm,
     EditedBrief,
     GenerateForm,
+    KeepOriginal,
     Knobs,
     OutputFormat,
 )
@@ -38,6 +39,7 @@ from weavewave_common.protocol import (
     BriefSection,
     ComposeFields,
     ComposerCard,
+    MusicBrief,
     Normalize,
     Score,
 )
@@ -177,6 +179,13 @@ class MusicRequest:
     """A brief sent back to compose as it is (its description is `description`)."""
     score: Score | None = None
     """As asked (None: sections where the composer follows them)."""
+    keep: KeepOriginal | None = None
+    """What of a muxed video's own soundtrack stays (None: its voices when it has any)."""
+
+    @property
+    def finds_speech(self) -> bool:
+        """Whether the captioner is asked where the video speaks (for the mix)."""
+        return self.knobs.mux and self.keep in (None, KeepOriginal.SPEECH)
 
     @property
     def in_sections(self) -> bool:
@@ -219,6 +228,7 @@ class MusicRequest:
             self.duration if isinstance(self.duration, float) else None,
             hear,
             Score.SECTIONS if self.in_sections else Score.SINGLE,
+            self.finds_speech,
         )
 
     def to_compose_request(
@@ -268,9 +278,13 @@ def captioner_fields(
     duration_s: float | None,
     hear: bool,
     score: Score = Score.SECTIONS,
+    speech: bool = False,
 ) -> dict[str, str]:
-    """The captioner's text fields: `duration_s` sizes a song's lyrics."""
+    """The captioner's text fields: `duration_s` sizes a song's lyrics, `speech` asks where
+    a video's soundtrack speaks."""
     fields: dict[str, str] = {"score": score.value}
+    if speech:
+        fields["speech"] = "true"
     if prompt is not None:
         fields["prompt"] = prompt
     if vocals:
@@ -301,6 +315,57 @@ def reuse_values(use: AudioUse, knobs: Knobs) -> dict[str, object]:
         if value is not None:
             values[name] = value
     return values
+
+
+def kept(knobs: Knobs, uploads: Uploads) -> KeepOriginal | None:
+    """`keep_original_audio` (or `keep_speech`, its shorthand) checked: they agree, and
+    keeping anything needs a video and mux; None when neither was given."""
+    keep: KeepOriginal | None = getattr(knobs, "keep_original_audio", None)
+    speech: bool | None = getattr(knobs, "keep_speech", None)
+    if speech is not None:
+        implied = KeepOriginal.SPEECH if speech else KeepOriginal.NONE
+        if keep is not None and keep is not implied:
+            raise InvalidInput(
+                f"keep_speech={str(speech).lower()} and keep_original_audio={keep.value} "
+                "disagree: give one.",
+                code="keep_conflict",
+            )
+        keep = implied
+    if keep is None:
+        return None
+    if uploads.video is None:
+        raise InvalidInput(
+            "keep_original_audio/keep_speech: a video's soundtrack is kept; send a video.",
+            code="keep_without_video",
+        )
+    if keep is not KeepOriginal.NONE and not knobs.mux:
+        raise InvalidInput(
+            "keep_original_audio/keep_speech: the soundtrack is kept in the muxed video; "
+            "ask for mux=true (or format=mp4).",
+            code="keep_without_mux",
+        )
+    return keep
+
+
+def _check_speech_known(request: MusicRequest) -> None:
+    """Keeping speech under a given description needs where the video speaks: the brief
+    `/describe` answered carries it (`media.video.speech`)."""
+    if request.keep is not KeepOriginal.SPEECH or request.description is None:
+        return
+    if speech_of(request.brief) is None:
+        raise InvalidInput(
+            "keep_speech: where the video speaks is not known; send the brief `/describe` "
+            "answered for this video (with its media), or let the gateway describe it.",
+            code="speech_unknown",
+        )
+
+
+def speech_of(brief: EditedBrief | MusicBrief | None) -> list[tuple[float, float]] | None:
+    """A brief's speech spans (None when they were not looked for)."""
+    video = brief.media.video if brief is not None and brief.media is not None else None
+    if video is None or video.speech is None:
+        return None
+    return [(span.start_s, span.end_s) for span in video.speech]
 
 
 class MusicRequests:
@@ -357,9 +422,11 @@ class MusicRequests:
             description=description,
             brief=brief,
             score=getattr(knobs, "score", None),
+            keep=kept(knobs, uploads),
         )
         self._check_duration(request)
         await self._check_sections(request)
+        _check_speech_known(request)
         if description is None:
             require_inputs(request.prompt, request.lyrics, bool(form.files))
         await self._check_song(request)

@@ -6,7 +6,14 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from composer.loudness import CEILING, TARGET_LUFS, PeakLimiter, loudness, normalized, true_peaks
+from weavewave_common.loudness import (
+    CEILING,
+    TARGET_LUFS,
+    PeakLimiter,
+    loudness,
+    normalized,
+    true_peaks,
+)
 
 RATE = 32000
 

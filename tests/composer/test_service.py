@@ -226,7 +226,7 @@ def test_audio_the_caller_stopped_waiting_for_is_not_generated(composer: Running
 def test_normalize_loudness_answers_the_whole_clip_at_minus_14_lufs(
     composer: RunningService,
 ) -> None:
-    from composer.loudness import loudness
+    from weavewave_common.loudness import loudness
 
     response = compose(composer, duration=4, seed=5, normalize="loudness")
     assert response.status_code == 200, response.text

@@ -8,10 +8,11 @@ import time
 
 import av
 import httpx
+import numpy as np
 import pytest
 
 from tests.e2e.conftest import Stack
-from tests.media_factory import video_bytes
+from tests.media_factory import scene_video_bytes, soundtrack_with_speech, video_bytes
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
@@ -78,3 +79,60 @@ def test_format_mp4_is_mux(stack: Stack) -> None:
     )
     assert response.status_code == 200 and response.headers["content-type"] == "video/mp4"
     assert video_packets(response.content) == video_packets(clip)
+
+
+def soundtrack(body: bytes, rate: int = 16000) -> np.ndarray:
+    """A video's audio, mono at `rate`."""
+    with av.open(io.BytesIO(body), mode="r") as container:
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=rate)
+        pieces = [
+            out.to_ndarray()[0]
+            for frame in container.decode(audio=0)
+            for out in [*resampler.resample(frame)]
+        ]
+        pieces += [out.to_ndarray()[0] for out in resampler.resample(None)]
+    return np.concatenate(pieces)
+
+
+def level_db(samples: np.ndarray) -> float:
+    return float(20 * np.log10(np.sqrt(np.mean(np.square(samples, dtype=np.float64))) + 1e-12))
+
+
+LINES = [(1.0, "The kitchen was quiet this morning."), (7.0, "And then everything changed.")]
+
+
+def test_a_video_with_voices_keeps_them_over_ducked_music(stack: Stack) -> None:
+    track, spoken = soundtrack_with_speech(12.0, LINES)
+    clip = scene_video_bytes([], seconds=12, audio=track)
+    files = [("video", ("talk.mp4", clip, "video/mp4"))]
+    url = f"{stack.gateway.url}/generate"
+    kept = httpx.post(url, data={"mux": "true", "seed": "5"}, files=files, timeout=180)
+    assert kept.status_code == 200, kept.text
+    assert kept.headers["x-weavewave-original-audio"] == "speech"  # the default with voices
+    original, mix = soundtrack(clip), soundtrack(kept.content)
+    length = min(len(original), len(mix))
+    original, mix = original[:length], mix[:length]
+    for start, end in spoken:  # the voices as loud as they were
+        inner = slice(int((start + 0.1) * 16000), int((end - 0.1) * 16000))
+        assert abs(level_db(mix[inner]) - level_db(original[inner])) <= 1.0
+    between = slice(int(5.0 * 16000), int(6.5 * 16000))  # no voice: the music, matched
+    assert level_db(mix[between]) > level_db(original[between]) + 20
+
+    alone = httpx.post(
+        url, data={"mux": "true", "seed": "5", "keep_speech": "false"}, files=files, timeout=180
+    )
+    assert alone.headers["x-weavewave-original-audio"] == "none"
+    first = slice(int((spoken[0][0] + 0.1) * 16000), int((spoken[0][1] - 0.1) * 16000))
+    assert abs(level_db(soundtrack(alone.content)[first]) - level_db(original[first])) > 1.0
+
+    silent = [("video", ("mute.mp4", scene_video_bytes([], seconds=3), "video/mp4"))]
+    mute = httpx.post(url, data={"mux": "true", "keep_speech": "true"}, files=silent, timeout=180)
+    assert mute.status_code == 200 and mute.headers["x-weavewave-original-audio"] == "none"
+    for data, code in (
+        ({"prompt": "x", "keep_speech": "true"}, "keep_without_video"),
+        ({"keep_original_audio": "all"}, "keep_without_mux"),
+        ({"mux": "true", "keep_speech": "true", "keep_original_audio": "all"}, "keep_conflict"),
+    ):
+        refused = httpx.post(url, data=data, files=files if "prompt" not in data else None)
+        assert refused.status_code == 422, refused.text
+        assert refused.json()["error"]["code"] == code

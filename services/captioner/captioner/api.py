@@ -54,6 +54,9 @@ async def describe(
         Score,
         Form(description="A video in `sections` that change on its cuts, or one `single` piece."),
     ] = Score.SECTIONS,
+    speech: Annotated[
+        bool, Form(description="Find where the video's soundtrack speaks (`media.video.speech`).")
+    ] = False,
 ) -> MusicBrief:
     request = DescribeInput(
         prompt=prompt,
@@ -65,6 +68,7 @@ async def describe(
         lyrics=lyrics,
         duration_s=duration,
         score=score,
+        speech=speech,
     )
     work = describer.describe(request, current_request_id() or new_request_id())
     return await run_until_disconnect(http_request, within(timeout_of(http_request), work))

@@ -68,6 +68,8 @@ class DescribeInput:
     """The song's length, to size written lyrics (a video's length when there is one)."""
     score: Score = Score.SECTIONS
     """A video in sections on its cuts, or one piece throughout."""
+    speech: bool = False
+    """Find where a video's soundtrack speaks (for a mix that keeps the voices)."""
 
     @property
     def own_lyrics(self) -> str | None:
@@ -182,7 +184,13 @@ class Describer:
         if request.video is not None:
             scenes = self._limits.scenes if request.score is Score.SECTIONS else None
             video = sample_video(
-                request.video.file, request.video.filename, self._media, hear, stop, scenes
+                request.video.file,
+                request.video.filename,
+                self._media,
+                hear,
+                stop,
+                scenes,
+                request.speech,
             )
             if video.scan is not None and scenes is not None:
                 sections = _planned(video.scan.cuts, video.duration_s, scenes)

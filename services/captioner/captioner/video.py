@@ -25,6 +25,8 @@ import numpy.typing as npt
 from captioner.budget import padded_for_aspect
 from captioner.media import MediaLimits, fit_within
 from captioner.scenes import SceneLimits, SceneScan, scan_cuts
+from captioner.speech import SAMPLE_RATE as SPEECH_RATE
+from captioner.speech import speech_spans
 from weavewave_common.audio import (
     DecodedAudio,
     DecodeStopped,
@@ -35,7 +37,7 @@ from weavewave_common.audio import (
     open_container,
 )
 from weavewave_common.errors import InvalidInput, PayloadTooLarge
-from weavewave_common.protocol import VideoFacts
+from weavewave_common.protocol import Span, VideoFacts
 
 VIDEO_DEMUXERS = frozenset(
     {
@@ -76,6 +78,8 @@ class DecodedVideo:
     keyframes in a long clip); None when they span it all."""
     scan: SceneScan | None = None
     """The video's cuts, when they were looked for."""
+    speech: list[tuple[float, float]] | None = None
+    """Where people speak in the soundtrack, when looked for and there is one."""
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -103,6 +107,9 @@ class DecodedVideo:
             has_audio_track=self.has_audio_track,
             audio_track_used=audio_used,
             cuts_found=len(self.scan.cuts) if self.scan is not None else None,
+            speech=[Span(start_s=a, end_s=b) for a, b in self.speech]
+            if self.speech is not None
+            else None,
         )
 
 
@@ -188,9 +195,10 @@ def sample_video(
     want_audio: bool,
     stop: StopAsked = never,
     scenes: SceneLimits | None = None,
+    speech: bool = False,
 ) -> DecodedVideo:
     """Sample frames evenly (about `frames_per_second`, at most `max_frames`), downscaled;
-    with `scenes`, find the video's cuts too."""
+    with `scenes`, find the video's cuts too; with `speech`, where its soundtrack speaks."""
     name = filename or "video"
     container = open_container(file, name, VIDEO_DEMUXERS)
     with container:
@@ -233,6 +241,13 @@ def sample_video(
                 raise InvalidInput(
                     f"{name}: the video is corrupt.", code="media_unreadable"
                 ) from exc
+        spoken = None
+        if speech and container.streams.audio:
+            container.seek(0)
+            whole = decode_audio_stream(
+                container, name, SPEECH_RATE, limits.max_video_seconds, stop=stop
+            )
+            spoken = speech_spans(whole.samples)
         soundtrack = None
         if want_audio and container.streams.audio:
             container.seek(0)
@@ -252,6 +267,7 @@ def sample_video(
             soundtrack=soundtrack,
             seen_until_s=stamps[-1] + half if sampler.exhausted else None,
             scan=scan,
+            speech=spoken,
         )
 
 

@@ -23,12 +23,12 @@ import numpy as np
 from composer import metrics
 from composer.encode import StreamEncoder, open_encoder
 from composer.generation import GenerationRequest, Melody, ModelInfo, SourceAudio
-from composer.loudness import Audio, PeakLimiter, normalized
 from composer.protocol import ComposeRequest
 from composer.scheduler import Scheduler, Ticket
 from weavewave_common.audio import decode_audio
 from weavewave_common.deadline import DeadlineExceeded, idle_bounded
 from weavewave_common.errors import InvalidInput, PayloadTooLarge
+from weavewave_common.loudness import Audio, PeakLimiter, normalized
 from weavewave_common.protocol import STYLE_EXCERPT_S, Normalize
 from weavewave_common.streams import AudioStream
 from weavewave_common.uploads import Upload
