@@ -13,7 +13,7 @@ RELIABILITY := tests/e2e/test_hostile.py tests/e2e/test_faults.py tests/e2e/test
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_NO_USAGE_STATS=1 VLLM_CPU_OMP_THREADS_BIND=nobind VLLM_CPU_KVCACHE_SPACE=1
 
-.PHONY: help demo up install test test-fast docs docs-check test-reliability lint typecheck k8s-tools tiny-models bench-video bench-composer bench-engine bench-diffusion bench-gateway clean
+.PHONY: help demo up install test test-fast docs docs-check test-reliability lint typecheck k8s-tools tiny-models bench-video bench-scoring bench-composer bench-engine bench-diffusion bench-gateway clean
 
 help:
 	@echo "make demo         run the whole pipeline on this machine and write out/demo.wav"
@@ -31,6 +31,7 @@ help:
 	@echo "make bench-diffusion diffusion composers: s per audio s, batch of 4 vs sequential, memory"
 	@echo "make bench-gateway   gateway cost: latency vs direct calls, memory during a 500 MB upload"
 	@echo "make bench-video  video sampling benchmark, one core (seek-based vs decode-all)"
+	@echo "make bench-scoring   a video scored in sections: cuts found, boundaries, speech ducking"
 	@echo "make clean        remove environments, caches and built models"
 
 demo: install
@@ -109,6 +110,11 @@ tiny-models: install
 
 bench-video: install
 	$(TEST_ENV) taskset -c 0 $(VENV)/captioner/bin/python bench/video_sampling.py
+
+bench-scoring: install
+	$(TEST_ENV) taskset -c 0 $(VENV)/captioner/bin/python bench/scene_cuts.py $(BENCH_ARGS)
+	$(TEST_ENV) $(VENV)/composer/bin/python bench/section_boundaries.py
+	$(TEST_ENV) $(VENV)/gateway/bin/python bench/ducking.py
 
 bench-engine: install
 	$(TEST_ENV) $(VENV)/composer/bin/python bench/engine_staggered.py $(BENCH_ARGS)

@@ -141,7 +141,13 @@ class Generator:
         require_inputs(asked.prompt, asked.lyrics, bool(form.files))
         lyrics = asked.lyrics if asked.lyrics and asked.lyrics.strip() else None
         fields = captioner_fields(
-            asked.prompt, asked.vocals, lyrics, asked.duration, hear=True, score=asked.score
+            asked.prompt,
+            asked.vocals,
+            lyrics,
+            asked.duration,
+            hear=True,
+            score=asked.score,
+            speech=asked.speech,
         )
         return await self._describe(fields, form, request_id)
 

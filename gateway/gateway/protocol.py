@@ -207,6 +207,11 @@ class DescribeForm(SongFields):
         Score.SECTIONS,
         description="A video in `sections` that change on its cuts, or one `single` piece.",
     )
+    speech: bool = Field(
+        False,
+        description="Find where the video's soundtrack speaks (`media.video.speech`): a brief "
+        "sent back with it keeps those voices in a muxed video.",
+    )
     prompt: str | None = Field(None, description="Your own words about the music you want.")
     images: list[bytes] = Field(default_factory=list, description="Pictures.")
     video: bytes | None = Field(None, description="One video clip.")

@@ -70,3 +70,17 @@ def test_sections_asked_for_come_back_exactly_so_many() -> None:
     # sections not asked for are an extra field, as before
     assert parse_brief(json.dumps({**VALID, "sections": [SECTION]})) is None
     assert parse_brief(json.dumps([VALID]), sections=1) is None
+
+
+def test_a_sectioned_briefs_tempo_puts_the_cuts_on_beats_and_says_so() -> None:
+    from captioner.describe import _on_the_cuts
+    from captioner.prompts import BriefFields
+
+    fields = BriefFields.model_validate({**VALID, "tempo_bpm": 100})
+    fields = fields.model_copy(update={"description": "Warm lofi beat at 100 bpm, soft keys."})
+    warnings: list[str] = []
+    moved = _on_the_cuts(fields, ((0.0, 6.0), (6.0, 12.5), (12.5, 19.0)), warnings)
+    assert moved.tempo_bpm != 100 and f"{moved.tempo_bpm} BPM" in moved.description
+    assert warnings and "2 of 2 section starts on a beat" in warnings[0]
+    kept = _on_the_cuts(fields, ((0.0, 19.0),), [])
+    assert kept is fields

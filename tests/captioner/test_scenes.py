@@ -9,7 +9,14 @@ import av
 import pytest
 
 from captioner.media import MediaLimits
-from captioner.scenes import SceneLimits, plan_sections, scan_cuts
+from captioner.scenes import (
+    BEAT_TOLERANCE_S,
+    SceneLimits,
+    beat_offsets,
+    plan_sections,
+    scan_cuts,
+    tempo_for_cuts,
+)
 from captioner.video import sample_video
 from tests.media_factory import scene_video_bytes
 
@@ -84,3 +91,14 @@ def test_ten_thousand_micro_scenes_merge_into_a_few_sections_quickly() -> None:
     inner = {a for a, _ in sections[1:]}
     assert inner <= set(cuts)
     assert [s[1] for s in sections[:-1]] == [s[0] for s in sections[1:]]
+
+
+def test_the_tempo_moves_a_little_to_put_the_cuts_on_beats() -> None:
+    # at 120 BPM a beat is 0.5 s: cuts at 6.0 and 12.5 are on beats, at 100 BPM (0.6 s) not
+    choice = tempo_for_cuts([6.0, 12.5], 100)
+    assert choice.on_beat == 2 and 85 <= choice.bpm <= 115
+    assert all(o <= BEAT_TOLERANCE_S for o in beat_offsets([6.0, 12.5], choice.bpm))
+    assert tempo_for_cuts([], 97).bpm == 97  # nothing to align: the model's tempo
+    assert tempo_for_cuts([6.0], 120).bpm == 120  # already on a beat: unchanged
+    far = tempo_for_cuts([7.3], 60)  # within 15 %: 51..69 BPM
+    assert 51 <= far.bpm <= 69

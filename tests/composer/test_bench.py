@@ -130,3 +130,17 @@ def test_a_failed_check_fails_the_gpu_check_and_is_kept(tmp_path: Path) -> None:
     assert "check FAILED" in done.stdout
     failures = json.loads(out.read_text())["failures"]
     assert failures and "greedy engine == generate" in failures[0]
+
+
+def test_section_boundaries_benchmark_lands_within_a_codec_frame() -> None:
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "section_boundaries.py"), "--plans", "2"]
+        + ["--seconds", "5"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=300,
+    ).stdout
+    line = next(row for row in out.splitlines() if row.startswith("max boundary error"))
+    frames = float(line.split("=")[1].split("codec")[0])
+    assert 0 <= frames <= 1.0, out

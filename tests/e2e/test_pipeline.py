@@ -104,6 +104,8 @@ def test_a_video_with_cuts_is_scored_in_sections_that_change_on_them(stack: Stac
     planned = MusicBrief.model_validate(described.json()).sections
     assert [(s.start_s, s.end_s) for s in planned] == [(0, 6.0), (6.0, 12.5), (12.5, 19.0)]
 
+    served = httpx.get(f"{stack.gateway.url}/models").json()["composers"]
+    assert served[0]["follows_sections"] is True
     scored = post(stack, "/generate", {"duration": "auto", "seed": 3}, files)
     assert scored.status_code == 200, scored.text
     assert scored.headers["x-sections"] == "0.000,6.000,12.500"  # where the composer changed

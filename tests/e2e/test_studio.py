@@ -5,6 +5,7 @@ download, and a readable error for a bad file. Screenshots land in out/screensho
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import REPO, Stack
-from tests.media_factory import image_bytes, video_bytes, wav_bytes
+from tests.media_factory import image_bytes, scene_video_bytes, video_bytes, wav_bytes
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(300)]
 
@@ -112,6 +113,35 @@ def test_a_video_comes_back_with_its_new_soundtrack(page: Any, tmp_path: Path) -
     assert duration == pytest.approx(2.0, abs=0.1)  # the video, as long as it was
     assert page.get_attribute("#download", "download").endswith(".mp4")
     page.screenshot(path=str(SHOTS / "studio-video.png"), full_page=True)
+
+
+def test_a_videos_sections_show_on_a_strip_and_are_composed_as_edited(
+    page: Any, tmp_path: Path
+) -> None:
+    clip = tmp_path / "cuts.mp4"
+    clip.write_bytes(scene_video_bytes([6.0, 12.5], seconds=19, fps=10, gop=20))
+    page.reload()
+    page.set_input_files("#video", str(clip))
+    page.click("#describe")
+    page.wait_for_selector("#sections-box:not([hidden])", timeout=120_000)
+    starts = page.eval_on_selector_all(".section-start", "els => els.map((e) => Number(e.value))")
+    assert starts == [0, 6, 12.5]
+    assert page.is_disabled("#sections li:nth-child(1) .section-start")  # the first starts at 0
+    page.fill("#sections li:nth-child(2) .section-start", "5")
+    page.fill("#sections li:nth-child(3) .section-description", "A lone cello, slow and grave.")
+    page.fill("#duration", "13")
+    with page.expect_request(lambda r: r.url.endswith("/jobs") and r.method == "POST") as sent:
+        page.click("#compose")
+    body = sent.value.post_data_buffer.decode("utf-8", "replace")
+    brief = json.loads(body.split('name="brief"')[1].split("\r\n\r\n", 1)[1].split("\r\n--")[0])
+    assert [(s["start_s"], s["end_s"]) for s in brief["sections"]] == [
+        (0, 5),
+        (5, 12.5),
+        (12.5, 19.0),
+    ]
+    assert brief["sections"][2]["description"] == "A lone cello, slow and grave."
+    page.wait_for_selector("#download:not([hidden])", timeout=120_000)
+    page.screenshot(path=str(SHOTS / "studio-sections.png"), full_page=True)
 
 
 def test_a_bad_file_shows_a_readable_error(page: Any, tmp_path: Path) -> None:

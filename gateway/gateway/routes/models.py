@@ -20,6 +20,9 @@ class ServedComposer(BaseModel):
     model: str | None = Field(description="Its model (null: not answering).")
     sings: bool = Field(description="It sings lyrics.")
     takes_melody: bool = Field(description="It follows an audio clip as a melody.")
+    follows_sections: bool = Field(
+        False, description="It scores a video in sections that change on its cuts."
+    )
     audio_uses: list[AudioUse] = Field(
         description="What it can do with an audio clip (`melody`, `style`, `reference`, "
         "`cover`, `repaint`, `continue`)."
@@ -63,6 +66,7 @@ def served_composer(name: str, card: ComposerCard | None) -> ServedComposer:
         model=card.name,
         sings=card.sings,
         takes_melody=card.supports_melody,
+        follows_sections=card.follows_sections,
         audio_uses=composer_uses_of(card),
         sample_rate=card.sample_rate,
         channels=card.channels,

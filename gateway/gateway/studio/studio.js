@@ -60,16 +60,86 @@ function describeBrief(brief) {
   $("brief-lyrics").hidden = !brief.lyrics;
 }
 
+function showSections(brief) {
+  // A video scored in sections: each with a thumbnail at its start, its start (the first
+  // is 0) and its description, all editable; sent back with the brief when composing.
+  const list = $("sections");
+  list.replaceChildren();
+  const sections = brief.sections || [];
+  $("sections-box").hidden = sections.length < 2;
+  sections.forEach((section, index) => {
+    const item = document.createElement("li");
+    const thumb = document.createElement("img");
+    thumb.alt = `the video at ${section.start_s.toFixed(1)} s`;
+    const start = document.createElement("input");
+    start.type = "number";
+    start.step = "0.1";
+    start.min = "0";
+    start.value = section.start_s;
+    start.disabled = index === 0;
+    start.className = "section-start";
+    start.setAttribute("aria-label", `section ${index + 1} starts at (s)`);
+    const words = document.createElement("textarea");
+    words.rows = 2;
+    words.value = section.description;
+    words.className = "section-description";
+    words.setAttribute("aria-label", `section ${index + 1}: what the music does`);
+    item.append(thumb, start, words);
+    list.append(item);
+  });
+  thumbnails(sections.map((s) => s.start_s));
+}
+
+async function thumbnails(times) {
+  // One frame of the uploaded video at each section's start (best effort: a format the
+  // browser cannot play leaves the thumbnails blank).
+  const file = $("video").files[0];
+  if (!file || !times.length) return;
+  const video = document.createElement("video");
+  video.muted = true;
+  video.src = URL.createObjectURL(file);
+  const images = [...$("sections").querySelectorAll("img")];
+  try {
+    await new Promise((ok, fail) => { video.onloadeddata = ok; video.onerror = fail; });
+    const canvas = document.createElement("canvas");
+    canvas.width = 160;
+    canvas.height = 90;
+    for (const [index, time] of times.entries()) {
+      video.currentTime = Math.min(time + 0.05, Math.max(0, video.duration - 0.05));
+      await new Promise((ok) => { video.onseeked = ok; });
+      canvas.getContext("2d").drawImage(video, 0, 0, canvas.width, canvas.height);
+      images[index].src = canvas.toDataURL("image/jpeg", 0.7);
+    }
+  } catch (_) { /* thumbnails are a nicety */ }
+  URL.revokeObjectURL(video.src);
+}
+
+function editedSections() {
+  // The sections as edited: starts ascending, each ending where the next starts.
+  if (!lastBrief || !lastBrief.sections || lastBrief.sections.length < 2) return [];
+  const rows = [...$("sections").children].map((item, index) => ({
+    ...lastBrief.sections[index],
+    start_s: index === 0 ? 0 : Number(item.querySelector(".section-start").value),
+    description: item.querySelector(".section-description").value.trim() || lastBrief.sections[index].description,
+  }));
+  rows.sort((a, b) => a.start_s - b.start_s);
+  const end = lastBrief.sections[lastBrief.sections.length - 1].end_s;
+  return rows.map((row, index) => ({ ...row, end_s: index + 1 < rows.length ? rows[index + 1].start_s : end }));
+}
+
 async function describe() {
   showError("");
   $("status").textContent = "Listening and looking…";
   try {
     const form = inputsForm();
     if (!$("match-video").checked || !$("video").files[0]) form.append("duration", $("duration").value);
+    if ($("single").checked) form.append("score", "single");
+    if ($("video").files[0]) form.append("speech", "true"); // for a muxed video's voices
     const brief = await call("POST", "/describe", form);
     lastBrief = brief;
     $("description").value = brief.description;
     describeBrief(brief);
+    showSections(brief);
     $("status").textContent = "Brief ready: edit it, then compose.";
   } catch (error) {
     showError(error.message);
@@ -81,9 +151,11 @@ function jobForm() {
   const form = new FormData();
   const description = $("description").value.trim();
   if (description && lastBrief) {
-    // the brief travels whole (its lyrics, tempo, key …), with the description as edited
-    const { lyrics, vocal_language, tempo_bpm, key, time_signature } = lastBrief;
-    const brief = { description, lyrics, vocal_language, tempo_bpm, key, time_signature };
+    // the brief travels whole (its lyrics, tempo, key, sections, what was heard …), with the
+    // description and the sections as edited
+    const { lyrics, vocal_language, tempo_bpm, key, time_signature, media } = lastBrief;
+    const sections = editedSections();
+    const brief = { description, lyrics, vocal_language, tempo_bpm, key, time_signature, sections, media };
     form.append("brief", JSON.stringify(brief));
   } else if (description) form.append("description", description);
   else if ($("prompt").value.trim()) form.append("prompt", $("prompt").value.trim());
@@ -99,7 +171,12 @@ function jobForm() {
   if ($("seed").value) form.append("seed", $("seed").value);
   form.append("guidance", $("guidance").value);
   form.append("temperature", $("temperature").value);
-  if (video && $("mux").checked) form.append("mux", "true");
+  if (video && $("mux").checked) {
+    form.append("mux", "true");
+    // kept by default where the video has voices; unticked, the music alone
+    if (!$("keep-speech").checked) form.append("keep_speech", "false");
+  }
+  if (video && $("single").checked) form.append("score", "single");
   if ($("model").value) form.append("model", $("model").value);
   songFields(form);
   return form;

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -33,7 +34,13 @@ from captioner.prompts import (
     clean_user_prompt,
     with_sections,
 )
-from captioner.scenes import SceneLimits, plan_sections
+from captioner.scenes import (
+    BEAT_TOLERANCE_S,
+    SceneLimits,
+    beat_offsets,
+    plan_sections,
+    tempo_for_cuts,
+)
 from captioner.video import DecodedVideo, sample_video
 from weavewave_common.audio import DecodedAudio, DecodeStopped, StopAsked, decode_audio, never
 from weavewave_common.errors import InvalidInput, PayloadTooLarge, ServiceUnavailable
@@ -308,6 +315,7 @@ class Describer:
         if parsed is not None:
             source = BriefSource.STRUCTURED if usage.attempts == 1 else BriefSource.RETRIED
             fields, parts = parsed
+            fields = _on_the_cuts(fields, decoded.sections, warnings)
             written = {**fields.model_dump(), "sections": _timed(decoded.sections, parts)}
             return self._brief(written, source, warnings, usage, decoded, request)
         description = tidy_description(output.text)
@@ -386,6 +394,28 @@ def _planned(
     if len(plan) < 2:
         return ()
     return tuple((round(a, 3), round(b, 3)) for a, b in plan)
+
+
+def _on_the_cuts(
+    fields: BriefFields, sections: tuple[tuple[float, float], ...], warnings: list[str]
+) -> BriefFields:
+    """The brief with the tempo near the model's that puts the most section starts on a beat
+    (`scenes.tempo_for_cuts`), its description saying the same tempo."""
+    starts = [start for start, _ in sections[1:]]
+    if not starts:
+        return fields
+    before = sum(1 for o in beat_offsets(starts, fields.tempo_bpm) if o <= BEAT_TOLERANCE_S)
+    choice = tempo_for_cuts(starts, fields.tempo_bpm)
+    if choice.bpm == fields.tempo_bpm or choice.on_beat <= before:
+        return fields
+    warnings.append(
+        f"tempo {fields.tempo_bpm} -> {choice.bpm} BPM: {choice.on_beat} of {len(starts)} "
+        f"section starts on a beat (was {before})"
+    )
+    description = re.sub(
+        rf"\b{fields.tempo_bpm}\s*BPM\b", f"{choice.bpm} BPM", fields.description, flags=re.I
+    )
+    return fields.model_copy(update={"tempo_bpm": choice.bpm, "description": description})
 
 
 def _timed(

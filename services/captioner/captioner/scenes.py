@@ -199,3 +199,44 @@ def _boundary_to_drop(lengths: npt.NDArray[np.float64], shortest: int) -> int:
     if shortest == len(lengths) - 1:
         return shortest
     return shortest if lengths[shortest - 1] <= lengths[shortest + 1] else shortest + 1
+
+
+BEAT_TOLERANCE_S = 0.06
+"""A cut within this of a beat is heard on the beat (under a 32nd note at 120 BPM)."""
+TEMPO_STRETCH = 0.15
+"""How far from the model's tempo the choice may go (15 %: the same feel, a little faster or
+slower)."""
+
+
+@dataclass(frozen=True)
+class TempoChoice:
+    bpm: int
+    on_beat: int
+    """Boundaries within `BEAT_TOLERANCE_S` of a beat at `bpm`."""
+    worst_s: float
+    """The largest distance from a boundary to its nearest beat."""
+
+
+def beat_offsets(starts: list[float], bpm: float) -> list[float]:
+    """Each start's distance to the nearest beat, the music's first beat at 0."""
+    period = 60.0 / bpm
+    return [abs(t - round(t / period) * period) for t in starts]
+
+
+def tempo_for_cuts(starts: list[float], suggested_bpm: int) -> TempoChoice:
+    """The whole tempo within `TEMPO_STRETCH` of `suggested_bpm` (and 40..220) that puts the
+    most section boundaries on a beat; among equals, the smallest worst miss, then the closest
+    to the suggestion. With no boundary, the suggestion."""
+    low = max(40, int(suggested_bpm * (1 - TEMPO_STRETCH)))
+    high = min(220, int(suggested_bpm * (1 + TEMPO_STRETCH)) + 1)
+    best: tuple[int, float, int] | None = None
+    choice = TempoChoice(suggested_bpm, 0, 0.0)
+    for bpm in sorted(range(low, high + 1), key=lambda b: abs(b - suggested_bpm)):
+        offsets = beat_offsets(starts, bpm)
+        on_beat = sum(1 for o in offsets if o <= BEAT_TOLERANCE_S)
+        worst = max(offsets, default=0.0)
+        key = (-on_beat, round(worst, 4), abs(bpm - suggested_bpm))
+        if best is None or key < best:
+            best = key
+            choice = TempoChoice(bpm, on_beat, round(worst, 4))
+    return choice
