@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import Stack
-from tests.media_factory import image_bytes
+from tests.media_factory import image_bytes, scene_video_bytes
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 
@@ -66,6 +66,16 @@ def test_generated_client_calls_generate_with_an_image(stack: Stack, tmp_path: P
         with av.open(io.BytesIO(audio), mode="r") as container:
             samples = sum(frame.samples for frame in container.decode(audio=0))
         assert samples / 32000 == pytest.approx(2.0, abs=0.02)
+        # a video with cuts, scored in sections as the client's own enum asks
+        cuts = types.File(
+            payload=io.BytesIO(scene_video_bytes([6.0], seconds=12, fps=10, gop=20)),
+            file_name="cuts.mp4",
+            mime_type="video/mp4",
+        )
+        body = models.GenerateForm(video=cuts, duration="auto", score=models.Score.SECTIONS)
+        scored = generate.sync_detailed(client=client, body=body)
+        assert scored.status_code == 200
+        assert scored.headers["x-sections"] == "0.000,6.000"
         error = generate.sync_detailed(client=client, body=models.GenerateForm(duration="2"))
         assert error.status_code == 422
         assert error.parsed.error.code == "empty_request"
