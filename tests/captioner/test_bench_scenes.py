@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_the_scene_cut_benchmark_finds_every_cut_of_its_clip() -> None:
     out = subprocess.run(
         [sys.executable, str(ROOT / "bench" / "scene_cuts.py"), "--seconds", "12"]
-        + ["--width", "160", "--height", "90", "--runs", "1"],
+        + ["--width", "320", "--height", "180", "--runs", "1"],
         capture_output=True,
         text=True,
         check=True,
