@@ -4,8 +4,8 @@
 the captioner found): a sidechain gain that falls `ATTACK_S` before each span to `depth_db`
 and recovers over `RELEASE_S` after it. `all`: the original plus the music, undisturbed. Either
 way the music is first brought to the original's integrated loudness (BS.1770), so it sits at
-the level of what was there, and the sum is true-peak limited (whole, so the limiter's
-look-ahead costs no delay: the soundtrack stays in sync with the picture to the sample).
+the level of what was there, and the sum is true-peak limited (in chunks, the limiter's
+look-ahead taken back out: the soundtrack stays in sync with the picture to the sample).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import numpy.typing as npt
 from gateway.protocol import KeepOriginal
 from weavewave_common.audio import decode_audio_stream
 from weavewave_common.errors import InvalidInput
-from weavewave_common.loudness import limited, loudness
+from weavewave_common.loudness import PeakLimiter, loudness
 
 Audio = npt.NDArray[np.float32]
 
@@ -71,7 +71,22 @@ def mixed(
         music = music * np.float32(10 ** ((theirs - ours) / 20))
     if keep is KeepOriginal.SPEECH:
         music = music * ducking_gain(length, rate, spans, depth_db)[None, :]
-    return limited(original + music, rate).astype(np.float32, copy=False)
+    return _limited(original + music, rate)
+
+
+LIMIT_CHUNK_S = 10.0
+"""The limiter takes the mix this much at a time: its 4x oversampled peak estimate of a whole
+two-minute stereo clip would take a quarter of a gigabyte at once."""
+
+
+def _limited(samples: Audio, rate: int) -> Audio:
+    """True-peak limited in chunks (the limiter streams: how the audio is cut changes nothing,
+    and its output is the input's length, in step with it)."""
+    limiter = PeakLimiter(rate, samples.shape[0])
+    step = int(LIMIT_CHUNK_S * rate)
+    pieces = [limiter.process(samples[:, i : i + step]) for i in range(0, samples.shape[1], step)]
+    pieces.append(limiter.flush())
+    return np.concatenate(pieces, axis=1).astype(np.float32, copy=False)
 
 
 def _read_wav(path: Path) -> tuple[Audio, int]:

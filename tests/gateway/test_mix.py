@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from gateway.mix import ATTACK_S, RELEASE_S, ducking_gain, mixed
+from gateway.mix import ATTACK_S, RELEASE_S, _limited, ducking_gain, mixed
 from gateway.protocol import KeepOriginal
 
 RATE = 16000
@@ -73,3 +73,10 @@ def test_the_mix_is_in_sync_with_the_picture_to_the_sample() -> None:
     matched = out - voice * np.float32(0.1)
     lag = int(np.argmax(np.correlate(matched[0, :4000], quiet[0, :4000], mode="full"))) - 3999
     assert lag == 0
+
+
+def test_the_limiter_in_chunks_is_the_limiter_whole() -> None:
+    from weavewave_common.loudness import limited
+
+    loud = np.random.default_rng(2).normal(0, 0.6, (2, 25 * RATE)).astype(np.float32)
+    np.testing.assert_allclose(_limited(loud, RATE), limited(loud, RATE), atol=1e-6)
