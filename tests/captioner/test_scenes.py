@@ -17,7 +17,7 @@ from captioner.scenes import (
     scan_cuts,
     tempo_for_cuts,
 )
-from captioner.video import sample_video
+from captioner.video import even_slices, sample_times, sample_video, section_slices
 from tests.media_factory import scene_video_bytes
 
 CUTS = [3.0, 7.5, 8.2, 13.1]
@@ -102,3 +102,35 @@ def test_the_tempo_moves_a_little_to_put_the_cuts_on_beats() -> None:
     assert tempo_for_cuts([6.0], 120).bpm == 120  # already on a beat: unchanged
     far = tempo_for_cuts([7.3], 60)  # within 15 %: 51..69 BPM
     assert 51 <= far.bpm <= 69
+
+
+def test_every_section_gets_frames_of_its_own() -> None:
+    limits = MediaLimits(max_frames=8, frames_per_second=0.2)  # 12 s in all: 2 even samples
+    plan = [(0.0, 6.0), (6.0, 7.0), (7.0, 12.0)]
+    slices = section_slices(plan, 12.0, limits)
+    assert len(slices) == 6  # two a section, within the cap
+    for start, end in plan:
+        assert sum(1 for a, b in slices if start <= a < b <= end) == 2
+    assert [a for a, _ in slices[1:]] == pytest.approx([b for _, b in slices[:-1]], abs=0.002)
+    assert section_slices([(0.0, 12.0)], 12.0, limits) == even_slices(12.0, limits)
+    tight = MediaLimits(max_frames=2, frames_per_second=1.0)  # fewer frames than sections
+    assert section_slices(plan, 12.0, tight) == even_slices(12.0, tight)
+    wide = section_slices([(0.0, 30.0), (30.0, 36.0)], 36.0, MediaLimits(max_frames=12))
+    assert len(wide) == 12 and sum(1 for a, _ in wide if a >= 30) >= 2
+
+
+def test_even_slices_are_centred_on_the_sample_times() -> None:
+    limits = MediaLimits(max_frames=6)
+    centres = [(a + b) / 2 for a, b in even_slices(8.0, limits)]
+    assert centres == pytest.approx(sample_times(8.0, limits))
+
+
+def test_the_sampler_gives_each_section_of_a_video_its_frames() -> None:
+    data = scene_video_bytes([6.0, 8.0], seconds=16, fps=10, gop=20)
+    limits = MediaLimits(max_frames=8, frames_per_second=0.25)
+    video = sample_video(
+        io.BytesIO(data), "v.mp4", limits, False, scenes=SceneLimits(min_section_s=2)
+    )
+    assert video.scan is not None and video.scan.cuts == pytest.approx([6.0, 8.0])
+    for start, end in [(0, 6), (6, 8), (8, 16)]:
+        assert sum(1 for t in video.timestamps if start <= t < end) >= 2

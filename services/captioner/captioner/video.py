@@ -24,7 +24,7 @@ import numpy.typing as npt
 
 from captioner.budget import padded_for_aspect
 from captioner.media import MediaLimits, fit_within
-from captioner.scenes import SceneLimits, SceneScan, scan_cuts
+from captioner.scenes import SceneLimits, SceneScan, plan_sections, scan_cuts
 from captioner.speech import SAMPLE_RATE as SPEECH_RATE
 from captioner.speech import speech_spans
 from weavewave_common.audio import (
@@ -117,6 +117,42 @@ def sample_times(duration_s: float, limits: MediaLimits) -> list[float]:
     """Centres of N equal slices of the video, N = duration x fps within [2, max_frames]."""
     count = min(limits.max_frames, max(2, round(duration_s * limits.frames_per_second)))
     return [(i + 0.5) * duration_s / count for i in range(count)]
+
+
+def even_slices(duration_s: float, limits: MediaLimits) -> list[tuple[float, float]]:
+    """The N equal slices of the video whose centres are `sample_times`: a sample's window."""
+    count = len(sample_times(duration_s, limits))
+    return [(i * duration_s / count, (i + 1) * duration_s / count) for i in range(count)]
+
+
+def section_slices(
+    plan: list[tuple[float, float]], duration_s: float, limits: MediaLimits
+) -> list[tuple[float, float]]:
+    """Sample windows that give every section of `plan` frames of its own: as many in all as
+    an even sampling takes (at least two a section, within `max_frames`), shared by length, at
+    least two each (one where the cap allows no more), each section cut in equal slices. The
+    even slices when the cap cannot give every section a frame."""
+    even = even_slices(duration_s, limits)
+    count = min(limits.max_frames, max(len(even), 2 * len(plan)))
+    if len(plan) < 2 or count < len(plan):
+        return even
+    floor = min(2, count // len(plan))
+    lengths = [b - a for a, b in plan]
+    wanted = [(count - floor * len(plan)) * length / sum(lengths) for length in lengths]
+    shares = [floor + int(w) for w in wanted]
+    by_remainder = sorted(range(len(plan)), key=lambda i: wanted[i] - int(wanted[i]), reverse=True)
+    for i in by_remainder[: count - sum(shares)]:
+        shares[i] += 1
+    return [
+        (a + j * (b - a) / k, a + (j + 1) * (b - a) / k - SLICE_GAP_S)
+        for (a, b), k in zip(plan, shares, strict=True)
+        for j in range(k)
+    ]
+
+
+SLICE_GAP_S = 0.001
+"""A section's slices stop this short of their end, so a frame exactly on the next cut (a
+keyframe, often) belongs to the next section, not to this one."""
 
 
 def _duration(container: av.container.InputContainer, stream: av.video.VideoStream) -> float:
@@ -212,35 +248,38 @@ def sample_video(
         if duration <= 0 or not stream.width or not stream.height:
             raise InvalidInput(f"{name}: the video is empty.", code="media_unreadable")
         size = fit_within(stream.width, stream.height, limits.max_frame_pixels)
-        times = sample_times(duration, limits)
-        half = duration / len(times) / 2
-        frames: list[npt.NDArray[np.uint8]] = []
-        stamps: list[float] = []
-        sampler = _Sampler(container, stream, len(times) * MAX_DECODE_PER_SAMPLE)
-        try:
-            for t in times:
-                if stop():
-                    raise DecodeStopped(name)
-                if sampler.exhausted:
-                    break
-                previous = stamps[-1] if stamps else -1.0
-                frame = sampler.frame_at((t - half, t + half), previous)
-                if frame is not None:
-                    rgb = frame.reformat(width=size[0], height=size[1], format="rgb24")
-                    frames.append(np.asarray(rgb.to_ndarray(), dtype=np.uint8))
-                    stamps.append(float(frame.time or 0.0))
-        except (av.error.FFmpegError, ValueError) as exc:
-            raise InvalidInput(f"{name}: the video is corrupt.", code="media_unreadable") from exc
-        if not frames:
-            raise InvalidInput(f"{name}: no frame could be decoded.", code="media_unreadable")
         scan = None
-        if scenes is not None:
+        windows = even_slices(duration, limits)
+        if scenes is not None:  # cuts first: every section gets frames of its own
             try:
                 scan = scan_cuts(container, stream, duration, scenes, stop)
             except (av.error.FFmpegError, ValueError) as exc:
                 raise InvalidInput(
                     f"{name}: the video is corrupt.", code="media_unreadable"
                 ) from exc
+            plan = plan_sections(scan.cuts, duration, scenes.min_section_s, scenes.max_sections)
+            windows = section_slices(plan, duration, limits)
+        frames: list[npt.NDArray[np.uint8]] = []
+        stamps: list[float] = []
+        reach = 0.0  # half the window of the last frame kept: how far past it it was seen
+        sampler = _Sampler(container, stream, len(windows) * MAX_DECODE_PER_SAMPLE)
+        try:
+            for window in windows:
+                if stop():
+                    raise DecodeStopped(name)
+                if sampler.exhausted:
+                    break
+                previous = stamps[-1] if stamps else -1.0
+                frame = sampler.frame_at(window, previous)
+                if frame is not None:
+                    rgb = frame.reformat(width=size[0], height=size[1], format="rgb24")
+                    frames.append(np.asarray(rgb.to_ndarray(), dtype=np.uint8))
+                    stamps.append(float(frame.time or 0.0))
+                    reach = (window[1] - window[0]) / 2
+        except (av.error.FFmpegError, ValueError) as exc:
+            raise InvalidInput(f"{name}: the video is corrupt.", code="media_unreadable") from exc
+        if not frames:
+            raise InvalidInput(f"{name}: no frame could be decoded.", code="media_unreadable")
         spoken = None
         if speech and container.streams.audio:
             container.seek(0)
@@ -265,7 +304,7 @@ def sample_video(
             source_fps=float(rate) if rate else None,
             has_audio_track=bool(container.streams.audio),
             soundtrack=soundtrack,
-            seen_until_s=stamps[-1] + half if sampler.exhausted else None,
+            seen_until_s=stamps[-1] + reach if sampler.exhausted else None,
             scan=scan,
             speech=spoken,
         )
