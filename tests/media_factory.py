@@ -182,6 +182,7 @@ def scene_video_bytes(
     preset: str = "ultrafast",
     audio: np.ndarray | None = None,
     audio_rate: int = 16000,
+    pix_fmt: str = "yuv420p",
 ) -> bytes:
     """An H.264 MP4 whose shots change at `cuts` (seconds; each lands on the first frame at or
     after it), optionally with `audio` (mono float samples at `audio_rate`) as its soundtrack.
@@ -190,7 +191,7 @@ def scene_video_bytes(
     bounds = sorted(cuts)
     with av.open(buffer, mode="w", format="mp4") as container:
         stream: Any = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if gop is not None:
             stream.codec_context.gop_size = gop
         stream.options = {"preset": preset}

@@ -38,6 +38,25 @@ def test_hard_cuts_are_found_to_the_frame(preset: str, gop: int) -> None:
     assert scan(data, 16.0) == pytest.approx(CUTS, abs=1e-6)
 
 
+@pytest.mark.parametrize("pix_fmt", ["yuv444p", "yuv420p10le"])
+def test_cuts_are_found_in_other_pixel_formats(pix_fmt: str) -> None:
+    """Planes read directly (4:4:4) and a 10-bit video converted first find the same cuts."""
+    data = scene_video_bytes(CUTS, seconds=16, fps=10, gop=20, pix_fmt=pix_fmt)
+    assert scan(data, 16.0) == pytest.approx(CUTS, abs=1e-6)
+
+
+def test_motion_within_shots_is_not_decoded_frame_by_frame() -> None:
+    """Shots that move throughout (each frame drifts a pixel) but keep their colours: only the
+    keyframes, the stretch around the cut up to the cut, and the video's last stretch are
+    decoded."""
+    data = scene_video_bytes([9.0], seconds=16, fps=10, gop=20)
+    with av.open(io.BytesIO(data), mode="r") as container:
+        result = scan_cuts(container, container.streams.video[0], 16.0, SceneLimits())
+    assert result.cuts == pytest.approx([9.0])
+    keyframes, to_the_cut, last_stretch = 8, 11, 20
+    assert result.frames_decoded <= keyframes + to_the_cut + last_stretch
+
+
 def test_a_video_without_cuts_has_none() -> None:
     assert scan(scene_video_bytes([], seconds=10, fps=10, gop=20), 10.0) == []
 
