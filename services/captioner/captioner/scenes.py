@@ -12,8 +12,9 @@ decoding stops at the first cut after which the picture already looks like the s
 A cut inside a stretch whose ends have the same colours (two shots of one scene, or a scene
 shorter than the keyframe interval between them) is missed, and so is a second cut after one
 whose shot already has the end's colours (A, B, A' within one interval); such cuts are rarely
-places a composer would change the music, and sections are seconds long anyway. Encoders that put a keyframe on every cut (x264's `scenecut`,
-most cameras) make every refined stretch end on its cut.
+places a composer would change the music, and sections are seconds long anyway. Encoders
+that put a keyframe on every cut (x264's `scenecut`, most cameras) make every refined stretch
+end on its cut.
 
 Cuts become sections by merging: the shortest section joins its shorter neighbour until every
 section is at least `min_section_s` long and there are at most `max_sections`; the boundaries
