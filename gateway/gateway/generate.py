@@ -214,9 +214,7 @@ class Generator:
             heard = brief.media.audio is not None and brief.media.audio.used
             headers = {
                 DESCRIPTION_HEADER: quote(brief.description, safe=""),
-                BRIEF_HEADER: quote(
-                    json.dumps(brief.model_dump(mode="json"), separators=(",", ":")), safe=""
-                ),
+                BRIEF_HEADER: _brief_header(brief),
             }
         headers[AUDIO_USE_HEADER] = audio_use_header(request.has_audio, heard, plan.composer_use)
         compose = request.to_compose_request(
@@ -229,12 +227,10 @@ class Generator:
         )
         mix = self._mix_plan(request, brief)
         stream = await self._compose(request, compose, plan.composer_use, request_id, headers, mix)
-        if isinstance(brief, MusicBrief) and "x-sections" in stream.headers:
-            # the brief as the audio realised it: section times on the codec's frames
-            timed = realised(brief.sections, stream.headers["x-sections"], compose.duration)
-            done = brief.model_copy(update={"sections": timed})
-            stream.headers[BRIEF_HEADER] = quote(
-                json.dumps(done.model_dump(mode="json"), separators=(",", ":")), safe=""
+        composed = brief if isinstance(brief, MusicBrief) else request.brief_whole or brief
+        if composed is not None:  # recorded by jobs: the brief as composed, edited or not
+            stream.headers[BRIEF_HEADER] = _brief_header(
+                _as_realised(composed, stream.headers.get("x-sections"), compose.duration)
             )
         return stream
 
@@ -286,3 +282,18 @@ class Generator:
         """The captioner's and the default composer's model cards (None where one does not
         answer)."""
         return await self._captioner.model.get(), await self.composers.pick(None).model.get()
+
+
+def _brief_header(brief: MusicBrief | EditedBrief) -> str:
+    return quote(json.dumps(brief.model_dump(mode="json"), separators=(",", ":")), safe="")
+
+
+def _as_realised(
+    brief: MusicBrief | EditedBrief, sections_header: str | None, duration_s: float
+) -> MusicBrief | EditedBrief:
+    """The brief as the audio realised it: its section times on the codec's frames (as
+    `X-Sections` says), or as it is when the composer reported none."""
+    if sections_header is None or not brief.sections:
+        return brief
+    timed = realised(brief.sections, sections_header, duration_s)
+    return brief.model_copy(update={"sections": timed})

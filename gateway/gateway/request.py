@@ -142,6 +142,17 @@ def parse_brief(raw: str | None) -> EditedBrief | None:
         ) from exc
 
 
+def whole_brief(raw: str | None) -> MusicBrief | None:
+    """The `brief` field as a whole `MusicBrief` when it is one (`/describe`'s answer sent
+    back, edited or not), so what was composed is recorded with all of it; else None."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        return MusicBrief.model_validate_json(raw)
+    except ValidationError:
+        return None
+
+
 Form = TypeVar("Form", bound=BaseModel)
 
 
@@ -177,6 +188,8 @@ class MusicRequest:
     """A finished description to compose (None: the captioner writes one)."""
     brief: EditedBrief | None = None
     """A brief sent back to compose as it is (its description is `description`)."""
+    brief_whole: MusicBrief | None = None
+    """`brief` with every field it came with, when it is a whole `MusicBrief`."""
     score: Score | None = None
     """As asked (None: sections where the composer follows them)."""
     keep: KeepOriginal | None = None
@@ -421,6 +434,7 @@ class MusicRequests:
             vocals=bool(getattr(knobs, "vocals", False)),
             description=description,
             brief=brief,
+            brief_whole=whole_brief(getattr(knobs, "brief", None)) if brief else None,
             score=getattr(knobs, "score", None),
             keep=kept(knobs, uploads),
         )

@@ -123,6 +123,29 @@ def test_a_video_with_cuts_is_scored_in_sections_that_change_on_them(stack: Stac
     again = post(stack, "/generate", {"brief": json.dumps(edited), "duration": 13, "seed": 3})
     assert again.status_code == 200, again.text
     assert again.headers["x-sections"] == "0.000,5.000,12.500"  # on the codec's 20 ms frames
+    # a job of it records the brief whole as composed: the boundary where the audio has it
+    job = submit(stack.gateway.url, {"brief": json.dumps(edited), "duration": "13", "seed": "3"})
+    composed = wait_for(stack.gateway.url, job["id"], {"done"})["brief"]
+    assert [(s["start_s"], s["end_s"]) for s in composed["sections"]] == [
+        (0, 5.0),
+        (5.0, 12.5),
+        (12.5, 13.0),
+    ]
+    assert composed["sections"][1]["description"] == "A lone cello, slow and grave."
+    assert composed["model"] == edited["model"] and composed["media"] == edited["media"]
+    # a brief written by hand (no captioner fields) is carried back as it was composed
+    by_hand = {
+        "description": "Calm strings.",
+        "sections": [
+            {"start_s": 0, "end_s": 2.004, "description": "Strings alone."},
+            {"start_s": 2.004, "end_s": 4, "description": "Drums come in."},
+        ],
+    }
+    written = post(stack, "/generate", {"brief": json.dumps(by_hand), "duration": 4, "seed": 3})
+    assert written.status_code == 200, written.text
+    carried = json.loads(unquote(written.headers["x-weavewave-brief"]))
+    assert [(s["start_s"], s["end_s"]) for s in carried["sections"]] == [(0, 2.0), (2.0, 4.0)]
+    assert carried["description"] == "Calm strings."
 
     single = post(stack, "/generate", {"duration": 4, "score": "single"}, files)
     assert single.status_code == 200, single.text

@@ -7,7 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from gateway.protocol import GenerateForm
+from gateway.protocol import EditedBrief, GenerateForm
 from weavewave_common.protocol import MusicBrief
 
 
@@ -58,7 +58,11 @@ class Job(BaseModel):
     created_at: datetime
     updated_at: datetime
     progress: JobProgress
-    brief: MusicBrief | None = None
+    brief: MusicBrief | EditedBrief | None = Field(
+        None,
+        description="The brief composed, its sections at the times the audio has them: the "
+        "captioner's, or the one sent as `brief` (whole when it was `/describe`'s answer).",
+    )
     error: JobError | None = None
     media_type: str | None = None
     audio_url: str | None = None

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from pydantic import TypeAdapter
+
 from gateway.jobs.model import Job, JobError, JobProgress, JobState
 from gateway.jobs.store import JobRecord
+from gateway.protocol import EditedBrief
 from weavewave_common.protocol import MusicBrief
 
 WAV_HEADER_BYTES = 44
+COMPOSED_BRIEF: TypeAdapter[MusicBrief | EditedBrief] = TypeAdapter(MusicBrief | EditedBrief)
+"""A job's stored brief: the captioner's (or one sent back whole), else an edited one."""
 
 
 def audio_seconds_ready(record: JobRecord) -> float | None:
@@ -45,7 +50,7 @@ def job_view(record: JobRecord) -> Job:
         created_at=datetime.fromtimestamp(record.created, UTC),
         updated_at=datetime.fromtimestamp(record.updated, UTC),
         progress=progress_of(record),
-        brief=MusicBrief.model_validate(record.brief) if record.brief else None,
+        brief=COMPOSED_BRIEF.validate_python(record.brief) if record.brief else None,
         error=JobError(**record.error) if record.error else None,
         media_type=record.media_type,
         audio_url=f"/jobs/{record.id}/audio" if has_audio else None,

@@ -29,7 +29,8 @@ from weavewave_common.streams import AudioStream, OwnedStreamingResponse
 
 AUDIO_HEADERS = {
     DESCRIPTION_HEADER: "The description composed, URL-encoded (left out when over 4 KiB).",
-    BRIEF_HEADER: "The whole MusicBrief as URL-encoded JSON (left out when over 4 KiB).",
+    BRIEF_HEADER: "The brief composed as URL-encoded JSON, its sections at the times the audio "
+    "has them: the captioner's MusicBrief, or the `brief` sent (left out when over 4 KiB).",
     AUDIO_USE_HEADER: "What the audio upload was used for: heard, melody, … unused, none.",
     OMITTED_HEADER: "The text headers left out for their size, comma-separated.",
     "X-Sample-Rate": "Hz.",
