@@ -27,7 +27,6 @@ from captioner.media import MediaLimits  # noqa: E402
 from captioner.scenes import (  # noqa: E402
     BEAT_TOLERANCE_S,
     SceneLimits,
-    beat_offsets,
     plan_sections,
     scan_cuts,
     tempo_for_cuts,
@@ -87,7 +86,7 @@ def beats_on_cuts(plans: int = 500) -> tuple[float, float]:
         starts = [s for s, _ in plan_sections([c for c in cuts if c < 60], 60.0, 6.0, 8)][1:]
         suggested = int(rng.integers(70, 141))
         choice = tempo_for_cuts(starts, suggested)
-        before += sum(1 for o in beat_offsets(starts, suggested) if o <= BEAT_TOLERANCE_S)
+        before += choice.on_beat_as_suggested
         after += choice.on_beat
         total += len(starts)
     return before / total, after / total

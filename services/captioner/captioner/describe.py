@@ -35,10 +35,7 @@ from captioner.prompts import (
     with_sections,
 )
 from captioner.scenes import (
-    BEAT_TOLERANCE_S,
     SceneLimits,
-    beat_offsets,
-    plan_sections,
     tempo_for_cuts,
 )
 from captioner.video import DecodedVideo, sample_video
@@ -199,8 +196,7 @@ class Describer:
                 scenes,
                 request.speech,
             )
-            if video.scan is not None and scenes is not None:
-                sections = _planned(video.scan.cuts, video.duration_s, scenes)
+            sections = video.sections
         audio = None
         if request.audio is not None:
             audio = decode_audio(
@@ -386,16 +382,6 @@ class Describer:
         )
 
 
-def _planned(
-    cuts: list[float], duration_s: float, scenes: SceneLimits
-) -> tuple[tuple[float, float], ...]:
-    """The video's sections, times to the millisecond; none when it is one section."""
-    plan = plan_sections(cuts, duration_s, scenes.min_section_s, scenes.max_sections)
-    if len(plan) < 2:
-        return ()
-    return tuple((round(a, 3), round(b, 3)) for a, b in plan)
-
-
 def _on_the_cuts(
     fields: BriefFields, sections: tuple[tuple[float, float], ...], warnings: list[str]
 ) -> BriefFields:
@@ -404,13 +390,12 @@ def _on_the_cuts(
     starts = [start for start, _ in sections[1:]]
     if not starts:
         return fields
-    before = sum(1 for o in beat_offsets(starts, fields.tempo_bpm) if o <= BEAT_TOLERANCE_S)
     choice = tempo_for_cuts(starts, fields.tempo_bpm)
-    if choice.bpm == fields.tempo_bpm or choice.on_beat <= before:
+    if choice.on_beat <= choice.on_beat_as_suggested:
         return fields
     warnings.append(
         f"tempo {fields.tempo_bpm} -> {choice.bpm} BPM: {choice.on_beat} of {len(starts)} "
-        f"section starts on a beat (was {before})"
+        f"section starts on a beat (was {choice.on_beat_as_suggested})"
     )
     description = re.sub(
         rf"\b{fields.tempo_bpm}\s*BPM\b", f"{choice.bpm} BPM", fields.description, flags=re.I

@@ -296,6 +296,9 @@ class TempoChoice:
     """Boundaries within `BEAT_TOLERANCE_S` of a beat at `bpm`."""
     worst_s: float
     """The largest distance from a boundary to its nearest beat."""
+    on_beat_as_suggested: int = 0
+    """Boundaries on a beat at the suggested tempo (the choice is the suggestion unless it
+    puts more on beats)."""
 
 
 def beat_offsets(starts: list[float], bpm: float) -> list[float]:
@@ -310,14 +313,19 @@ def tempo_for_cuts(starts: list[float], suggested_bpm: int) -> TempoChoice:
     to the suggestion. With no boundary, the suggestion."""
     low = max(40, int(suggested_bpm * (1 - TEMPO_STRETCH)))
     high = min(220, int(suggested_bpm * (1 + TEMPO_STRETCH)) + 1)
+    as_suggested = _on_beat(beat_offsets(starts, suggested_bpm))
     best: tuple[int, float, int] | None = None
-    choice = TempoChoice(suggested_bpm, 0, 0.0)
+    choice = TempoChoice(suggested_bpm, as_suggested, 0.0, as_suggested)
     for bpm in sorted(range(low, high + 1), key=lambda b: abs(b - suggested_bpm)):
         offsets = beat_offsets(starts, bpm)
-        on_beat = sum(1 for o in offsets if o <= BEAT_TOLERANCE_S)
+        on_beat = _on_beat(offsets)
         worst = max(offsets, default=0.0)
         key = (-on_beat, round(worst, 4), abs(bpm - suggested_bpm))
         if best is None or key < best:
             best = key
-            choice = TempoChoice(bpm, on_beat, round(worst, 4))
+            choice = TempoChoice(bpm, on_beat, round(worst, 4), as_suggested)
     return choice
+
+
+def _on_beat(offsets: list[float]) -> int:
+    return sum(1 for o in offsets if o <= BEAT_TOLERANCE_S)

@@ -77,6 +77,9 @@ class DecodedVideo:
     """Where the frames stop when decoding ran out of its budget before the end (sparse
     keyframes in a long clip); None when they span it all."""
     scan: SceneScan | None = None
+    sections: tuple[tuple[float, float], ...] = ()
+    """The sections the cuts were merged into, times to the millisecond; none when the video
+    is one section (or was not scanned). Its frames were sampled section by section."""
     """The video's cuts, when they were looked for."""
     speech: list[tuple[float, float]] | None = None
     """Where people speak in the soundtrack, when looked for and there is one."""
@@ -249,6 +252,7 @@ def sample_video(
             raise InvalidInput(f"{name}: the video is empty.", code="media_unreadable")
         size = fit_within(stream.width, stream.height, limits.max_frame_pixels)
         scan = None
+        sections: tuple[tuple[float, float], ...] = ()
         windows = even_slices(duration, limits)
         if scenes is not None:  # cuts first: every section gets frames of its own
             try:
@@ -259,6 +263,8 @@ def sample_video(
                 ) from exc
             plan = plan_sections(scan.cuts, duration, scenes.min_section_s, scenes.max_sections)
             windows = section_slices(plan, duration, limits)
+            if len(plan) > 1:
+                sections = tuple((round(a, 3), round(b, 3)) for a, b in plan)
         frames: list[npt.NDArray[np.uint8]] = []
         stamps: list[float] = []
         reach = 0.0  # half the window of the last frame kept: how far past it it was seen
@@ -306,6 +312,7 @@ def sample_video(
             soundtrack=soundtrack,
             seen_until_s=stamps[-1] + reach if sampler.exhausted else None,
             scan=scan,
+            sections=sections,
             speech=spoken,
         )
 
