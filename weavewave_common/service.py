@@ -66,14 +66,15 @@ def build_service_app(
 
 
 def audio_response(
-    description: str, headers: dict[str, str] | None = None
+    description: str, headers: dict[str, str] | None = None, also: tuple[str, ...] = ()
 ) -> dict[int | str, dict[str, Any]]:
-    """`responses=` entry for a route that streams audio in any of the supported formats;
-    `headers` names the response headers it sets, each with what it says."""
+    """`responses=` entry for a route that streams audio in any of the supported formats (and
+    the media types in `also`, e.g. a muxed video); `headers` names the response headers it
+    sets, each with what it says."""
     binary = {"schema": {"type": "string", "format": "binary"}}
     response: dict[str, Any] = {
         "description": description,
-        "content": dict.fromkeys(AUDIO_MEDIA_TYPES.values(), binary),
+        "content": dict.fromkeys((*AUDIO_MEDIA_TYPES.values(), *also), binary),
     }
     if headers:
         response["headers"] = {

@@ -24,6 +24,7 @@ from gateway.protocol import (
     BRIEF_HEADER,
     DESCRIPTION_HEADER,
     KEPT_HEADER,
+    MP4_MEDIA_TYPE,
     AudioUse,
     DescribeForm,
     EditedBrief,
@@ -187,7 +188,7 @@ class Generator:
             music = relay(response, started, lambda: None)
             plan = mix or MixPlan(KeepOriginal.NONE, [], self._duck_depth_db)
             headers[KEPT_HEADER] = plan.keep.value
-            return AudioStream("video/mp4", headers, _muxed(music, form, plan), release)
+            return AudioStream(MP4_MEDIA_TYPE, headers, _muxed(music, form, plan), release)
         media_type = response.headers.get("content-type", "application/octet-stream")
         return AudioStream(media_type, headers, relay(response, started, form.close), release)
 

@@ -71,6 +71,8 @@ class KeepOriginal(StrEnum):
 
 
 KEPT_HEADER = "X-WeaveWave-Original-Audio"
+MP4_MEDIA_TYPE = "video/mp4"
+"""What `mux` answers: the video with the music as its soundtrack."""
 
 
 class AudioUse(StrEnum):

@@ -118,6 +118,12 @@ def test_the_document_needs_no_hand_edits_for_typescript_generators(tmp_path: Pa
     assert "fraction" in document["components"]["schemas"]["JobProgress"]["required"]
     for path in ("/generate", "/compose"):
         headers = document["paths"][path]["post"]["responses"]["200"]["headers"]
-        assert {"X-WeaveWave-Brief", "X-Seed", "X-Request-ID"} <= set(headers)
+        assert {"X-WeaveWave-Brief", "X-Seed", "X-Request-ID", "X-Sections"} <= set(headers)
+    # mux answers a video, and says what of its soundtrack it kept
+    generated = document["paths"]["/generate"]["post"]["responses"]["200"]
+    assert "video/mp4" in generated["content"] and "audio/wav" in generated["content"]
+    assert "X-WeaveWave-Original-Audio" in generated["headers"]
+    job_audio = document["paths"]["/jobs/{job_id}/audio"]["get"]["responses"]["200"]
+    assert "video/mp4" in job_audio["content"]
     created = document["paths"]["/jobs"]["post"]["responses"]["202"]
     assert "Location" in created["headers"] and "application/json" in created["content"]

@@ -17,6 +17,8 @@ from gateway.protocol import (
     AUDIO_USE_HEADER,
     BRIEF_HEADER,
     DESCRIPTION_HEADER,
+    KEPT_HEADER,
+    MP4_MEDIA_TYPE,
     OMITTED_HEADER,
     bounded_headers,
 )
@@ -38,10 +40,19 @@ AUDIO_HEADERS = {
     "X-Duration": "Seconds of audio.",
     "X-Seed": "The seed used: send it back for the same music.",
     "X-Model": "The composer's model.",
+    "X-Sections": "A video scored in sections: where each starts in the audio, seconds, "
+    "comma-separated.",
+    KEPT_HEADER: "A muxed video: what of its own soundtrack it kept (none, speech, all).",
     "X-Request-ID": "This request's id, in every service's logs.",
 }
 AUDIO = audio_response(
     "The audio, streamed as it is composed. Headers carry the brief.", AUDIO_HEADERS
+)
+MUXED = audio_response(
+    "The audio, streamed as it is composed, or with `mux` the video with it as its "
+    "soundtrack (`video/mp4`). Headers carry the brief.",
+    AUDIO_HEADERS,
+    also=(MP4_MEDIA_TYPE,),
 )
 ERRORS = error_responses(400, 401, 403, 408, 413, 415, 422, 429, 502, 503, 504)
 

@@ -23,6 +23,7 @@ from gateway.access import client_of
 from gateway.jobs.model import Job, JobForm, JobPage, JobState
 from gateway.jobs.store import JobRecord, JobStore
 from gateway.jobs.view import job_view
+from gateway.protocol import MP4_MEDIA_TYPE
 from gateway.request import Entry
 from gateway.routes.deps import CapacityDep, GeneratorDep, JobsDep
 from gateway.routes.forms import ERRORS, held_form
@@ -39,7 +40,10 @@ from weavewave_common.service import audio_response
 
 router = APIRouter(tags=["jobs"])
 
-JOB_AUDIO = audio_response("The job's audio (the file, or the stream that follows it).")
+JOB_AUDIO = audio_response(
+    "The job's audio (the file, or the stream that follows it); a muxed video with `mux`.",
+    also=(MP4_MEDIA_TYPE,),
+)
 FOLLOW_POLL_S = 0.2
 MAX_WAIT_S = 30.0
 """The longest a `GET /jobs/{id}?wait=` is held (under every proxy's idle timeout)."""

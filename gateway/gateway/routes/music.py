@@ -10,7 +10,7 @@ from fastapi.responses import StreamingResponse
 from gateway.protocol import ComposeForm, DescribeForm, GenerateForm
 from gateway.request import Entry
 from gateway.routes.deps import CapacityDep, GeneratorDep
-from gateway.routes.forms import AUDIO, ERRORS, held_form, stream_audio
+from gateway.routes.forms import AUDIO, ERRORS, MUXED, held_form, stream_audio
 from gateway.routes.openapi import multipart_body
 from weavewave_common.cancellation import run_until_disconnect
 from weavewave_common.protocol import MusicBrief
@@ -23,7 +23,7 @@ router = APIRouter(tags=["music"])
     "/generate",
     name="generate",
     response_class=StreamingResponse,
-    responses={**AUDIO, **ERRORS},
+    responses={**MUXED, **ERRORS},
     openapi_extra=multipart_body(GenerateForm),
     summary="Music from any mix of words, images, a video and an audio clip.",
 )
