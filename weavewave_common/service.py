@@ -39,12 +39,11 @@ def build_service_app(
     readiness: ReadinessCheck,
     routers: list[APIRouter],
     max_request_bytes: int,
+    degradable: bool = False,
 ) -> FastAPI:
-    """A FastAPI app with WeaveWave's shared plumbing; operationId = each route's name."""
+    """A FastAPI app with WeaveWave's shared plumbing; operationId = each route's name.
+    `degradable`: see `health_router`."""
     drain = Drain()
-
-    async def ready() -> str | None:
-        return "shutting down" if drain.draining else await readiness()
 
     app = FastAPI(
         title=title,
@@ -55,7 +54,7 @@ def build_service_app(
     )
     install_error_handlers(app)
     app.state.drain = drain
-    app.include_router(health_router(ready))
+    app.include_router(health_router(readiness, lambda: drain.draining, degradable))
     for router in routers:
         app.include_router(router)
     install_metrics(app)

@@ -171,6 +171,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
         readiness=readiness,
         routers=[guarded],
         max_request_bytes=settings.max_request_bytes,
+        degradable=True,  # the studio, /models and jobs serve while a tier restarts
     )
     if settings.cors_origins:  # closed unless configured
         app.add_middleware(

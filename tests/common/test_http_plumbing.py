@@ -136,3 +136,26 @@ def test_made_up_methods_never_reach_the_metrics(client: TestClient) -> None:
         assert refused.json()["error"]["code"] == "method_not_allowed"
     assert "BREW" not in client.get("/metrics").text
     assert client.post("/echo", data={"text": "hi"}).status_code == 200
+
+
+def test_a_degradable_service_says_degraded_when_asked_and_never_while_draining() -> None:
+    """Before, a gateway with one tier down was not ready at all, so an orchestrator took the
+    studio and the jobs API away while that tier restarted."""
+    draining = {"now": False}
+
+    async def one_tier_down() -> str | None:
+        return "composer: connection refused"
+
+    app = FastAPI()
+    app.include_router(health_router(one_tier_down, lambda: draining["now"], degradable=True))
+    strict = FastAPI()
+    strict.include_router(health_router(one_tier_down))
+    with TestClient(app) as client, TestClient(strict) as plain:
+        assert client.get("/readyz").status_code == 503  # scripts still wait for all of it
+        degraded = client.get("/readyz", params={"degraded": "ok"})
+        assert degraded.status_code == 200
+        assert degraded.json() == {"status": "degraded", "detail": "composer: connection refused"}
+        assert plain.get("/readyz", params={"degraded": "ok"}).status_code == 503
+        draining["now"] = True
+        stopping = client.get("/readyz", params={"degraded": "ok"})
+        assert stopping.status_code == 503 and stopping.json()["detail"] == "shutting down"

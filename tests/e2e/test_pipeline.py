@@ -15,6 +15,7 @@ import av
 import httpx
 import pytest
 
+from tests.e2e.browser import studio_page
 from tests.e2e.conftest import Stack
 from tests.e2e.jobs import submit, wait_for
 from tests.media_factory import image_bytes, scene_video_bytes, video_bytes, wav_bytes
@@ -269,6 +270,13 @@ def test_composer_down_is_503_and_the_gateway_recovers(stack: Stack) -> None:
         assert down.headers["retry-after"]
         assert down.json()["error"]["code"] == "composer_unavailable"
         assert httpx.get(f"{stack.gateway.url}/readyz").status_code == 503
+        # degraded, not gone: the studio stays reachable and says what is restarting
+        degraded = httpx.get(f"{stack.gateway.url}/readyz", params={"degraded": "ok"})
+        assert degraded.status_code == 200 and degraded.json()["status"] == "degraded"
+        assert "composer" in degraded.json()["detail"]
+        with studio_page(stack.gateway.url) as page:
+            page.wait_for_selector("#service-status:not([hidden])", timeout=10_000)
+            assert "composer" in (page.text_content("#service-status") or "")
     finally:
         stack.start_composer()
     assert post(stack, "/compose", {"description": "x", "duration": 1}).status_code == 200

@@ -16,9 +16,9 @@ import httpx
 import numpy as np
 import pytest
 
+from tests.e2e.browser import SHOTS, downloaded, studio_page
 from tests.e2e.conftest import Stack, tiny_composer
 from tests.e2e.jobs import composers_gateway, jobs_gateway, seconds_of, submit, wait_for
-from tests.e2e.test_studio import SHOTS, downloaded, studio_page
 from tooling.supervise import RunningService
 
 pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]

@@ -321,6 +321,23 @@ async function cancel() {
   $("cancel").hidden = true;
 }
 
+const SERVICE_CHECK_MS = 15000;
+
+async function checkService() {
+  // The gateway stays up while a model tier restarts (GET /readyz?degraded=ok): say so, since
+  // describing or composing answers "try again" until it is back.
+  const status = $("service-status");
+  try {
+    const response = await fetch("/readyz?degraded=ok");
+    const health = await response.json();
+    const down = health.status === "ready" ? "" : health.detail || health.status;
+    status.textContent = down ? `Part of the service is restarting (${down}); describing or composing may have to wait until it is back.` : "";
+  } catch (_) {
+    status.textContent = "The service cannot be reached.";
+  }
+  status.hidden = !status.textContent;
+}
+
 $("describe").addEventListener("click", describe);
 $("compose").addEventListener("click", compose);
 $("cancel").addEventListener("click", cancel);
@@ -328,3 +345,5 @@ $("audio").addEventListener("change", offerAudioUses);
 $("model").addEventListener("change", offerAudioUses);
 $("api-key").addEventListener("change", offerComposers);
 offerComposers();
+checkService();
+setInterval(checkService, SERVICE_CHECK_MS);
