@@ -5,7 +5,7 @@ chart musicgen-stereo-medium and the README named neither."""
 
 from __future__ import annotations
 
-import sys
+import importlib.util
 from pathlib import Path
 
 import yaml
@@ -23,11 +23,11 @@ def image_env(service: str) -> dict[str, str]:
 
 
 def cpu_defaults() -> dict[str, str]:
-    sys.path.insert(0, str(REPO / "scripts"))
-    try:
-        import stack
-    finally:
-        sys.path.remove(str(REPO / "scripts"))
+    """`make demo`'s models (scripts/stack.py's DEFAULTS), read as the launcher reads them."""
+    spec = importlib.util.spec_from_file_location("stack", REPO / "scripts" / "stack.py")
+    assert spec is not None and spec.loader is not None
+    stack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stack)
     return dict(stack.DEFAULTS)
 
 
