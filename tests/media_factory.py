@@ -263,3 +263,48 @@ def soundtrack_with_speech(
         nonzero = np.flatnonzero(np.abs(voice) > 1e-3)
         where.append(((first + nonzero[0]) / rate, (first + nonzero[-1]) / rate))
     return track, where
+
+
+def click_track(bpm: float, seconds: float, rate: int = 22050) -> np.ndarray:
+    """Clicks (a 1 kHz blip, decaying in 20 ms) on every beat at `bpm`, the downbeat louder:
+    audio whose tempo is known exactly."""
+    samples = np.zeros(int(seconds * rate), np.float32)
+    blip_n = int(0.02 * rate)
+    blip = np.sin(2 * math.pi * 1000 * np.arange(blip_n) / rate) * np.exp(-np.arange(blip_n) / 200)
+    for beat in range(int(seconds * bpm / 60)):
+        start = int(beat * 60 / bpm * rate)
+        if start + blip_n <= len(samples):
+            samples[start : start + blip_n] += blip * (1.0 if beat % 4 == 0 else 0.6)
+    return samples
+
+
+def cadence(tonic: int, minor: bool, seconds: float, rate: int = 22050) -> np.ndarray:
+    """Chords I-IV-V-I (i-iv-V-i in minor) over a bass, twice, in the key `tonic` semitones
+    above C: audio whose key is known. Each note has its first three harmonics and decays."""
+    third = 3 if minor else 4
+    chords = [(0, third, 7), (5, 5 + third, 12), (7, 11, 14), (0, third, 7)] * 2
+    length = int(seconds / len(chords) * rate)
+    t = np.arange(length) / rate
+
+    def note(midi: int) -> np.ndarray:
+        freq = 440 * 2 ** ((midi - 69) / 12)
+        harmonics = sum(np.sin(2 * math.pi * freq * h * t) / h for h in (1, 2, 3))
+        return np.asarray(harmonics * np.exp(-t * 1.5))
+
+    parts = [sum(note(60 + tonic + n) for n in c) + note(48 + tonic + c[0]) for c in chords]
+    samples = np.concatenate(parts).astype(np.float32)
+    return np.asarray(0.5 * samples / np.abs(samples).max(), dtype=np.float32)
+
+
+def wav_of(samples: np.ndarray, rate: int) -> bytes:
+    """`samples` (mono float in [-1, 1]) as a 16-bit WAV."""
+    import wave
+
+    pcm = (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm)
+    return buffer.getvalue()

@@ -20,9 +20,12 @@ from gateway.jobs.model import JobForm
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.stores import open_job_store
 from gateway.jobs.webhook import Webhooks
+from gateway.judge.model import AnalysisForm
+from gateway.judge.service import Judge
 from gateway.protocol import BRIEF_FIELD_CHARS, ComposeForm, DescribeForm, GenerateForm
 from gateway.replicas import ReplicaPool
 from gateway.request import DurationLimits, MusicRequests
+from gateway.routes import analyze as analyze_routes
 from gateway.routes import jobs as jobs_routes
 from gateway.routes import models as models_routes
 from gateway.routes import music as music_routes
@@ -139,6 +142,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 generator=generator,
                 capacity=Capacity(settings.max_concurrent),
                 jobs=Jobs(store, runner, webhooks),
+                judge=Judge(settings.judge_threads, settings.analyze_max_seconds),
             )
 
     async def readiness() -> str | None:
@@ -162,7 +166,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
     guarded = APIRouter(  # API key and rate limit first: every route may answer these
         dependencies=[Depends(access)], responses=error_responses(401, 403, 429)
     )
-    for routes in (music_routes, models_routes, jobs_routes):
+    for routes in (music_routes, models_routes, jobs_routes, analyze_routes):
         guarded.include_router(routes.router)
     app = build_service_app(
         title="WeaveWave",
@@ -182,5 +186,5 @@ def create_app(settings: GatewaySettings) -> FastAPI:
             expose_headers=["*"],
         )
     mount_studio(app)
-    install_openapi(app, [GenerateForm, DescribeForm, ComposeForm, JobForm])
+    install_openapi(app, [GenerateForm, DescribeForm, ComposeForm, JobForm, AnalysisForm])
     return app

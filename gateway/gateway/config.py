@@ -57,6 +57,12 @@ class GatewaySettings(ServiceSettings):
         description="Longest audio a request may ask for (a composer's own may be lower).",
     )
     default_duration_s: float = Field(10.0, gt=0, description="Duration when none is given.")
+    analyze_max_seconds: float = Field(
+        600.0, gt=0, description="Longest audio `/analyze` measures, s (longer: 413)."
+    )
+    judge_threads: int = Field(
+        2, ge=1, description="Audio measured at once (each takes a core for ~1 s a minute)."
+    )
     duck_depth_db: float = Field(
         -12.0,
         ge=-60,

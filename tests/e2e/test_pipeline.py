@@ -18,7 +18,15 @@ import pytest
 from tests.e2e.browser import studio_page
 from tests.e2e.conftest import Stack
 from tests.e2e.jobs import submit, wait_for
-from tests.media_factory import image_bytes, scene_video_bytes, video_bytes, wav_bytes
+from tests.media_factory import (
+    cadence,
+    click_track,
+    image_bytes,
+    scene_video_bytes,
+    video_bytes,
+    wav_bytes,
+    wav_of,
+)
 from tests.metrics import metric, still_for, total
 from weavewave_common.protocol import MusicBrief
 
@@ -155,6 +163,15 @@ def test_a_video_with_cuts_is_scored_in_sections_that_change_on_them(stack: Stac
     assert unknown.status_code == 422 and unknown.json()["error"]["code"] == "invalid_input"
     short = post(stack, "/generate", {"duration": 5}, files)  # the music ends before a cut
     assert short.status_code == 200 and "x-sections" not in short.headers
+
+
+def test_analyze_measures_a_take_through_the_gateway(stack: Stack) -> None:
+    take = cadence(9, True, 8) + click_track(100, 8)  # A minor, 100 BPM
+    files: Files = [("audio", ("take.wav", wav_of(take, 22050), "audio/wav"))]
+    answer = post(stack, "/analyze", {"tempo_bpm": 100, "key": "A minor"}, files)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["key"]["agreement"] == "match"
+    assert answer.json()["tempo"]["agreement"] in ("match", "double", "half")
 
 
 def test_everything_at_once(stack: Stack) -> None:

@@ -12,6 +12,7 @@ from gateway.generate import Generator
 from gateway.jobs.runner import JobRunner
 from gateway.jobs.store import JobStore
 from gateway.jobs.webhook import Webhooks
+from gateway.judge.service import Judge
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class GatewayState(TypedDict):
     generator: Generator
     capacity: Capacity
     jobs: Jobs
+    judge: Judge
 
 
 def get_generator(request: Request) -> Generator:
@@ -50,3 +52,11 @@ def get_jobs(request: Request) -> Jobs:
 
 
 JobsDep = Annotated[Jobs, Depends(get_jobs)]
+
+
+def get_judge(request: Request) -> Judge:
+    judge: Judge = request.state.judge
+    return judge
+
+
+JudgeDep = Annotated[Judge, Depends(get_judge)]
