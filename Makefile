@@ -13,7 +13,7 @@ RELIABILITY := tests/e2e/test_hostile.py tests/e2e/test_faults.py tests/e2e/test
 TEST_ENV := HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 OMP_NUM_THREADS=1 TOKENIZERS_PARALLELISM=false \
 	VLLM_NO_USAGE_STATS=1 VLLM_CPU_OMP_THREADS_BIND=nobind VLLM_CPU_KVCACHE_SPACE=1
 
-.PHONY: help demo up install test test-fast docs docs-check test-reliability lint typecheck k8s-tools tiny-models bench-video bench-scoring bench-composer bench-engine bench-diffusion bench-gateway clean
+.PHONY: help demo up install test test-fast docs docs-check test-reliability lint typecheck k8s-tools tiny-models bench-video bench-scoring bench-judge bench-composer bench-engine bench-diffusion bench-gateway clean
 
 help:
 	@echo "make demo         run the whole pipeline on this machine and write out/demo.wav"
@@ -32,6 +32,7 @@ help:
 	@echo "make bench-gateway   gateway cost: latency vs direct calls, memory during a 500 MB upload"
 	@echo "make bench-video  video sampling benchmark, one core (seek-based vs decode-all)"
 	@echo "make bench-scoring   a video scored in sections: cuts found, boundaries, speech ducking"
+	@echo "make bench-judge  the judge: CPU per audio minute, tempo and key on known answers"
 	@echo "make clean        remove environments, caches and built models"
 
 demo: install
@@ -115,6 +116,9 @@ bench-scoring: install
 	$(TEST_ENV) taskset -c 0 $(VENV)/captioner/bin/python bench/scene_cuts.py $(BENCH_ARGS)
 	$(TEST_ENV) $(VENV)/composer/bin/python bench/section_boundaries.py
 	$(TEST_ENV) $(VENV)/gateway/bin/python bench/ducking.py
+
+bench-judge: install
+	$(TEST_ENV) PYTHONPATH=gateway taskset -c 0 $(VENV)/gateway/bin/python bench/judge.py
 
 bench-engine: install
 	$(TEST_ENV) $(VENV)/composer/bin/python bench/engine_staggered.py $(BENCH_ARGS)
