@@ -126,6 +126,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 policy = DestinationPolicy(settings.webhook_allowed_hosts)
                 webhooks = Webhooks(settings.webhook_secret, hooks, policy)
                 stack.push_async_callback(webhooks.drain, WEBHOOK_DRAIN_S)
+            judge = Judge(settings.judge_threads, settings.analyze_max_seconds)
             runner = JobRunner(
                 store,
                 generator,
@@ -135,6 +136,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 webhooks=webhooks,
                 lease_s=settings.job_lease_s,
                 poll_s=settings.job_poll_s,
+                judge=judge,
             )
             await runner.start()
             stack.push_async_callback(runner.stop)
@@ -142,7 +144,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 generator=generator,
                 capacity=Capacity(settings.max_concurrent),
                 jobs=Jobs(store, runner, webhooks),
-                judge=Judge(settings.judge_threads, settings.analyze_max_seconds),
+                judge=judge,
             )
 
     async def readiness() -> str | None:

@@ -46,6 +46,12 @@ def test_a_job_runs_to_done_with_its_brief_and_audio(gateway: str) -> None:
         "fraction": 1.0,
     }
     assert done["brief"]["description"] and done["brief"]["media"]["images"]
+    # the judge measured it against what was asked (a tiny model's noise: no beat or key to
+    # expect, but its length, level and flaws are measured)
+    analysis = done["analysis"]
+    assert analysis["duration_s"] == pytest.approx(2.0, abs=0.02)
+    assert analysis["duration_error_s"] == pytest.approx(0.0, abs=0.02)
+    assert analysis["flaws"]["silent"] is False and analysis["level"]["integrated_lufs"] < 0
     audio = httpx.get(f"{gateway}{done['audio_url']}", timeout=30)
     assert audio.status_code == 200 and audio.headers["content-type"] == "audio/wav"
     assert seconds_of(audio.content) == pytest.approx(2.0, abs=0.02)

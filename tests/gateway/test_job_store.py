@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import sqlite3
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +17,7 @@ import pytest
 from gateway.jobs.model import JobState
 from gateway.jobs.postgres_store import PostgresJobStore
 from gateway.jobs.sqlite_store import SqliteJobStore
-from gateway.jobs.store import JobRecord, JobStore
+from gateway.jobs.store import JobRecord, JobStore, schema
 from tests.postgres import PostgresServer
 from weavewave_common.errors import ServiceUnavailable
 
@@ -171,3 +172,48 @@ async def test_a_database_that_goes_away_is_a_503_not_a_500(tmp_path: Path) -> N
         await store.get(record.id)
     assert refused.value.code == "jobs_unavailable" and refused.value.retry_after_s
     await store.close()
+
+
+async def test_a_done_jobs_analysis_is_kept(store: JobStore) -> None:
+    (record,) = await queue(store, 1)
+    claimed = await store.claim("runner", 30)
+    assert claimed is not None and claimed.analysis is None
+    claimed.analysis = {"tempo": {"bpm": 120.0}, "flaws": {"silent": False}}
+    claimed.state = JobState.DONE
+    assert await store.save(claimed)
+    kept = await store.get(record.id)
+    assert kept is not None and kept.analysis == claimed.analysis
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+async def test_a_store_from_before_analyses_gains_the_column(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """A jobs file (or database) made before the judge opens, its jobs keep, and analyses
+    save; before, the new column was only in CREATE TABLE, which an existing table skips."""
+    old_schema = schema("REAL" if kind == "sqlite" else "DOUBLE PRECISION")
+    old_schema = old_schema.replace(",\n    analysis TEXT", "")
+    assert "analysis" not in old_schema
+    store: JobStore
+    if kind == "sqlite":
+        with sqlite3.connect(tmp_path / "jobs.sqlite3") as db:
+            db.execute(old_schema)
+        store = SqliteJobStore(tmp_path)
+    else:
+        import psycopg
+
+        server: PostgresServer = request.getfixturevalue("postgres")
+        url = server.create_database(f"old_{uuid.uuid4().hex[:8]}")
+        with psycopg.connect(url) as conn:
+            conn.execute(old_schema)
+        store = await PostgresJobStore.open(url, tmp_path, max_connections=2)
+    try:
+        (record,) = await queue(store, 1)
+        claimed = await store.claim("runner", 30)
+        assert claimed is not None
+        claimed.analysis = {"flaws": {"silent": True}}
+        assert await store.save(claimed)
+        kept = await store.get(record.id)
+        assert kept is not None and kept.analysis == {"flaws": {"silent": True}}
+    finally:
+        await store.close()

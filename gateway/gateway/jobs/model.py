@@ -7,6 +7,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
+from gateway.judge.model import Analysis
 from gateway.protocol import EditedBrief, GenerateForm
 from weavewave_common.protocol import MusicBrief
 
@@ -62,6 +63,11 @@ class Job(BaseModel):
         None,
         description="The brief composed, its sections at the times the audio has them: the "
         "captioner's, or the one sent as `brief` (whole when it was `/describe`'s answer).",
+    )
+    analysis: Analysis | None = Field(
+        None,
+        description="Once done: the judge's measures of the audio (tempo, key, loudness, "
+        "flaws) against the brief's tempo and key and the length asked.",
     )
     error: JobError | None = None
     media_type: str | None = None

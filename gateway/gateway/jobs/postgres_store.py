@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
-from gateway.jobs.store import INDEXES, SqlJobStore, schema
+from gateway.jobs.store import INDEXES, LATER_COLUMNS, SqlJobStore, schema
 from weavewave_common.errors import ServiceUnavailable
 
 POOL_WAIT_S = 10.0
@@ -45,6 +45,8 @@ class PostgresJobStore(SqlJobStore):
             async with pool.connection() as conn, conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK,))
                 await conn.execute(schema("DOUBLE PRECISION"))
+                for column, kind in LATER_COLUMNS.items():
+                    await conn.execute(f"ALTER TABLE jobs ADD COLUMN IF NOT EXISTS {column} {kind}")
                 for index in INDEXES:
                     await conn.execute(index)
         except BaseException:

@@ -22,7 +22,7 @@ from contextlib import suppress
 from dataclasses import replace
 from functools import partial
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from urllib.parse import unquote
 
 import anyio
@@ -33,6 +33,8 @@ from gateway.generate import Generator
 from gateway.jobs.model import JobForm, JobState
 from gateway.jobs.store import JobRecord, JobStore, StoredFile
 from gateway.jobs.webhook import Webhooks
+from gateway.judge.measure import Asked
+from gateway.judge.service import Judge
 from gateway.protocol import BRIEF_HEADER
 from gateway.request import Entry
 from gateway.uploads import FormFile, ParsedForm
@@ -82,8 +84,10 @@ class JobRunner:
         lease_s: float = 30.0,
         poll_s: float = 1.0,
         upstream_retry_s: float = UPSTREAM_RETRY_S,
+        judge: Judge | None = None,
     ) -> None:
         self._store = store
+        self._judge = judge
         self._generator = generator
         self._workers = workers
         self._max_queued = max_queued
@@ -288,6 +292,7 @@ class JobRunner:
             if record.attempts > 1:
                 logger.info("job %s was interrupted; running it again", record.id)
             await self._generate(record)
+            record.analysis = await self._measured(record)
             await self._finish(record, JobState.DONE, None)
         except asyncio.CancelledError:
             if record.id in self._lost:
@@ -338,6 +343,27 @@ class JobRunner:
                 out.close()
         finally:
             await stream.close()
+
+    async def _measured(self, record: JobRecord) -> dict[str, Any] | None:
+        """The judge's measures of the job's audio against its brief (tempo, key) and the
+        length asked; None without a judge, or when the audio cannot be measured (logged: a
+        judge's failure never fails the music)."""
+        if self._judge is None:
+            return None
+        brief = record.brief or {}
+        try:
+            asked = Asked(
+                tempo_bpm=brief.get("tempo_bpm"),
+                key=brief.get("key"),
+                duration_s=_seconds(record.fields.get("duration")),
+            )
+            with self._store.audio_path(record).open("rb") as audio:
+                analysis = await self._judge.analyze(audio, f"job {record.id}", asked)
+        except Exception:
+            logger.warning("job %s: its audio could not be measured", record.id, exc_info=True)
+            return None
+        measured: dict[str, Any] = analysis.model_dump(mode="json")
+        return measured
 
     async def _retry_later(self, record: JobRecord) -> None:
         """Queue the job again after `upstream_retry_s` (time for the composer to come back);
@@ -452,3 +478,11 @@ class JobRunner:
 def _append(out: BinaryIO, chunk: bytes) -> None:
     out.write(chunk)
     out.flush()  # readers follow the file as it grows
+
+
+def _seconds(field: str | None) -> float | None:
+    """A form's `duration` as seconds (None for auto, absent or not a number)."""
+    try:
+        return float(field) if field else None
+    except ValueError:
+        return None

@@ -13,13 +13,14 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from gateway.jobs.store import INDEXES, RUNNING, SqlJobStore, schema, sql_states
+from gateway.jobs.store import INDEXES, LATER_COLUMNS, RUNNING, SqlJobStore, schema, sql_states
 
 _ADDED_COLUMNS = {  # columns later than the first release: added to an older file at open
     "client": "TEXT",
     "owner": "TEXT",
     "lease_until": "REAL NOT NULL DEFAULT 0",
     "cancel_requested": "INTEGER NOT NULL DEFAULT 0",
+    **LATER_COLUMNS,
 }
 
 

@@ -64,6 +64,9 @@ class JobRecord:
     owner: str | None = None
     """The runner holding the job's lease, while it runs."""
     cancel_requested: bool = False
+    analysis: dict[str, Any] | None = None
+    """The judge's measures of the finished audio against the brief (None until done, or
+    when it could not be measured)."""
 
 
 RUNNING = (JobState.DESCRIBING, JobState.COMPOSING)
@@ -134,6 +137,7 @@ COLUMNS = (
     "client",
     "owner",
     "cancel_requested",
+    "analysis",
 )
 _LIST = ", ".join(COLUMNS)
 
@@ -147,8 +151,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     files TEXT NOT NULL, brief TEXT, error TEXT, media_type TEXT, audio_bytes BIGINT NOT NULL,
     duration_s {float_type}, sample_rate INTEGER, channels INTEGER, attempts INTEGER NOT NULL,
     webhook_url TEXT, finished {float_type}, client TEXT, owner TEXT,
-    lease_until {float_type} NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0
+    lease_until {float_type} NOT NULL DEFAULT 0, cancel_requested INTEGER NOT NULL DEFAULT 0,
+    analysis TEXT
 )"""
+
+
+LATER_COLUMNS = {"analysis": "TEXT"}
+"""Columns added since the shared (PostgreSQL) store's first release: added at open."""
 
 
 INDEXES = (
@@ -239,12 +248,14 @@ class SqlJobStore(ABC):
 
     async def save(self, record: JobRecord) -> bool:
         record.updated = time.time()
-        values = _values(record)
-        assignments = ", ".join(f"{c} = ?" for c in COLUMNS[1:] if c != "cancel_requested")
+        by_column = dict(zip(COLUMNS, _values(record), strict=True))
+        saved = [c for c in COLUMNS[1:] if c != "cancel_requested"]  # a cancel is the API's
+        assignments = ", ".join(f"{c} = ?" for c in saved)
+        values = tuple(by_column[c] for c in saved)
         if record.owner is None:
-            fence, params = "owner IS NULL", (*values[1:-1], record.id)
+            fence, params = "owner IS NULL", (*values, record.id)
         else:
-            fence, params = "owner = ?", (*values[1:-1], record.id, record.owner)
+            fence, params = "owner = ?", (*values, record.id, record.owner)
         changed = await self._count(
             f"UPDATE jobs SET {assignments} WHERE id = ? AND {fence}", params
         )
@@ -323,13 +334,14 @@ def _values(r: JobRecord) -> tuple[Any, ...]:
         r.client,
         r.owner,
         int(r.cancel_requested),
+        json.dumps(r.analysis) if r.analysis is not None else None,
     )
 
 
 def _record(row: tuple[Any, ...]) -> JobRecord:
     (id_, kind, state, created, updated, fields, files, brief, error, media_type, audio_bytes,
      duration_s, sample_rate, channels, attempts, webhook_url, finished, client, owner,
-     cancel_requested) = row  # fmt: skip
+     cancel_requested, analysis) = row  # fmt: skip
     return JobRecord(
         id=id_,
         kind=kind,
@@ -351,4 +363,5 @@ def _record(row: tuple[Any, ...]) -> JobRecord:
         client=client,
         owner=owner,
         cancel_requested=bool(cancel_requested),
+        analysis=json.loads(analysis) if analysis else None,
     )

@@ -8,6 +8,7 @@ from pydantic import TypeAdapter
 
 from gateway.jobs.model import Job, JobError, JobProgress, JobState
 from gateway.jobs.store import JobRecord
+from gateway.judge.model import Analysis
 from gateway.protocol import EditedBrief
 from weavewave_common.protocol import MusicBrief
 
@@ -51,6 +52,7 @@ def job_view(record: JobRecord) -> Job:
         updated_at=datetime.fromtimestamp(record.updated, UTC),
         progress=progress_of(record),
         brief=COMPOSED_BRIEF.validate_python(record.brief) if record.brief else None,
+        analysis=Analysis.model_validate(record.analysis) if record.analysis else None,
         error=JobError(**record.error) if record.error else None,
         media_type=record.media_type,
         audio_url=f"/jobs/{record.id}/audio" if has_audio else None,

@@ -282,6 +282,7 @@ async function follow(job) {
       $("download").href = job.audio_url;
       $("download").download = `weavewave-${job.id}.${isVideo ? "mp4" : $("format").value}`;
       $("download").hidden = false;
+      showAnalysis(job.analysis);
       break;
     }
     if (job.state === "failed" || job.state === "cancelled") {
@@ -292,8 +293,27 @@ async function follow(job) {
   $("cancel").hidden = true;
 }
 
+function showAnalysis(analysis) {
+  // The judge's measures of the take, beside what the brief asked (GET /jobs/{id}: analysis).
+  const box = $("analysis");
+  box.textContent = "";
+  box.hidden = !analysis;
+  if (!analysis) return;
+  const agreed = (measure) => (measure.agreement ? ` (${measure.agreement} with ${measure.asked_bpm || measure.asked})` : "");
+  const flaws = Object.entries({ silent: analysis.flaws.silent, clipped: analysis.flaws.clipped, "a stuck loop": analysis.flaws.loop_s })
+    .filter(([, present]) => present).map(([name]) => name);
+  const parts = [
+    analysis.tempo.bpm ? `${analysis.tempo.bpm} BPM${agreed(analysis.tempo)}` : "no steady beat",
+    analysis.key.key ? `${analysis.key.key}${agreed(analysis.key)}` : "no clear key",
+    analysis.level.integrated_lufs !== null ? `${analysis.level.integrated_lufs} LUFS, peak ${analysis.level.true_peak_dbtp} dBTP` : "",
+    flaws.length ? `flawed: ${flaws.join(", ")}` : "no flaw found",
+  ].filter(Boolean);
+  box.textContent = `Measured: ${parts.join(" · ")}`;
+}
+
 async function compose() {
   showError("");
+  showAnalysis(null);
   $("download").hidden = true;
   $("result-video").hidden = true;
   $("player").hidden = false;
