@@ -126,7 +126,9 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 policy = DestinationPolicy(settings.webhook_allowed_hosts)
                 webhooks = Webhooks(settings.webhook_secret, hooks, policy)
                 stack.push_async_callback(webhooks.drain, WEBHOOK_DRAIN_S)
-            judge = Judge(settings.judge_threads, settings.analyze_max_seconds)
+            judge = Judge(
+                settings.judge_threads, settings.analyze_max_seconds, settings.judge_weights
+            )
             runner = JobRunner(
                 store,
                 generator,

@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import NoDecode, SettingsConfigDict
 
+from gateway.judge.weights import DEFAULT_WEIGHTS
 from weavewave_common.settings import ServiceSettings
 
 CommaList = Annotated[list[str], NoDecode]
@@ -63,6 +64,23 @@ class GatewaySettings(ServiceSettings):
     judge_threads: int = Field(
         2, ge=1, description="Audio measured at once (each takes a core for ~1 s a minute)."
     )
+    judge_weights: dict[str, float] = Field(
+        default_factory=lambda: dict(DEFAULT_WEIGHTS),
+        description="The judge's score: each part's weight (JSON: tempo, key, duration, "
+        "cleanliness).",
+    )
+
+    @field_validator("judge_weights")
+    @classmethod
+    def _known_parts(cls, weights: dict[str, float]) -> dict[str, float]:
+        unknown = set(weights) - set(DEFAULT_WEIGHTS)
+        if unknown or any(w < 0 for w in weights.values()) or not any(weights.values()):
+            raise ValueError(
+                f"weights of {sorted(DEFAULT_WEIGHTS)}, none negative, not all zero "
+                f"(unknown: {sorted(unknown)})"
+            )
+        return weights
+
     duck_depth_db: float = Field(
         -12.0,
         ge=-60,

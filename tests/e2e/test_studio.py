@@ -43,7 +43,7 @@ def test_picture_and_words_to_music_that_plays_and_downloads(page: Any, tmp_path
     assert page.evaluate("document.querySelector('#player').duration") == pytest.approx(3, abs=0.05)
     assert page.input_value("#description")
     assert page.inner_text("#status").startswith("done")
-    assert page.inner_text("#analysis").startswith("Measured: ")  # the judge's, under it
+    assert page.inner_text("#analysis").startswith("Measured: fit ")  # the judge's, under it
     assert "LUFS" in page.inner_text("#analysis")
     page.screenshot(path=str(SHOTS / "studio-done.png"), full_page=True)
     _, _, seconds = downloaded(page, tmp_path)

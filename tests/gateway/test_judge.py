@@ -111,6 +111,8 @@ def test_analyze_measures_an_upload_against_what_was_asked(client: TestClient) -
     assert analysis["key"] == {**analysis["key"], "key": "A minor", "agreement": "match"}
     assert analysis["duration_error_s"] == pytest.approx(2.0, abs=0.01)
     assert analysis["flaws"]["silent"] is False and analysis["level"]["integrated_lufs"] < 0
+    assert set(analysis["score_parts"]) == {"tempo", "key", "duration", "cleanliness"}
+    assert analysis["score_parts"]["key"] == 1.0 and 0 < analysis["score"] <= 1
 
 
 def test_analyze_refuses_what_it_cannot_measure(client: TestClient) -> None:
@@ -123,3 +125,24 @@ def test_analyze_refuses_what_it_cannot_measure(client: TestClient) -> None:
     assert bad.status_code == 422
     garbage = client.post("/analyze", files={"audio": ("x.wav", b"not audio", "audio/wav")})
     assert garbage.status_code in (415, 422) and "error" in garbage.json()
+
+
+def test_the_score_weighs_what_was_asked() -> None:
+    noise = 0.1 * np.random.default_rng(1).standard_normal(8 * RATE)  # no exact repeat: no loop
+    take = (cadence(0, False, 8, RATE) + noise).astype(np.float32)[None]  # C major
+    right = measure(take, RATE, Asked(key="C major", duration_s=8))
+    wrong = measure(take, RATE, Asked(key="F# minor", duration_s=8))
+    assert right.score_parts == {"key": 1.0, "duration": 1.0, "cleanliness": 1.0}
+    assert right.score == 1.0 and wrong.score_parts["key"] == 0.0
+    assert wrong.score == pytest.approx((0.5 + 1.0) / 2.5, abs=0.001)  # key weighs 1 of 2.5
+    only_key = measure(take, RATE, Asked(key="F# minor"), {"key": 1.0, "cleanliness": 0.0})
+    assert only_key.score == 0.0
+    silent = measure(np.zeros((1, 4 * RATE), np.float32), RATE, Asked(key="C major"))
+    assert silent.score == 0.0
+
+
+def test_weights_name_known_parts_only() -> None:
+    with pytest.raises(ValueError, match="weights"):
+        GatewaySettings(judge_weights={"loudness": 1.0})
+    with pytest.raises(ValueError, match="weights"):
+        GatewaySettings(judge_weights={"tempo": 0.0, "key": 0.0})

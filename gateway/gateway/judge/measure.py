@@ -13,7 +13,9 @@ import numpy.typing as npt
 from gateway.judge.flaws import CLIPPED_SHARE, clipped_share, is_silent, loop_period, rms_dbfs
 from gateway.judge.model import Analysis, Flaws, KeyMeasure, LevelMeasure, TempoMeasure
 from gateway.judge.rhythm import Tempo, tempo_agreement, tempo_of
+from gateway.judge.score import score, score_parts
 from gateway.judge.tonality import KeyEstimate, key_agreement, key_of, parse_key
+from gateway.judge.weights import DEFAULT_WEIGHTS
 from weavewave_common.loudness import loudness, true_peaks
 
 MIR_RATE = 22050
@@ -28,14 +30,20 @@ class Asked:
     duration_s: float | None = None
 
 
-def measure(samples: npt.NDArray[np.float32], rate: int, asked: Asked) -> Analysis:
-    """`samples` [C, N] at `rate`: tempo, key, level and flaws, each beside what was asked."""
+def measure(
+    samples: npt.NDArray[np.float32],
+    rate: int,
+    asked: Asked,
+    weights: dict[str, float] | None = None,
+) -> Analysis:
+    """`samples` [C, N] at `rate`: tempo, key, level and flaws, each beside what was asked,
+    and the score they add up to (`weights`: by default `score.DEFAULT_WEIGHTS`)."""
     started = time.thread_time()
     mono = librosa.resample(samples.mean(axis=0), orig_sr=rate, target_sr=MIR_RATE)
     silent = is_silent(samples)
     duration = samples.shape[1] / rate
     share = clipped_share(samples)
-    return Analysis(
+    measured = Analysis(
         duration_s=round(duration, 3),
         asked_duration_s=asked.duration_s,
         duration_error_s=round(duration - asked.duration_s, 3) if asked.duration_s else None,
@@ -48,7 +56,14 @@ def measure(samples: npt.NDArray[np.float32], rate: int, asked: Asked) -> Analys
             clipped_share=round(share, 6),
             loop_s=None if silent else loop_period(mono, MIR_RATE),
         ),
-        seconds_taken=round(time.thread_time() - started, 3),
+        seconds_taken=0.0,
+    )
+    return measured.model_copy(
+        update={
+            "score": score(measured, weights or DEFAULT_WEIGHTS),
+            "score_parts": score_parts(measured),
+            "seconds_taken": round(time.thread_time() - started, 3),
+        }
     )
 
 

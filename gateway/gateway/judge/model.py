@@ -67,4 +67,16 @@ class Analysis(BaseModel):
     key: KeyMeasure
     level: LevelMeasure
     flaws: Flaws
+    score: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="How well it fits what was asked, 0..1: the weighted mean of `score_parts` "
+        "(GATEWAY_JUDGE_WEIGHTS); 0 for silence.",
+    )
+    score_parts: dict[str, float] = Field(
+        default_factory=dict,
+        description="Each part's credit, 0..1: `tempo` and `key` (when asked), `duration` (when "
+        "a length was asked), `cleanliness` (clipping and a stuck loop cost).",
+    )
     seconds_taken: float = Field(description="CPU seconds the measures took.")

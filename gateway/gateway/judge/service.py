@@ -22,9 +22,12 @@ JUDGE_RATE = 44100
 
 
 class Judge:
-    def __init__(self, threads: int, max_seconds: float) -> None:
+    def __init__(
+        self, threads: int, max_seconds: float, weights: dict[str, float] | None = None
+    ) -> None:
         self._threads = CapacityLimiter(threads)
         self.max_seconds = max_seconds
+        self._weights = weights
 
     async def analyze(self, file: BinaryIO, filename: str | None, asked: Asked) -> Analysis:
         """Decode `file` (at most `max_seconds`, else 413) and measure it."""
@@ -39,4 +42,4 @@ class Judge:
                 f"audio: longer than the {self.max_seconds:.0f} s the judge measures.",
                 code="audio_too_long",
             )
-        return measure(decoded.samples, decoded.sample_rate, asked)
+        return measure(decoded.samples, decoded.sample_rate, asked, self._weights)

@@ -308,7 +308,7 @@ function showAnalysis(analysis) {
     analysis.level.integrated_lufs !== null ? `${analysis.level.integrated_lufs} LUFS, peak ${analysis.level.true_peak_dbtp} dBTP` : "",
     flaws.length ? `flawed: ${flaws.join(", ")}` : "no flaw found",
   ].filter(Boolean);
-  box.textContent = `Measured: ${parts.join(" · ")}`;
+  box.textContent = `Measured: fit ${Math.round(analysis.score * 100)} % · ${parts.join(" · ")}`;
 }
 
 async function compose() {
