@@ -35,3 +35,11 @@ JOB_SECONDS = Histogram(
     buckets=(1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
 )
 JOBS_QUEUED = Gauge("gateway_jobs_queued", "Jobs waiting to run (all replicas), as last seen.")
+JUDGE_SECONDS = Histogram(
+    "gateway_judge_cpu_seconds",
+    "CPU time the judge took to measure one piece of audio (/analyze, a finished job).",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+JUDGED_AUDIO_SECONDS = Counter(
+    "gateway_judged_audio_seconds_total", "Seconds of audio the judge measured."
+)

@@ -113,6 +113,11 @@ def test_analyze_measures_an_upload_against_what_was_asked(client: TestClient) -
     assert analysis["flaws"]["silent"] is False and analysis["level"]["integrated_lufs"] < 0
     assert set(analysis["score_parts"]) == {"tempo", "key", "duration", "cleanliness"}
     assert analysis["score_parts"]["key"] == 1.0 and 0 < analysis["score"] <= 1
+    exported = dict(  # the judge's cost, per audio measured
+        line.rsplit(" ", 1) for line in client.get("/metrics").text.splitlines() if line[:1] != "#"
+    )
+    assert float(exported["gateway_judge_cpu_seconds_count"]) >= 1
+    assert float(exported["gateway_judged_audio_seconds_total"]) >= 12
 
 
 def test_analyze_refuses_what_it_cannot_measure(client: TestClient) -> None:

@@ -12,6 +12,7 @@ from typing import BinaryIO
 import anyio
 from anyio import CapacityLimiter
 
+from gateway import metrics
 from gateway.judge.measure import Asked, measure
 from gateway.judge.model import Analysis
 from weavewave_common.audio import decode_audio
@@ -42,4 +43,7 @@ class Judge:
                 f"audio: longer than the {self.max_seconds:.0f} s the judge measures.",
                 code="audio_too_long",
             )
-        return measure(decoded.samples, decoded.sample_rate, asked, self._weights)
+        analysis = measure(decoded.samples, decoded.sample_rate, asked, self._weights)
+        metrics.JUDGE_SECONDS.observe(analysis.seconds_taken)
+        metrics.JUDGED_AUDIO_SECONDS.inc(analysis.duration_s)
+        return analysis
