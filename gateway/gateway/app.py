@@ -138,7 +138,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 webhooks=webhooks,
                 lease_s=settings.job_lease_s,
                 poll_s=settings.job_poll_s,
-                judge=judge,
+                judge=judge if settings.judge_jobs else None,
             )
             await runner.start()
             stack.push_async_callback(runner.stop)
@@ -146,7 +146,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 generator=generator,
                 capacity=Capacity(settings.max_concurrent),
                 jobs=Jobs(store, runner, webhooks),
-                judge=judge,
+                judge=judge if settings.judge_jobs else None,
             )
 
     async def readiness() -> str | None:

@@ -64,6 +64,11 @@ class GatewaySettings(ServiceSettings):
     judge_threads: int = Field(
         2, ge=1, description="Audio measured at once (each takes a core for ~1 s a minute)."
     )
+    judge_jobs: bool = Field(
+        True,
+        description="Measure every finished job's audio (its `analysis`); the first measure "
+        "in a process loads librosa's compiled kernels (seconds of CPU, once).",
+    )
     judge_weights: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_WEIGHTS),
         description="The judge's score: each part's weight (JSON: tempo, key, duration, "

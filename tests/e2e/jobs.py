@@ -30,6 +30,7 @@ def jobs_gateway(
         "GATEWAY_CAPTIONER_URL": stack.captioner.url,
         "GATEWAY_COMPOSER_URL": stack.composer.url,
         "GATEWAY_JOBS_DIR": str(jobs_dir),
+        "GATEWAY_JUDGE_JOBS": "false",  # seconds of kernel loading a process: where it is tested
         **env,
     }
     log = stack.logs / f"gateway-jobs-{port}.log"

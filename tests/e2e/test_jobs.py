@@ -30,7 +30,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.timeout(600)]
 
 @pytest.fixture(scope="module")
 def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with jobs_gateway(stack, tmp_path_factory.mktemp("jobs")) as running:
+    with jobs_gateway(stack, tmp_path_factory.mktemp("jobs"), GATEWAY_JUDGE_JOBS="true") as running:
         yield running.url
 
 
