@@ -146,7 +146,7 @@ def create_app(settings: GatewaySettings) -> FastAPI:
                 generator=generator,
                 capacity=Capacity(settings.max_concurrent),
                 jobs=Jobs(store, runner, webhooks),
-                judge=judge if settings.judge_jobs else None,
+                judge=judge,
             )
 
     async def readiness() -> str | None:

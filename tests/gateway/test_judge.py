@@ -95,6 +95,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TestClient]:
         composer_url="http://127.0.0.1:9",
         jobs_dir=str(tmp_path_factory.mktemp("jobs")),
         analyze_max_seconds=20,
+        judge_jobs=False,  # /analyze serves whether or not jobs are judged
     )
     with TestClient(create_app(settings)) as test_client:
         yield test_client
